@@ -1,0 +1,7 @@
+"""``python -m rsfm``: the same as the ``rsfm`` console script."""
+
+import sys
+
+from rsfm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``rsfm`` CLI (see :mod:`rsfm.cli`)."""
