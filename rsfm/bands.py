@@ -8,9 +8,10 @@ Names resolve in this order:
 
 1. ``"sensor:name"`` (e.g. ``"landsat8:B5"``) picks that sensor's band;
 2. a common name (``"RED"``) gives the generic band of that name;
-3. a sensor-specific name or alias (``"B8A"``, ``"B02"``) is looked up in every sensor; when the
-   sensors disagree on what it measures (``B5`` is red-edge on Sentinel-2 but NIR on Landsat 8),
-   the name is ambiguous and must be qualified.
+3. a sensor-specific name or alias (``"B8A"``, ``"B02"``) is looked up in the ``sensor`` argument
+   when given, else in every sensor in this order: Sentinel-2, Landsat 8, HLS, Sentinel-1, NAIP,
+   RGB. So bare ``"B5"`` is Sentinel-2's red edge; Landsat users write ``"landsat8:B5"``, pass
+   ``sensor="landsat8"``, or use the common name ``"NIR_NARROW"``.
 """
 
 from __future__ import annotations
@@ -247,13 +248,6 @@ def get_band(name: str | Band, sensor: str | None = None) -> Band:
         raise BandError(
             f"Unknown band {name!r}.{hint} Use a common name (BLUE, NIR_NARROW, SWIR_1, VV...), "
             f"a sensor band (B8A), or 'sensor:band' (landsat8:B5)."
-        )
-    roles = {b.common_name for b in candidates}
-    if len(roles) > 1:
-        options = ", ".join(f"{b.qualified_name} ({b.common_name})" for b in candidates)
-        raise BandError(
-            f"Band {name!r} is ambiguous: {options}. Qualify it as 'sensor:{name}' or use the "
-            f"common name."
         )
     return candidates[0]
 

@@ -1,0 +1,183 @@
+"""What every rsfm dataset shares: the sample format, label handling options and the report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rsfm.data.labels import map_label_values
+from rsfm.data.normalize import Normalizer
+from rsfm.data.reader import ImageReader
+from rsfm.errors import ConfigError
+
+__all__ = ["TASKS", "DataReport", "GeoDataset"]
+
+log = logging.getLogger(__name__)
+
+TASKS = ("segmentation", "detection", "none")
+
+
+@dataclass
+class DataReport:
+    """Counts a dataset collects while it is built and read (per process: DataLoader workers
+    keep their own copy, so read-time counts are complete with ``num_workers=0`` or after
+    :meth:`GeoDataset.check_labels`).
+
+    Attributes:
+        skipped_nodata: Tiles/chips dropped because every pixel is nodata.
+        skipped_items: Their names (file, or file@window).
+        out_of_range_pixels: Label pixels outside the declared classes (set to ignore_index).
+        unknown_color_pixels: Colour-mask pixels whose colour is not in the colour table.
+    """
+
+    skipped_nodata: int = 0
+    skipped_items: list[str] = field(default_factory=list)
+    out_of_range_pixels: int = 0
+    unknown_color_pixels: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for logs and YAML)."""
+        return {
+            "skipped_nodata": self.skipped_nodata,
+            "skipped_items": list(self.skipped_items),
+            "out_of_range_pixels": self.out_of_range_pixels,
+            "unknown_color_pixels": self.unknown_color_pixels,
+        }
+
+
+class GeoDataset(Dataset):
+    """Base of :class:`~rsfm.data.chips.ChipDataset` and :class:`~rsfm.data.scenes.SceneDataset`.
+
+    Subclasses set ``self.items`` and implement ``_load(i) -> (image, bad, target, meta)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str = "segmentation",
+        classes: Sequence[str] | None = None,
+        bands: Sequence[str | int] | None = None,
+        file_bands: Sequence[str] | None = None,
+        sensor: str | None = None,
+        nodata: float | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        value_scale: float = 1.0,
+        normalize: str | None = None,
+        indices: Sequence[str] = (),
+        ignore_index: int = -1,
+        label_map: Mapping[int, int] | None = None,
+        label_ignore_values: Sequence[int] = (),
+        on_invalid_label: str = "warn",
+        transforms: Callable[[dict], dict] | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise ConfigError(f"task {task!r} is not one of {list(TASKS)}.")
+        if on_invalid_label not in ("warn", "error", "ignore"):
+            raise ConfigError(
+                f"on_invalid_label {on_invalid_label!r} is not one of ['warn', 'error', 'ignore']."
+            )
+        self.task = task
+        self.classes = list(classes) if classes is not None else None
+        self.ignore_index = int(ignore_index)
+        self.label_map = dict(label_map) if label_map else None
+        self.label_ignore_values = tuple(label_ignore_values)
+        self.on_invalid_label = on_invalid_label
+        self.transforms = transforms
+        self.reader = ImageReader(
+            bands=bands, file_bands=file_bands, sensor=sensor, nodata=nodata,
+            normalizer=Normalizer(normalize, mean, std, value_scale), indices=indices,
+        )
+        self.report = DataReport()
+        self.items: list[Any] = []
+
+    # -- public attributes other modules rely on
+    @property
+    def bands(self) -> list[str]:
+        """Names of the image channels (selected bands, then spectral indices)."""
+        return list(self.reader.band_names or [])
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The :class:`DataReport` as a dict (skipped all-nodata tiles, bad label counts)."""
+        return self.report.as_dict()
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes (``None`` when ``classes`` was not given)."""
+        return len(self.classes) if self.classes is not None else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    # -- helpers for subclasses
+    def _map_mask(self, raw: np.ndarray, bad: np.ndarray | None, source: str) -> np.ndarray:
+        if self.classes is None:
+            raise ConfigError("Segmentation labels need classes=[...] (names, index = class id).")
+        mask, n_bad = map_label_values(
+            raw, len(self.classes), self.ignore_index, self.label_map, self.label_ignore_values,
+            self.on_invalid_label, source,
+        )
+        self.report.out_of_range_pixels += n_bad
+        if bad is not None:
+            mask[bad] = self.ignore_index
+        return mask
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image, _bad, target, meta = self._load(index % len(self))
+        sample: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(image))}
+        for key, value in target.items():
+            sample[key] = torch.from_numpy(np.ascontiguousarray(value))
+        sample["meta"] = meta
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def check_labels(self) -> dict[str, Any]:
+        """Read every target once (no images) and return the report with label counts.
+
+        Use before training to see out-of-range label values that DataLoader workers would
+        otherwise count in their own copies.
+        """
+        self.report.out_of_range_pixels = 0
+        self.report.unknown_color_pixels = 0
+        for i in range(len(self)):
+            self.read_target(i)
+        return self.stats
+
+    def read_target(self, index: int) -> dict[str, np.ndarray]:
+        """The target of sample ``index`` (mask or boxes/labels) without reading the image."""
+        raise NotImplementedError
+
+    def footprint(self, index: int) -> tuple[float, float, float, float] | None:
+        """Map bounds (left, bottom, right, top) of sample ``index``; ``None`` if not georeferenced."""
+        raise NotImplementedError
+
+    def crs_of(self, index: int) -> Any:
+        """CRS of sample ``index`` (``None`` when not georeferenced)."""
+        raise NotImplementedError
+
+
+def window_meta(path: str, col: int, row: int, width: int, height: int, info: Any) -> dict:
+    """The ``meta`` entry of a sample: plain strings/tensors that ``default_collate`` stacks."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as win_transform
+
+    t = win_transform(Window(col, row, width, height), info.transform)
+    return {
+        "path": str(path),
+        "window": torch.tensor([col, row, width, height], dtype=torch.int64),
+        "transform": torch.tensor([t.a, t.b, t.c, t.d, t.e, t.f], dtype=torch.float64),
+        "crs": info.crs.to_string() if info.crs is not None else "",
+    }

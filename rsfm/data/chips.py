@@ -1,0 +1,308 @@
+"""Chip folders: ``images/*.tif`` + ``labels/*.tif`` (or PNG/JPEG, VOC XML, YOLO txt, one COCO
+JSON), paired by file name, or listed in a manifest CSV, optionally filtered by a split file.
+
+This is what ArcGIS "Export Training Data" and most public datasets give.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsfm.data.base import GeoDataset, window_meta
+from rsfm.data.labels import apply_color_map, read_coco, read_voc, read_yolo
+from rsfm.data.rasters import check_same_grid, inspect_raster, read_window
+from rsfm.errors import ConfigError, DataError
+
+__all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
+_LABEL_SUFFIXES = {"raster": IMAGE_SUFFIXES, "voc": (".xml",), "yolo": (".txt",)}
+
+PathLike = str | Path
+
+
+def list_images(folder: PathLike) -> list[Path]:
+    """Raster files directly in ``folder`` (sorted by name).
+
+    Raises:
+        DataError: Missing folder, or no raster files in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Image folder not found: '{folder}'.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in '{folder}'.")
+    return files
+
+
+def _key(path: Path, suffix: str) -> str:
+    stem = path.stem
+    if suffix and stem.endswith(suffix):
+        stem = stem[: -len(suffix)]
+    return stem
+
+
+def _read_split_file(path: PathLike) -> set[str]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Split file not found: '{path}'.")
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.strip().split(",")[0].strip()
+        if line and not line.startswith("#"):
+            names.add(Path(line).name)
+            names.add(Path(line).stem)
+    return names
+
+
+class ChipDataset(GeoDataset):
+    """Image chips with per-chip labels.
+
+    Build it from folders (pairing by name), from a manifest CSV, or from explicit lists::
+
+        ChipDataset("S1Hand", "LabelHand", image_suffix="_S1Hand", label_suffix="_LabelHand",
+                    classes=["dry", "water"], bands=["VV", "VH"], label_ignore_values=[-1])
+        ChipDataset("images", "masks", color_map={"#3C1098": 0, ...}, classes=[...])
+        ChipDataset("images", "annotations", task="detection", classes=["Tree"])  # VOC XML
+        ChipDataset("images", "coco.json", task="detection")                      # COCO
+
+    Args:
+        images: Image folder, list of files, or list of lists of files (time series, in time
+            order: the image is then ``(C, T, H, W)``). Optional with ``manifest``.
+        labels: Label folder, list of files (parallel to ``images``), or a COCO JSON file.
+        task: ``"segmentation"``, ``"detection"`` or ``"none"`` (images only, e.g. for stats).
+        manifest: CSV with an ``image`` column (``;`` separates time steps), optional ``label``
+            and ``split`` columns; relative paths are relative to the CSV.
+        split: Keep only manifest rows whose ``split`` equals this, or the names in ``split_file``.
+        split_file: Text file listing chip names (file names or stems, one per line) to keep.
+        image_suffix, label_suffix: Stem endings removed before pairing (``"_S1Hand"``).
+        label_format: ``"raster"``, ``"voc"``, ``"yolo"`` or ``"coco"``; guessed when ``None``.
+        color_map: Colour (``"#RRGGBB"`` or RGB triple) -> class id for colour-coded masks.
+        skip_nodata: Drop chips whose pixels are all nodata (counted in ``stats``).
+        **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`
+            (``classes``, ``bands``, ``file_bands``, ``sensor``, ``nodata``, ``mean``, ``std``,
+            ``value_scale``, ``normalize``, ``indices``, ``ignore_index``, ``label_map``,
+            ``label_ignore_values``, ``on_invalid_label``, ``transforms``).
+
+    Raises:
+        DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset.
+        BandError: Requested bands not in a file.
+        ConfigError: Inconsistent arguments.
+    """
+
+    def __init__(
+        self,
+        images: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]] | None = None,
+        labels: PathLike | Sequence[PathLike] | None = None,
+        *,
+        task: str = "segmentation",
+        manifest: PathLike | None = None,
+        split: str | None = None,
+        split_file: PathLike | None = None,
+        image_suffix: str = "",
+        label_suffix: str = "",
+        label_format: str | None = None,
+        color_map: Mapping[Any, int] | None = None,
+        skip_nodata: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task=task, **kwargs)
+        self.color_map = dict(color_map) if color_map else None
+        self.label_format = label_format
+        self._coco: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        pairs = self._collect(images, labels, manifest, split, split_file, image_suffix,
+                              label_suffix)
+        self._validate(pairs, skip_nodata)
+
+    # ------------------------------------------------------------------ construction
+    def _collect(self, images, labels, manifest, split, split_file, image_suffix, label_suffix):
+        if manifest is not None:
+            pairs = self._from_manifest(Path(manifest), split)
+        else:
+            if images is None:
+                raise ConfigError("ChipDataset needs images=... (a folder or a list) or manifest=.")
+            image_items: list[list[Path]]
+            if isinstance(images, (str, Path)):
+                image_items = [[p] for p in list_images(images)]
+            else:
+                image_items = [[Path(x)] if isinstance(x, (str, Path)) else [Path(y) for y in x]
+                               for x in images]
+            pairs = self._pair(image_items, labels, image_suffix, label_suffix)
+        if split_file is not None:
+            keep = _read_split_file(split_file)
+            pairs = [(im, lab) for im, lab in pairs
+                     if im[0].name in keep or _key(im[0], image_suffix) in keep
+                     or im[0].stem in keep]
+            if not pairs:
+                raise DataError(f"No image matches a name listed in split file '{split_file}'.")
+        if not pairs:
+            raise DataError("The dataset has no images.")
+        return pairs
+
+    def _from_manifest(self, path: Path, split: str | None):
+        if not path.exists():
+            raise DataError(f"Manifest file not found: '{path}'.")
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or "image" not in rows[0]:
+            raise DataError(f"Manifest '{path}' needs a header with an 'image' column "
+                            f"(and optional 'label', 'split'); got {list(rows[0]) if rows else []}.")
+        if split is not None:
+            if "split" not in rows[0]:
+                raise DataError(f"Manifest '{path}' has no 'split' column to select {split!r}.")
+            rows = [r for r in rows if r["split"].strip() == split]
+        base = path.parent
+        pairs = []
+        for r in rows:
+            ims = [base / p.strip() for p in r["image"].split(";") if p.strip()]
+            lab = r.get("label", "").strip() if self.task != "none" else ""
+            pairs.append((ims, base / lab if lab else None))
+        if self.task != "none" and any(lab is None for _, lab in pairs):
+            raise DataError(f"Manifest '{path}' has rows without a 'label' for task {self.task!r}.")
+        return pairs
+
+    def _pair(self, image_items, labels, image_suffix, label_suffix):
+        if self.task == "none" or labels is None:
+            if self.task != "none":
+                raise ConfigError(f"task {self.task!r} needs labels=...; use task='none' for "
+                                  "images only.")
+            return [(im, None) for im in image_items]
+        if isinstance(labels, (str, Path)) and Path(labels).suffix.lower() == ".json":
+            self.label_format = "coco"
+            names, self._coco = read_coco(labels, self.classes)
+            if self.classes is None:
+                self.classes = names
+            return [(im, Path(labels)) for im in image_items]
+        if isinstance(labels, (str, Path)):
+            folder = Path(labels)
+            if not folder.is_dir():
+                raise DataError(f"Label folder not found: '{folder}'.")
+            fmt = self.label_format
+            suffixes = (_LABEL_SUFFIXES[fmt] if fmt in _LABEL_SUFFIXES else
+                        _LABEL_SUFFIXES["raster"] + (".xml", ".txt"))
+            table: dict[str, Path] = {}
+            for p in sorted(folder.iterdir()):
+                if p.suffix.lower() in suffixes:
+                    table.setdefault(_key(p, label_suffix), p)
+            pairs = []
+            for im in image_items:
+                k = _key(im[0], image_suffix)
+                if k not in table:
+                    raise DataError(
+                        f"No label for image '{im[0]}' in '{folder}' (looked for a file named "
+                        f"'{k}{label_suffix}.*'). Set image_suffix/label_suffix if the names "
+                        "differ by a suffix, or use a manifest."
+                    )
+                pairs.append((im, table[k]))
+            return pairs
+        labels = [Path(p) for p in labels]
+        if len(labels) != len(image_items):
+            raise ConfigError(f"{len(image_items)} images but {len(labels)} labels were given.")
+        return list(zip(image_items, labels))
+
+    def _guess_format(self, label: Path) -> str:
+        if self.label_format:
+            return self.label_format
+        suffix = label.suffix.lower()
+        return {".xml": "voc", ".txt": "yolo", ".json": "coco"}.get(suffix, "raster")
+
+    def _validate(self, pairs, skip_nodata: bool) -> None:
+        for images, label in pairs:
+            for im in images:
+                self.reader.plan(im)  # header, bands, readable
+            info = self.reader.plan(images[0]).info
+            if label is not None:
+                fmt = self._guess_format(label)
+                if self.task == "segmentation" and fmt != "raster":
+                    raise ConfigError(f"Label '{label}' is {fmt} (boxes) but task is segmentation.")
+                if self.task == "detection" and fmt == "raster":
+                    raise ConfigError(f"Label '{label}' is a raster but task is detection; "
+                                      "give VOC XML, YOLO txt, COCO JSON or use SceneDataset "
+                                      "with vector labels.")
+                if fmt == "raster":
+                    linfo = inspect_raster(label)
+                    check_same_grid(info, linfo)
+                    if self.color_map and linfo.count < 3:
+                        raise DataError(f"color_map is set but label '{label}' has {linfo.count} "
+                                        "band(s); colour masks need R, G, B.")
+                elif not label.exists():
+                    raise DataError(f"Label file not found: '{label}'.")
+            if skip_nodata and self._all_nodata(images):
+                self.report.skipped_nodata += 1
+                self.report.skipped_items.append(str(images[0]))
+                continue
+            self.items.append((images, label))
+        if not self.items:
+            raise DataError(
+                f"All {len(pairs)} images are entirely nodata (e.g. '{pairs[0][0][0]}'); check "
+                "the nodata value (nodata=...) and the band selection."
+            )
+
+    def _all_nodata(self, images: list[Path]) -> bool:
+        for im in images:
+            plan = self.reader.plan(im)
+            h, w = plan.info.height, plan.info.width
+            # A decimated read keeps the scan cheap; chips are small, so 1/4 is safe.
+            raw = read_window(im, None, plan.selection.indexes,
+                              out_shape=(max(1, h // 4), max(1, w // 4)))
+            from rsfm.data.rasters import invalid_mask
+
+            if not invalid_mask(raw, plan.nodata)[1].all():
+                return False
+        return True
+
+    # ------------------------------------------------------------------ reading
+    def read_target(self, index: int) -> dict[str, np.ndarray]:
+        images, label = self.items[index]
+        info = self.reader.plan(images[0]).info
+        if self.task == "none" or label is None:
+            return {}
+        fmt = self._guess_format(label)
+        if fmt == "raster":
+            if self.color_map:
+                rgb = read_window(label, None, [1, 2, 3])
+                mask, n_unknown = apply_color_map(rgb, self.color_map, self.ignore_index)
+                self.report.unknown_color_pixels += n_unknown
+                return {"mask": mask}
+            raw = read_window(label, None, [1])[0]
+            return {"mask": self._map_mask(raw, None, str(label))}
+        if fmt == "voc":
+            _, boxes, labels = read_voc(label, self.classes)
+        elif fmt == "yolo":
+            boxes, labels = read_yolo(label, info.width, info.height)
+        else:  # coco
+            entry = self._coco.get(images[0].name) if self._coco is not None else None
+            if entry is None:
+                raise DataError(f"COCO file '{label}' has no image named '{images[0].name}'.")
+            boxes, labels = entry
+        return {"boxes": boxes.astype(np.float32), "labels": labels.astype(np.int64)}
+
+    def _load(self, index: int):
+        images, _label = self.items[index]
+        if len(images) == 1:
+            image, bad = self.reader.read(images[0])
+        else:
+            image, bad = self.reader.read_stack(images)
+        target = self.read_target(index)
+        if "mask" in target:
+            target["mask"][bad] = self.ignore_index
+        info = self.reader.plan(images[0]).info
+        meta = window_meta(str(images[0]), 0, 0, info.width, info.height, info)
+        return image, bad, target, meta
+
+    def footprint(self, index: int) -> tuple[float, float, float, float] | None:
+        info = self.reader.plan(self.items[index][0][0]).info
+        return info.bounds if info.georeferenced else None
+
+    def crs_of(self, index: int) -> Any:
+        return self.reader.plan(self.items[index][0][0]).info.crs
+
+    def names(self) -> list[str]:
+        """File name of each chip (first time step)."""
+        return [im[0].name for im, _ in self.items]

@@ -1,0 +1,388 @@
+"""Open and validate rasters, select bands by name, and read windows lazily.
+
+Every read goes through :func:`get_handle`, which keeps one open rasterio dataset per file *per
+process*: DataLoader workers are forked from the main process, and a GDAL handle must not be shared
+across a fork, so the cache is dropped (and files re-opened) whenever the process id changes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from rsfm.bands import Band, get_band, sensor_bands
+from rsfm.errors import BandError, DataError
+
+__all__ = [
+    "BandSelection",
+    "RasterInfo",
+    "check_same_grid",
+    "get_handle",
+    "inspect_raster",
+    "invalid_mask",
+    "read_window",
+    "select_bands",
+]
+
+_MAX_HANDLES = 64  # chip folders have thousands of files: keep the most recent open only
+_handles: OrderedDict[str, Any] = OrderedDict()
+_handles_pid: int | None = None
+
+
+def _open(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Raster file not found: '{path}'.")
+    if path.is_dir():
+        raise DataError(f"'{path}' is a directory, not a raster file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # PNG/JPEG chips
+            return rasterio.open(path)
+    except RasterioIOError as err:
+        raise DataError(
+            f"Cannot read '{path}' as a raster (not a GeoTIFF/PNG/JPEG GDAL can open, or a "
+            f"truncated/corrupt file): {err}"
+        ) from None
+
+
+def get_handle(path: str | Path) -> Any:
+    """The open rasterio dataset for ``path`` in this process (opened on first use).
+
+    Args:
+        path: Raster file.
+
+    Returns:
+        A ``rasterio.DatasetReader`` shared by every read of this file in this process.
+
+    Raises:
+        DataError: The file is missing or GDAL cannot open it.
+    """
+    global _handles_pid
+    pid = os.getpid()
+    if _handles_pid != pid:
+        # Forked worker: the inherited handles belong to the parent. Forget them without closing
+        # (closing would act on file state shared with the parent) and re-open lazily.
+        _handles.clear()
+        _handles_pid = pid
+    key = str(path)
+    ds = _handles.get(key)
+    if ds is None:
+        ds = _open(path)
+        _handles[key] = ds
+        if len(_handles) > _MAX_HANDLES:
+            _handles.popitem(last=False)[1].close()
+    else:
+        _handles.move_to_end(key)
+    return ds
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a dataset needs to know about a raster without reading its pixels."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: Any  # rasterio CRS or None
+    transform: Any  # affine.Affine
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    driver: str
+
+    @property
+    def georeferenced(self) -> bool:
+        """True when the file has a CRS (PNG/JPEG chips have none)."""
+        return self.crs is not None
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in map units (pixel units when not georeferenced)."""
+        t = self.transform
+        xs = [t.c, t.c + t.a * self.width]
+        ys = [t.f, t.f + t.e * self.height]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def inspect_raster(path: str | Path) -> RasterInfo:
+    """Read the header of a raster (size, bands, CRS, transform, nodata, band descriptions).
+
+    Raises:
+        DataError: Missing, unreadable or corrupt file (the message names it).
+    """
+    ds = get_handle(path)
+    try:
+        # A truncated TIFF often opens fine and fails on the first pixel read: touch one block.
+        ds.read(1, window=Window(0, 0, min(ds.width, 1), min(ds.height, 1)))
+    except RasterioIOError as err:
+        _handles.pop(str(path), None)
+        raise DataError(f"'{path}' is truncated or corrupt (reading failed: {err}).") from None
+    return RasterInfo(
+        path=str(path), width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
+        crs=ds.crs, transform=ds.transform, nodata=ds.nodata,
+        descriptions=tuple(ds.descriptions), driver=ds.driver,
+    )
+
+
+def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 0.01) -> None:
+    """Fail unless ``image`` and ``label`` share size, CRS and transform.
+
+    Corners are compared to ``tolerance_px`` of a pixel, since pixel sizes written by different
+    tools differ in the last float digits (Sen1Floods11 labels do).
+
+    Raises:
+        DataError: Names both files and every property that differs.
+    """
+    problems = []
+    if (image.width, image.height) != (label.width, label.height):
+        problems.append(
+            f"size {image.width}x{image.height} vs {label.width}x{label.height} (width x height)"
+        )
+    if image.georeferenced and label.georeferenced:
+        if image.crs != label.crs:
+            problems.append(f"CRS {image.crs.to_string()} vs {label.crs.to_string()}")
+        else:
+            px = max(abs(image.transform.a), abs(image.transform.e))
+            worst = 0.0
+            for col, row in ((0, 0), (image.width, 0), (0, image.height), (image.width, image.height)):
+                xa, ya = image.transform * (col, row)
+                xb, yb = label.transform * (col, row)
+                worst = max(worst, abs(xa - xb), abs(ya - yb))
+            if worst > tolerance_px * px:
+                problems.append(
+                    f"transform {tuple(image.transform)[:6]} vs {tuple(label.transform)[:6]} "
+                    f"(corners differ by {worst / px:.3g} pixels)"
+                )
+    elif image.georeferenced != label.georeferenced:
+        which = image.path if not image.georeferenced else label.path
+        problems.append(f"'{which}' has no CRS while the other file has one")
+    if problems:
+        raise DataError(
+            f"Image '{image.path}' and label '{label.path}' are not on the same grid: "
+            + "; ".join(problems)
+            + ". Re-export the label on the image grid (e.g. gdalwarp -te/-ts/-t_srs), or use "
+            "vector labels, which are reprojected and rasterised per window."
+        )
+
+
+@dataclass(frozen=True)
+class BandSelection:
+    """Which bands of a file to read, under which names.
+
+    Attributes:
+        indexes: 1-based band indexes in the file, in output order.
+        names: Output band names (the names the user asked for, or the file's).
+        bands: Catalog bands when known (``None`` entries for unknown names), for spectral indices
+            and pretrained-filter matching.
+        file_names: The names of all bands of the file (descriptions, ``file_bands`` or sensor).
+    """
+
+    indexes: tuple[int, ...]
+    names: tuple[str, ...]
+    bands: tuple[Band | None, ...]
+    file_names: tuple[str, ...] | None
+
+
+def _try_band(name: str, sensor: str | None) -> Band | None:
+    try:
+        return get_band(name, sensor)
+    except BandError:
+        return None
+
+
+def _norm(name: str) -> str:
+    return name.strip().upper().replace("-", "_").replace(" ", "_")
+
+
+def file_band_names(
+    info: RasterInfo, file_bands: Sequence[str] | None = None, sensor: str | None = None
+) -> tuple[str, ...] | None:
+    """The names of a file's bands: ``file_bands``, else its descriptions, else the sensor's order.
+
+    Raises:
+        DataError: ``file_bands`` (or the sensor's band list) does not match the file's band count.
+    """
+    if file_bands is not None:
+        if len(file_bands) != info.count:
+            raise DataError(
+                f"'{info.path}' has {info.count} bands but file_bands lists {len(file_bands)}: "
+                f"{list(file_bands)}. List one name per band of the file, in file order."
+            )
+        return tuple(file_bands)
+    if info.descriptions and all(info.descriptions):
+        return tuple(str(d) for d in info.descriptions)
+    if sensor is not None:
+        native = sensor_bands(sensor)
+        if len(native) == info.count:
+            return tuple(b.name for b in native)
+        if sensor.lower() in ("rgb", "naip") and info.count in (3, 4):
+            return tuple(b.name for b in native[: info.count])
+        raise DataError(
+            f"'{info.path}' has {info.count} bands and no band descriptions; sensor {sensor!r} has "
+            f"{len(native)} bands, so the file's band order is unknown. Pass file_bands=[...]."
+        )
+    return None
+
+
+def select_bands(
+    info: RasterInfo,
+    bands: Sequence[str | int] | None = None,
+    file_bands: Sequence[str] | None = None,
+    sensor: str | None = None,
+) -> BandSelection:
+    """Match requested band names against a file's bands and return the indexes to read.
+
+    Matching, per requested name: an exact (case-insensitive) name match first, then the catalog
+    common name (a request for ``NIR_NARROW`` finds a band described ``B8A`` and vice versa).
+    Integers are 1-based band indexes. Without file band names only indexes (or ``"band3"``) work.
+
+    Args:
+        info: The raster header (see :func:`inspect_raster`).
+        bands: Names or 1-based indexes to read, in output order; ``None`` reads every band.
+        file_bands: The file's band order when it has no band descriptions.
+        sensor: Sensor of the file (gives the band order and resolves bare names like ``B5``).
+
+    Raises:
+        BandError: A name is not in the file, or the file's bands are unnamed.
+        DataError: ``file_bands`` does not match the band count.
+    """
+    names = file_band_names(info, file_bands, sensor)
+    if bands is None:
+        idx = tuple(range(1, info.count + 1))
+        out = names or tuple(f"band{i}" for i in idx)
+        return BandSelection(idx, tuple(out), tuple(_try_band(n, sensor) for n in out), names)
+    file_cat = [_try_band(n, sensor) for n in names] if names else []
+    indexes: list[int] = []
+    out_names: list[str] = []
+    out_bands: list[Band | None] = []
+    for req in bands:
+        if isinstance(req, int) or (isinstance(req, str) and req.lower().startswith("band")
+                                    and req[4:].isdigit()):
+            i = int(req) if isinstance(req, int) else int(req[4:])
+            if not 1 <= i <= info.count:
+                raise BandError(
+                    f"Band index {i} is out of range for '{info.path}', which has {info.count} "
+                    "bands (indexes are 1-based)."
+                )
+            indexes.append(i)
+            out_names.append(names[i - 1] if names else f"band{i}")
+            out_bands.append(file_cat[i - 1] if names else None)
+            continue
+        if names is None:
+            raise BandError(
+                f"Cannot find band {req!r} in '{info.path}': the file has {info.count} bands "
+                "without descriptions. State its band order with file_bands=[...] (or sensor=...), "
+                "or select bands by 1-based index."
+            )
+        hit = [i for i, n in enumerate(names) if _norm(n) == _norm(req)]
+        if not hit:
+            want = _try_band(req, sensor)
+            if want is not None:
+                hit = [i for i, b in enumerate(file_cat) if b is not None
+                       and b.common_name == want.common_name]
+        if not hit:
+            raise BandError(
+                f"Band {req!r} is not in '{info.path}'. The file's bands are {list(names)}."
+            )
+        if len(hit) > 1:
+            raise BandError(
+                f"Band {req!r} matches several bands of '{info.path}' "
+                f"({[names[i] for i in hit]}); ask for the file's exact band name."
+            )
+        indexes.append(hit[0] + 1)
+        out_names.append(str(req))
+        out_bands.append(file_cat[hit[0]] or _try_band(str(req), sensor))
+    if len(set(indexes)) != len(indexes):
+        raise BandError(f"Bands {list(bands)} select the same band of '{info.path}' twice.")
+    return BandSelection(tuple(indexes), tuple(out_names), tuple(out_bands), names)
+
+
+def read_window(
+    path: str | Path,
+    window: Window | None,
+    indexes: Sequence[int],
+    out_shape: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Read ``indexes`` (1-based) inside ``window`` from ``path``; pads past the raster edge.
+
+    Args:
+        path: Raster file (the per-process handle is reused).
+        window: Pixel window; ``None`` reads the whole raster. May extend beyond the raster:
+            the outside is filled with the file's nodata (or 0) so tiles keep their size.
+        indexes: Bands to read.
+        out_shape: Optional (H, W) to resample to (nearest), e.g. for decimated scans.
+
+    Returns:
+        Array ``(len(indexes), H, W)`` in the file's dtype.
+
+    Raises:
+        DataError: The read fails (truncated or corrupt file).
+    """
+    ds = get_handle(path)
+    kwargs: dict[str, Any] = {}
+    if out_shape is not None:
+        kwargs["out_shape"] = (len(indexes), *out_shape)
+    try:
+        if window is not None and (
+            window.col_off < 0 or window.row_off < 0
+            or window.col_off + window.width > ds.width or window.row_off + window.height > ds.height
+        ):
+            fill = ds.nodata if ds.nodata is not None else 0
+            if isinstance(fill, float) and math.isnan(fill) and np.dtype(ds.dtypes[0]).kind != "f":
+                fill = 0
+            return ds.read(list(indexes), window=window, boundless=True, fill_value=fill, **kwargs)
+        return ds.read(list(indexes), window=window, **kwargs)
+    except RasterioIOError as err:
+        raise DataError(f"Reading {window} from '{path}' failed (truncated or corrupt?): {err}") from None
+
+
+def invalid_mask(
+    data: np.ndarray, nodata: float | None, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-value and per-pixel invalidity of raw raster values.
+
+    A *pixel* is invalid when any of its bands is NaN/inf, or when all its bands equal ``nodata``
+    (GDAL's dataset-mask rule: a real dark pixel may have one band at 0). A *value* is invalid when
+    it is NaN/inf or belongs to an invalid pixel; these become 0 after normalisation.
+
+    Args:
+        data: Raw values ``(C, ...spatial)`` (bands on ``axis``).
+        nodata: The nodata value (``None`` or NaN for floats: only NaN/inf are invalid).
+        axis: The band axis.
+
+    Returns:
+        ``(bad_values, bad_pixels)``: boolean arrays shaped like ``data`` and like ``data`` without
+        the band axis.
+    """
+    if data.dtype.kind == "f":
+        nonfinite = ~np.isfinite(data)
+    else:
+        nonfinite = np.zeros(data.shape, dtype=bool)
+    bad_pixels = nonfinite.any(axis=axis)
+    if _representable(nodata, data.dtype):
+        is_nd = data == np.asarray(nodata).astype(data.dtype)
+        bad_pixels = bad_pixels | is_nd.all(axis=axis)
+    return nonfinite | np.expand_dims(bad_pixels, axis), bad_pixels
+
+
+def _representable(nodata: float | None, dtype: np.dtype) -> bool:
+    """True when ``nodata`` is a value ``dtype`` can hold (NaN is handled as non-finite)."""
+    if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)):
+        return False
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(nodata).is_integer() and info.min <= nodata <= info.max
+    return True

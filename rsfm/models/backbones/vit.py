@@ -1,0 +1,128 @@
+"""The part Prithvi and DOFA share: blocks, window attention, selected outputs as feature maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from rsfm.models.layers import Block, Grid, default_global_blocks
+
+__all__ = ["ViTBackbone"]
+
+
+class ViTBackbone(nn.Module):
+    """A stack of :class:`~rsfm.models.layers.Block` over embedded tokens.
+
+    Subclasses implement :meth:`embed` (pixels -> ``(B, 1 + T*h*w, D)`` tokens and the grid).
+    :meth:`forward` returns the outputs of the blocks in ``out_indices`` as feature maps
+    ``(B, T*D, h, w)`` (frames concatenated on channels, in (t, d) order; ``T = 1`` for single
+    images), without the cls token. When a subclass has a final ``norm`` (Prithvi), it is applied to
+    the last block's output, as in the official ``forward_features``.
+
+    Attributes:
+        out_channels: Channels of each returned map (``D * num_frames``).
+        out_strides: Stride of each returned map (the patch size).
+    """
+
+    num_prefix_tokens = 1
+    norm: nn.Module | None = None
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        patch_size: int,
+        *,
+        mlp_ratio: float = 4.0,
+        norm_eps: float = 1e-6,
+        drop_path_rate: float = 0.0,
+        num_frames: int = 1,
+        out_indices: Sequence[int] | None = None,
+        window_size: int | None = None,
+        global_blocks: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.patch_size = patch_size
+        self.num_frames = num_frames
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_eps=norm_eps, drop_path=rates[i])
+            for i in range(depth)
+        )
+        self.out_indices = self._check_out_indices(out_indices)
+        self.out_channels = [embed_dim * num_frames] * len(self.out_indices)
+        self.out_strides = [patch_size] * len(self.out_indices)
+        self.grad_checkpointing = False
+        self.window_size = 0
+        self.global_blocks: tuple[int, ...] = tuple(range(depth))
+        if window_size:
+            self.set_window_attention(window_size, global_blocks)
+
+    def _check_out_indices(self, out_indices: Sequence[int] | None) -> tuple[int, ...]:
+        if out_indices is None:
+            return (self.depth - 1,)
+        idx = tuple(i + self.depth if i < 0 else i for i in out_indices)
+        bad = [i for i in idx if not 0 <= i < self.depth]
+        if bad or not idx:
+            raise ValueError(f"out_indices={list(out_indices)} must name blocks in 0..{self.depth - 1} (or -1..-{self.depth}).")
+        return tuple(sorted(set(idx)))
+
+    def set_window_attention(self, window_size: int, global_blocks: Sequence[int] | None = None) -> None:
+        """Switch to ViTDet attention: windows of ``window_size`` tokens except in ``global_blocks``.
+
+        ``window_size=0`` restores global attention everywhere. ``global_blocks`` defaults to the
+        last block of each quarter of the depth. No parameters change.
+        """
+        if window_size < 0:
+            raise ValueError(f"window_size must be >= 0 tokens, got {window_size}")
+        glob = default_global_blocks(self.depth) if global_blocks is None else tuple(global_blocks)
+        bad = [i for i in glob if not 0 <= i < self.depth]
+        if bad:
+            raise ValueError(f"global_blocks {bad} are outside 0..{self.depth - 1}")
+        self.window_size = window_size
+        self.global_blocks = glob if window_size else tuple(range(self.depth))
+        for i, blk in enumerate(self.blocks):
+            blk.window_size = 0 if (i in self.global_blocks or not window_size) else window_size
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute block activations in backward (saves memory on large tiles)."""
+        self.grad_checkpointing = enable
+
+    def embed(self, x: Tensor, **kwargs: Tensor | None) -> tuple[Tensor, Grid]:  # pragma: no cover
+        """Pixels -> tokens ``(B, 1 + T*h*w, D)`` with positional information, and the grid."""
+        raise NotImplementedError
+
+    def forward_tokens(self, x: Tensor, **kwargs: Tensor | None) -> tuple[list[Tensor], Grid]:
+        """Token outputs ``(B, 1 + T*h*w, D)`` of the ``out_indices`` blocks, and the grid."""
+        tokens, grid = self.embed(x, **kwargs)
+        outs = []
+        last = self.out_indices[-1]
+        for i, blk in enumerate(self.blocks[: last + 1]):
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                tokens = checkpoint(blk, tokens, grid, self.num_prefix_tokens, use_reentrant=False)
+            else:
+                tokens = blk(tokens, grid, self.num_prefix_tokens)
+            if i in self.out_indices:
+                out = tokens
+                if i == self.depth - 1 and self.norm is not None:
+                    out = self.norm(out)
+                outs.append(out)
+        return outs, grid
+
+    def tokens_to_map(self, tokens: Tensor, grid: Grid) -> Tensor:
+        """``(B, P + T*h*w, D)`` -> ``(B, T*D, h, w)`` (frames stacked on channels, (t, d) order)."""
+        T, h, w = grid
+        B, _, D = tokens.shape
+        x = tokens[:, self.num_prefix_tokens:].reshape(B, T, h, w, D)
+        return x.permute(0, 1, 4, 2, 3).reshape(B, T * D, h, w)
+
+    def forward(self, x: Tensor, **kwargs: Tensor | None) -> list[Tensor]:
+        """Feature maps ``(B, T*D, H/p, W/p)`` of the ``out_indices`` blocks."""
+        outs, grid = self.forward_tokens(x, **kwargs)
+        return [self.tokens_to_map(t, grid) for t in outs]
