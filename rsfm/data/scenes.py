@@ -1,0 +1,256 @@
+"""Large scenes cut into tiles on the fly, with raster or vector labels.
+
+Tiles are ``tile_size`` windows every ``stride`` pixels (overlapping when ``stride < tile_size``;
+the last row/column is moved back to end at the scene edge so no tile is partial). Pixels are read
+lazily per tile through one rasterio handle per file and process; the whole scene is never
+loaded. With ``sampling="random"`` each item is instead a random window (a random-window sampler
+for large scenes, reproducible for a seed and epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from rsfm.data.base import GeoDataset, window_meta
+from rsfm.data.labels import VectorLabels, read_vector
+from rsfm.data.rasters import check_same_grid, inspect_raster, invalid_mask, read_window
+from rsfm.errors import ConfigError, DataError
+
+__all__ = ["SceneDataset", "grid_offsets"]
+
+PathLike = str | Path
+_VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml")
+
+
+def grid_offsets(size: int, tile: int, stride: int) -> list[int]:
+    """Tile start offsets along one axis: every ``stride``, plus one flush with the end."""
+    if size <= tile:
+        return [0]
+    offs = list(range(0, size - tile + 1, stride))
+    if offs[-1] != size - tile:
+        offs.append(size - tile)
+    return offs
+
+
+class SceneDataset(GeoDataset):
+    """Tiles of one or more large scenes (GeoTIFF/COG), with optional labels.
+
+    Examples::
+
+        SceneDataset("scene.tif", "labels.tif", tile_size=256, stride=128, classes=[...])
+        SceneDataset("scene.tif", "buildings.geojson", classes=["background", "building"])
+        SceneDataset("scene.tif", "buildings.gpkg", task="detection", classes=["building"],
+                     class_attribute="type")
+        SceneDataset(["a.tif", "b.tif"], sampling="random", samples_per_epoch=1000, task="none")
+
+    Args:
+        images: One scene path, a list of scene paths, or a list of lists (time series per scene,
+            co-registered files in time order: images are ``(C, T, H, W)``).
+        labels: ``None``; a label raster per scene (same grid as its scene); or one vector file
+            (GeoJSON/GeoPackage/Shapefile) for all scenes, reprojected to each scene's CRS.
+        task: ``"segmentation"``, ``"detection"`` (vector labels -> boxes) or ``"none"``.
+        tile_size: Tile height and width in pixels.
+        stride: Step between tiles (default ``tile_size``; smaller overlaps).
+        class_attribute, class_map: How vector features get class ids (see
+            :func:`~rsfm.data.labels.read_vector`). Segmentation without ``class_attribute``
+            burns features as class 1 on background 0.
+        all_touched: Rasterise every pixel a polygon touches (not only pixel centres inside).
+        min_visible: Detection: drop boxes with less than this fraction of the object inside.
+        sampling: ``"grid"`` (all tiles) or ``"random"`` (``samples_per_epoch`` random windows).
+        samples_per_epoch: Length of the dataset in random mode.
+        seed: Seed of the random windows (see :meth:`set_epoch`).
+        skip_nodata: Drop tiles that are entirely nodata (found with a decimated scan of the
+            scene, which uses overviews when the file has them).
+        **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`.
+
+    Raises:
+        DataError: Missing/corrupt files, grid mismatch, empty vector file, all-nodata scenes.
+        ConfigError: Bad tiling arguments.
+    """
+
+    def __init__(
+        self,
+        images: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]],
+        labels: PathLike | Sequence[PathLike] | None = None,
+        *,
+        task: str = "segmentation",
+        tile_size: int = 256,
+        stride: int | None = None,
+        class_attribute: str | None = None,
+        class_map: Mapping[Any, int] | None = None,
+        all_touched: bool = False,
+        min_visible: float = 0.25,
+        sampling: str = "grid",
+        samples_per_epoch: int = 1000,
+        seed: int = 0,
+        skip_nodata: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task=task, **kwargs)
+        stride = tile_size if stride is None else stride
+        if tile_size < 1 or stride < 1:
+            raise ConfigError(f"tile_size and stride must be >= 1, got {tile_size} and {stride}.")
+        if sampling not in ("grid", "random"):
+            raise ConfigError(f"sampling {sampling!r} is not one of ['grid', 'random'].")
+        self.tile_size, self.stride = int(tile_size), int(stride)
+        self.sampling, self.samples_per_epoch, self.seed = sampling, int(samples_per_epoch), seed
+        self.epoch = 0
+        self.all_touched, self.min_visible = all_touched, min_visible
+        if isinstance(images, (str, Path)):
+            images = [images]
+        self.scenes: list[list[Path]] = [
+            [Path(x)] if isinstance(x, (str, Path)) else [Path(y) for y in x] for x in images
+        ]
+        if not self.scenes:
+            raise DataError("SceneDataset needs at least one scene.")
+        self.label_rasters: list[Path | None] = [None] * len(self.scenes)
+        self.vectors: VectorLabels | None = None
+        self._setup_labels(labels, class_attribute, class_map)
+        self._valid_grids: list[tuple[np.ndarray, int] | None] = []
+        self._build_tiles(skip_nodata)
+
+    # ------------------------------------------------------------------ construction
+    def _setup_labels(self, labels, class_attribute, class_map) -> None:
+        if labels is None:
+            if self.task != "none":
+                raise ConfigError(f"task {self.task!r} needs labels=...; use task='none' for "
+                                  "images only.")
+            return
+        if self.task == "none":
+            return
+        single = isinstance(labels, (str, Path))
+        if single and Path(labels).suffix.lower() in _VECTOR_SUFFIXES:
+            if self.classes is None:
+                raise ConfigError("Vector labels need classes=[...] (index = class id).")
+            default = 1 if self.task == "segmentation" else 0
+            self.vectors = read_vector(labels, class_attribute, self.classes, class_map, default)
+            return
+        if self.task == "detection":
+            raise ConfigError("Scene detection needs vector labels (polygons -> boxes).")
+        rasters = [Path(labels)] if single else [Path(p) for p in labels]
+        if len(rasters) != len(self.scenes):
+            raise ConfigError(f"{len(self.scenes)} scenes but {len(rasters)} label rasters.")
+        self.label_rasters = list(rasters)
+
+    def _build_tiles(self, skip_nodata: bool) -> None:
+        t = self.tile_size
+        for s, paths in enumerate(self.scenes):
+            for p in paths:
+                self.reader.plan(p)
+            info = self.reader.plan(paths[0]).info
+            if self.label_rasters[s] is not None:
+                check_same_grid(info, inspect_raster(self.label_rasters[s]))
+            valid = self._scan(paths) if skip_nodata else None
+            self._valid_grids.append(valid)
+            if self.sampling == "random":
+                continue
+            for row in grid_offsets(info.height, t, self.stride):
+                for col in grid_offsets(info.width, t, self.stride):
+                    if valid is not None and not self._tile_has_data(valid, row, col):
+                        self.report.skipped_nodata += 1
+                        self.report.skipped_items.append(f"{paths[0]}@col={col},row={row}")
+                        continue
+                    self.items.append((s, col, row))
+        if self.sampling == "random":
+            if all(v is not None and not v[0].any() for v in self._valid_grids):
+                raise DataError(f"Every scene is entirely nodata (e.g. '{self.scenes[0][0]}').")
+            self.items = list(range(self.samples_per_epoch))
+        elif not self.items:
+            raise DataError(
+                f"All tiles of {[str(p[0]) for p in self.scenes]} are entirely nodata "
+                f"({self.report.skipped_nodata} skipped); check the nodata value and the bands."
+            )
+
+    def _scan(self, paths: list[Path]) -> tuple[np.ndarray, int]:
+        """Validity of the scene at 1/f resolution (``f`` ~ tile_size / 16)."""
+        info = self.reader.plan(paths[0]).info
+        f = max(1, self.tile_size // 16)
+        shape = (max(1, math.ceil(info.height / f)), max(1, math.ceil(info.width / f)))
+        valid = np.zeros(shape, dtype=bool)
+        for p in paths:
+            plan = self.reader.plan(p)
+            raw = read_window(p, None, plan.selection.indexes, out_shape=shape)
+            valid |= ~invalid_mask(raw, plan.nodata)[1]
+        return valid, f
+
+    def _tile_has_data(self, valid: tuple[np.ndarray, int], row: int, col: int) -> bool:
+        grid, f = valid
+        t = self.tile_size
+        return bool(grid[row // f: max(row // f + 1, math.ceil((row + t) / f)),
+                         col // f: max(col // f + 1, math.ceil((col + t) / f))].any())
+
+    # ------------------------------------------------------------------ sampling
+    def set_epoch(self, epoch: int) -> None:
+        """Random mode: draw a new set of windows (call at the start of each epoch)."""
+        self.epoch = int(epoch)
+
+    def _window_of(self, index: int) -> tuple[int, int, int]:
+        if self.sampling == "grid":
+            return self.items[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        sizes = np.array([self.reader.plan(p[0]).info.width * self.reader.plan(p[0]).info.height
+                          for p in self.scenes], dtype=float)
+        for _ in range(20):  # retry windows that land in nodata
+            s = int(rng.choice(len(self.scenes), p=sizes / sizes.sum()))
+            info = self.reader.plan(self.scenes[s][0]).info
+            row = int(rng.integers(0, max(1, info.height - self.tile_size + 1)))
+            col = int(rng.integers(0, max(1, info.width - self.tile_size + 1)))
+            valid = self._valid_grids[s]
+            if valid is None or self._tile_has_data(valid, row, col):
+                return s, col, row
+        return s, col, row
+
+    # ------------------------------------------------------------------ reading
+    def _target(self, s: int, col: int, row: int, bad: np.ndarray | None) -> dict[str, np.ndarray]:
+        t = self.tile_size
+        info = self.reader.plan(self.scenes[s][0]).info
+        window = Window(col, row, t, t)
+        if self.task == "none":
+            return {}
+        if self.vectors is not None:
+            vec = self.vectors.to_crs(info.crs)
+            wt = window_transform(window, info.transform)
+            if self.task == "detection":
+                boxes, labels = vec.boxes(wt, (t, t), min_visible=self.min_visible)
+                return {"boxes": boxes, "labels": labels}
+            raw = vec.rasterize(wt, (t, t), background=0, all_touched=self.all_touched)
+            return {"mask": self._map_mask(raw, bad, self.vectors.path)}
+        label = self.label_rasters[s]
+        raw = read_window(label, window, [1])[0]
+        return {"mask": self._map_mask(raw, bad, f"{label}@col={col},row={row}")}
+
+    def read_target(self, index: int) -> dict[str, np.ndarray]:
+        s, col, row = self._window_of(index)
+        return self._target(s, col, row, None)
+
+    def _load(self, index: int):
+        s, col, row = self._window_of(index)
+        t = self.tile_size
+        window = Window(col, row, t, t)
+        paths = self.scenes[s]
+        if len(paths) == 1:
+            image, bad = self.reader.read(paths[0], window)
+        else:
+            image, bad = self.reader.read_stack(paths, window)
+        target = self._target(s, col, row, bad)
+        info = self.reader.plan(paths[0]).info
+        return image, bad, target, window_meta(str(paths[0]), col, row, t, t, info)
+
+    def footprint(self, index: int) -> tuple[float, float, float, float]:
+        s, col, row = self._window_of(index)
+        info = self.reader.plan(self.scenes[s][0]).info
+        t = window_transform(Window(col, row, self.tile_size, self.tile_size), info.transform)
+        xs = (t.c, t.c + t.a * self.tile_size)
+        ys = (t.f, t.f + t.e * self.tile_size)
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def crs_of(self, index: int) -> Any:
+        s, _, _ = self._window_of(index)
+        return self.reader.plan(self.scenes[s][0]).info.crs
