@@ -102,6 +102,7 @@ class RasterInfo:
     nodata: float | None
     descriptions: tuple[str | None, ...]
     driver: str
+    colorinterp: tuple[str, ...] = ()
 
     @property
     def georeferenced(self) -> bool:
@@ -134,6 +135,7 @@ def inspect_raster(path: str | Path) -> RasterInfo:
         path=str(path), width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
         crs=ds.crs, transform=ds.transform, nodata=ds.nodata,
         descriptions=tuple(ds.descriptions), driver=ds.driver,
+        colorinterp=tuple(c.name for c in ds.colorinterp),
     )
 
 
@@ -210,7 +212,9 @@ def _norm(name: str) -> str:
 def file_band_names(
     info: RasterInfo, file_bands: Sequence[str] | None = None, sensor: str | None = None
 ) -> tuple[str, ...] | None:
-    """The names of a file's bands: ``file_bands``, else its descriptions, else the sensor's order.
+    """The names of a file's bands: ``file_bands``, else its descriptions, else the sensor's order,
+    else ``RED, GREEN, BLUE`` for a 3-band file whose colour interpretation says exactly that
+    (PNG/JPEG chips, RGB GeoTIFFs). Otherwise ``None`` (the order is unknown).
 
     Raises:
         DataError: ``file_bands`` (or the sensor's band list) does not match the file's band count.
@@ -234,6 +238,8 @@ def file_band_names(
             f"'{info.path}' has {info.count} bands and no band descriptions; sensor {sensor!r} has "
             f"{len(native)} bands, so the file's band order is unknown. Pass file_bands=[...]."
         )
+    if info.count == 3 and sorted(info.colorinterp) == ["blue", "green", "red"]:
+        return tuple(c.upper() for c in info.colorinterp)
     return None
 
 

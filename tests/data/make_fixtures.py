@@ -30,6 +30,8 @@ def crop(src: Path, dst: Path, window: Window) -> None:
         )
         profile.pop("blockxsize", None)
         profile.pop("blockysize", None)
+        if ds.count == 4 and ds.colorinterp[3].name == "undefined":
+            profile["alpha"] = "UNSPECIFIED"  # else GDAL marks an RGB+4th band as alpha
         data = ds.read(window=window)
         with rasterio.open(dst, "w", **profile) as out:
             out.write(data)

@@ -1,0 +1,210 @@
+"""``show_batch``: a PNG grid of samples (RGB or grey composite, mask overlay, labelled boxes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsfm.errors import ConfigError
+
+__all__ = ["show_batch"]
+
+# Colour-blind-friendly qualitative palette (Okabe-Ito + extras), cycled for many classes.
+_PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+            "#999999", "#882255", "#44AA99", "#117733", "#DDCC77"]
+
+
+_BACKGROUND = {"background", "bg", "none", "other", "nodata", "no data", "unlabeled"}
+
+
+def _unwrap(data: Any) -> Any:
+    """The underlying rsfm dataset of a DataLoader / Subset (for band and class names)."""
+    obj = getattr(data, "dataset", data)
+    while hasattr(obj, "dataset") and not hasattr(obj, "bands"):
+        obj = obj.dataset
+    return obj
+
+
+def _samples(data: Any, n: int) -> list[dict[str, Any]]:
+    from torch.utils.data import DataLoader, Dataset
+
+    out: list[dict[str, Any]] = []
+    if isinstance(data, Dataset) and not isinstance(data, DataLoader) and hasattr(data, "__len__"):
+        for i in range(min(n, len(data))):
+            out.append(data[i])
+        return out
+    for batch in data:  # DataLoader or any iterable of collated batches
+        size = len(batch["image"])
+        for b in range(size):
+            s = {"image": batch["image"][b]}
+            for key in ("mask", "boxes", "labels"):
+                if key in batch:
+                    s[key] = batch[key][b]
+            meta = batch.get("meta")
+            if isinstance(meta, dict):
+                s["meta"] = {k: (v[b] if hasattr(v, "__getitem__") else v) for k, v in meta.items()}
+            out.append(s)
+            if len(out) >= n:
+                return out
+    return out
+
+
+def _rgb_indexes(bands: Sequence[str], n_channels: int, rgb: Sequence[str | int] | None) -> list[int]:
+    if rgb is not None:
+        idx = []
+        for r in rgb:
+            if isinstance(r, int):
+                if not 0 <= r < n_channels:
+                    raise ConfigError(f"rgb index {r} out of range for {n_channels} channels "
+                                      "(0-based).")
+                idx.append(r)
+            elif r in bands:
+                idx.append(list(bands).index(r))
+            else:
+                raise ConfigError(f"rgb band {r!r} is not one of the dataset bands {list(bands)}.")
+        if len(idx) not in (1, 3):
+            raise ConfigError(f"rgb needs 1 (grey) or 3 bands, got {list(rgb)}.")
+        return idx
+    from rsfm.bands import get_band
+    from rsfm.errors import BandError
+
+    roles = {}
+    for i, name in enumerate(bands):
+        try:
+            roles.setdefault(get_band(name).common_name, i)
+        except BandError:
+            continue
+    if all(k in roles for k in ("RED", "GREEN", "BLUE")):
+        return [roles["RED"], roles["GREEN"], roles["BLUE"]]
+    if n_channels >= 3 and not bands:
+        return [0, 1, 2]
+    return [0]  # one band (or SAR, or unknown bands): grey
+
+
+def _stretch(img: np.ndarray, valid: np.ndarray | None, pct: tuple[float, float]) -> np.ndarray:
+    """Per-channel percentile stretch of ``(k, H, W)`` to [0, 1] ``(H, W, k)``."""
+    out = np.zeros(img.shape, dtype=np.float32)
+    for c in range(img.shape[0]):
+        vals = img[c][valid] if valid is not None and valid.any() else img[c].ravel()
+        lo, hi = np.percentile(vals, pct) if vals.size else (0.0, 1.0)
+        out[c] = np.clip((img[c] - lo) / max(hi - lo, 1e-6), 0, 1)
+    return np.moveaxis(out, 0, -1)
+
+
+def show_batch(
+    data: Any,
+    n: int = 8,
+    path: str | Path = "batch.png",
+    rgb: Sequence[str | int] | None = None,
+    classes: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
+    ncols: int = 4,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    alpha: float = 0.45,
+    ignore_index: int | None = None,
+    hide_classes: Sequence[str] | None = None,
+) -> Path:
+    """Draw ``n`` samples of a dataset or DataLoader to a PNG.
+
+    Images are shown as an RGB composite of the dataset's red/green/blue bands (found by catalog
+    common name) or the ``rgb`` bands, else the first band in grey, with a 2-98 percentile
+    stretch over valid pixels. Masks are overlaid in class colours with a legend (ignored pixels
+    stay clear); boxes are drawn with their class names.
+
+    Args:
+        data: An rsfm dataset, a ``Subset`` of one, or a DataLoader (batches from ``collate_fn``).
+        n: Number of samples.
+        path: Output PNG.
+        rgb: 3 band names/0-based channel indexes for the composite, or 1 for grey.
+        classes: Class names (default: the dataset's).
+        colors: One colour per class (default: a colour-blind-friendly palette).
+        ncols: Panels per row.
+        percentiles: Stretch percentiles.
+        alpha: Mask opacity.
+        ignore_index: Mask value left clear (default: the dataset's).
+        hide_classes: Classes not tinted in the overlay (default: a class named background/bg/
+            none/other, so the image stays visible under the objects).
+
+    Returns:
+        The PNG path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap, to_rgba
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    base = _unwrap(data)
+    bands = list(getattr(base, "bands", []) or [])
+    classes = list(classes if classes is not None else (getattr(base, "classes", None) or []))
+    if ignore_index is None:
+        ignore_index = getattr(base, "ignore_index", -1)
+    samples = _samples(data, n)
+    if not samples:
+        raise ConfigError("show_batch: the dataset/loader yielded no samples.")
+    n_cls = max(len(classes), 1)
+    palette = list(colors) if colors else [_PALETTE[i % len(_PALETTE)] for i in range(n_cls)]
+    if len(palette) < n_cls:
+        raise ConfigError(f"show_batch: {len(palette)} colours for {n_cls} classes.")
+    if hide_classes is None:
+        hide_classes = [c for c in classes if c.strip().lower() in _BACKGROUND]
+    hidden = [i for i, c in enumerate(classes) if c in set(hide_classes)]
+    cmap = ListedColormap([to_rgba(c) for c in palette[:n_cls]])
+
+    ncols = max(1, min(ncols, len(samples)))
+    nrows = int(np.ceil(len(samples) / ncols))
+    fig = Figure(figsize=(3.2 * ncols, 3.4 * nrows + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    present: set[int] = set()
+    for k, s in enumerate(samples):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        img = np.asarray(s["image"], dtype=np.float32)
+        if img.ndim == 4:  # (C, T, H, W): show the last time step
+            img = img[:, -1]
+        mask = np.asarray(s["mask"]) if "mask" in s else None
+        valid = (mask != ignore_index) if mask is not None else np.any(img != 0, axis=0)
+        idx = _rgb_indexes(bands, img.shape[0], rgb)
+        comp = _stretch(img[idx], valid, percentiles)
+        ax.imshow(comp[..., 0] if len(idx) == 1 else comp, cmap="gray", interpolation="nearest")
+        if mask is not None:
+            clear = (mask < 0) | (mask >= n_cls) | (mask == ignore_index) | np.isin(mask, hidden)
+            shown = np.ma.masked_where(clear, mask)
+            ax.imshow(shown, cmap=cmap, vmin=-0.5, vmax=n_cls - 0.5, alpha=alpha,
+                      interpolation="nearest")
+            present.update(int(v) for v in np.unique(mask) if 0 <= v < n_cls and v not in hidden)
+        if "boxes" in s:
+            boxes = np.asarray(s["boxes"]).reshape(-1, 4)
+            labels = np.asarray(s.get("labels", np.zeros(len(boxes), int)))
+            for (x0, y0, x1, y1), lab in zip(boxes, labels):
+                color = palette[int(lab) % len(palette)]
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2, ec=color))
+                name = classes[int(lab)] if 0 <= int(lab) < len(classes) else str(int(lab))
+                ax.text(x0, y0, name, fontsize=6, color="black", va="bottom",
+                        bbox={"fc": color, "ec": "none", "pad": 0.5, "alpha": 0.8})
+                present.add(int(lab))
+        meta = s.get("meta") or {}
+        title = Path(str(meta.get("path", f"sample {k}"))).name
+        win = meta.get("window")
+        if win is not None and img.shape[-1] != 0:
+            c, r = (int(v) for v in np.asarray(win)[:2])
+            if c or r:
+                title += f"\n@ col {c}, row {r}"
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    band_text = "RGB = " + ", ".join(bands[i] for i in idx) if bands and len(idx) == 3 else (
+        f"grey = {bands[idx[0]]}" if bands else "")
+    handles = [Patch(fc=palette[c], ec="none", label=classes[c] if c < len(classes) else str(c))
+               for c in sorted(present)]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8,
+                   frameon=False, title=band_text or None, title_fontsize=7)
+    elif band_text:
+        fig.text(0.5, 0.01, band_text, ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0.02, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
