@@ -17,6 +17,7 @@ from rsfm.errors import RsfmError
 # subcommand -> (module, one-line help). Add a line here to add a command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "backbones": ("rsfm.commands.backbones", "list registered backbones (name, family, params, bands...)"),
+    "stats": ("rsfm.data.stats", "exact per-band mean/std of rasters or chip folders (nodata excluded) -> YAML"),
 }
 
 
