@@ -1,0 +1,284 @@
+"""Looking at results: per-sample image / ground truth / prediction panels and scene quicklooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+
+from rsfm.errors import BandError
+from rsfm.inference.spec import PredictionSpec, class_colors
+
+__all__ = ["preview_scene", "rgb_stretch", "show_results"]
+
+log = logging.getLogger(__name__)
+
+_BACKGROUND_NAMES = {"background", "bg", "none", "nodata", "no_data", "unlabeled", "unlabelled", "other"}
+
+
+def _rgb_indexes(names: Sequence[str] | None, count: int) -> list[int]:
+    """0-based indexes of the red, green and blue bands (by catalog common name), else 1 or 3."""
+    if names:
+        from rsfm.bands import get_band
+
+        common = []
+        for n in names:
+            try:
+                common.append(get_band(str(n)).common_name)
+            except BandError:  # unknown names simply do not match
+                common.append(str(n).upper())
+        if all(c in common for c in ("RED", "GREEN", "BLUE")):
+            return [common.index(c) for c in ("RED", "GREEN", "BLUE")]
+    return [0, 1, 2] if count >= 3 else [0]
+
+
+def rgb_stretch(img: np.ndarray, valid: np.ndarray | None = None, pct: tuple[float, float] = (2, 98)) -> np.ndarray:
+    """``(C, H, W)`` (C = 1 or 3) -> ``(H, W, 3)`` float in [0, 1], per-band percentile stretch."""
+    img = img.astype(np.float32)
+    out = np.zeros(img.shape, dtype=np.float32)
+    ok = np.isfinite(img).all(0) if valid is None else valid & np.isfinite(img).all(0)
+    for i, band in enumerate(img):
+        v = band[ok]
+        if v.size == 0:
+            continue
+        lo, hi = np.percentile(v, pct)
+        out[i] = np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1)
+    out[:, ~ok] = 0
+    rgb = np.repeat(out, 3, 0) if out.shape[0] == 1 else out
+    return np.nan_to_num(rgb.transpose(1, 2, 0))
+
+
+def _legend(ax: Any, names: Sequence[str], colors: Sequence[tuple[int, int, int]],
+            shares: Sequence[float] | None = None) -> None:
+    from matplotlib.patches import Patch
+
+    labels = [n if shares is None else f"{n} ({s:.1%})" for n, s in zip(names, shares or [0] * len(names), strict=True)]
+    handles = [Patch(facecolor=np.array(c) / 255, edgecolor="black", label=lab) for c, lab in zip(colors, labels, strict=True)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=min(len(handles), 5),
+              frameon=False, fontsize=9)
+
+
+def _overlay(rgb: np.ndarray, classes: np.ndarray, colors: np.ndarray, skip: set[int], nodata: int | None,
+             alpha: float = 0.5) -> np.ndarray:
+    out = rgb.copy()
+    for k, c in enumerate(colors):
+        if k in skip:
+            continue
+        m = classes == k
+        out[m] = (1 - alpha) * out[m] + alpha * (c / 255)
+    if nodata is not None:
+        out[classes == nodata] = (out[classes == nodata] * 0.3)
+    return out
+
+
+def preview_scene(
+    image: str | Path, prediction: str | Path | None, path: str | Path, *,
+    spec: PredictionSpec | None = None, max_size: int = 1024, alpha: float = 0.5,
+) -> Path:
+    """Quicklook PNG: the scene (percentile-stretched RGB) next to it with the prediction overlaid.
+
+    Reads decimated (overviews when present), so memory is ``max_size**2`` whatever the scene.
+
+    Args:
+        image: The input scene.
+        prediction: Class raster (segmentation) or vector file of boxes (detection).
+        path: PNG to write.
+        spec: Bands (to find red/green/blue) and class colours.
+        max_size: Longest side of the quicklook in pixels.
+        alpha: Opacity of the class colours.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rsfm.data.rasters import file_band_names, inspect_raster
+
+    info = inspect_raster(image)
+    scale = max(info.width, info.height) / max_size
+    h, w = (info.height, info.width) if scale <= 1 else (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
+    names = file_band_names(info, spec.file_bands if spec else None, spec.sensor if spec else None)
+    idx = _rgb_indexes(names or (list(spec.bands) if spec and spec.bands and len(spec.bands) == info.count else None), info.count)
+    with rasterio.open(image) as ds:
+        raw = ds.read([i + 1 for i in idx], out_shape=(len(idx), h, w))
+        valid = ds.read_masks(1, out_shape=(h, w)) > 0
+    rgb = rgb_stretch(raw, valid)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.6 * h / max(w, 1) + 0.9), squeeze=False)
+    axes[0, 0].imshow(rgb)
+    axes[0, 0].set_title(f"{Path(image).name}  ({info.width} x {info.height} px)")
+    over = rgb
+    title = "prediction"
+    pred = Path(prediction) if prediction is not None else None
+    if pred is not None and pred.suffix.lower() in (".tif", ".tiff"):
+        with rasterio.open(pred) as ds:
+            cls = ds.read(1, out_shape=(h, w))
+            cnames = json.loads(ds.tags().get("CLASSES", "null")) or [f"class_{i}" for i in range(int(cls.max()) + 1)]
+            nodata = None if ds.nodata is None else int(ds.nodata)
+            try:
+                cmap = ds.colormap(1)
+                cols = [cmap.get(i, (0, 0, 0, 255))[:3] for i in range(len(cnames))]
+            except ValueError:
+                cols = class_colors(len(cnames), spec.colors if spec else None)
+        skip = {0} if cnames and cnames[0].lower() in _BACKGROUND_NAMES else set()
+        over = _overlay(rgb, cls, np.array(cols, dtype=np.float32), skip, nodata, alpha)
+        valid_cls = cls[cls != nodata] if nodata is not None else cls.ravel()
+        shares = [float((valid_cls == k).mean()) if valid_cls.size else 0.0 for k in range(len(cnames))]
+        _legend(axes[0, 1], cnames, cols, shares)
+        title = "prediction (legend: share of valid pixels)"
+        axes[0, 1].imshow(over)
+    elif pred is not None:
+        import fiona
+
+        axes[0, 1].imshow(rgb)
+        inv = ~info.transform
+        n = 0
+        with fiona.open(pred) as src:
+            for feat in src:
+                xs, ys = zip(*[inv * tuple(p[:2]) for p in feat["geometry"]["coordinates"][0]], strict=True)
+                xs = np.array(xs) * w / info.width
+                ys = np.array(ys) * h / info.height
+                axes[0, 1].plot(xs, ys, color="#ff3b30", linewidth=1.0)
+                n += 1
+        title = f"detections: {n} boxes"
+    else:
+        axes[0, 1].imshow(over)
+    axes[0, 1].set_title(title)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _model_output(model: Any, image: torch.Tensor, task: str) -> Any:
+    with torch.inference_mode():
+        out = model(image[None])
+    if task == "detection":
+        return out[0]
+    from rsfm.inference.predict import _as_logits
+
+    logits = _as_logits(out)
+    if logits.shape[-2:] != image.shape[-2:]:
+        logits = torch.nn.functional.interpolate(logits.float(), size=image.shape[-2:], mode="bilinear")
+    if logits.shape[1] == 1:
+        return (logits[0, 0] > 0).long()
+    return logits[0].argmax(0)
+
+
+def show_results(
+    model: Any, dataset: Any, n: int = 8, path: str | Path | None = None, *,
+    spec: PredictionSpec | None = None, indices: Sequence[int] | None = None,
+    score_threshold: float = 0.3, device: str | torch.device | None = None,
+) -> Any:
+    """Image, ground truth and prediction side by side for ``n`` samples of a dataset.
+
+    Args:
+        model: A model (or anything :func:`~rsfm.inference.loading.load_model` accepts).
+        dataset: Samples ``{"image": (C, H, W), "mask": (H, W)}`` or with ``boxes``/``labels``.
+        n: Number of samples (spread evenly over the dataset unless ``indices`` is given).
+        path: Save the figure as this PNG.
+        spec: Class names/colours and task (default: from the model or dataset).
+        indices: Which samples to show.
+        score_threshold: Detection: minimum score of drawn predicted boxes.
+        device: Torch device of the model.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    if isinstance(model, (str, Path)):
+        from rsfm.inference.loading import load_model
+
+        model, loaded = load_model(model)
+        spec = spec or loaded
+    if spec is None:
+        from rsfm.inference.loading import _spec_from_model
+
+        spec = _spec_from_model(model) or PredictionSpec(task=getattr(dataset, "task", "segmentation"),
+                                                         classes=tuple(getattr(dataset, "classes", None) or ()) or None)
+    if isinstance(model, torch.nn.Module):
+        dev = torch.device(device) if device else next(model.parameters(), torch.zeros(0)).device
+        model = model.to(dev).eval()
+    else:
+        dev = torch.device(device or "cpu")
+    task = spec.task
+    total = len(dataset)
+    if indices is None:
+        indices = sorted({int(i) for i in np.linspace(0, total - 1, min(n, total))}) if total else []
+    classes = list(spec.classes or getattr(dataset, "classes", None) or [])
+    ignore = getattr(dataset, "ignore_index", -1)
+    bands = getattr(dataset, "bands", None) or (list(spec.bands) if spec.bands else None)
+    rows = len(indices)
+    fig, axes = plt.subplots(rows, 3, figsize=(10.5, 3.5 * rows + 0.6), squeeze=False)
+    used: set[int] = set()
+    for r, i in enumerate(indices):
+        sample = dataset[i]
+        image = torch.as_tensor(sample["image"]).float()
+        frame = image[:, -1] if image.ndim == 4 else image  # time series: show the last frame
+        idx = _rgb_indexes(bands, frame.shape[0])
+        rgb = rgb_stretch(frame[idx].numpy())
+        pred = _model_output(model, image.to(dev), task)
+        axes[r, 0].imshow(rgb)
+        axes[r, 0].set_title(f"sample {i}", fontsize=10)
+        if task == "detection":
+            for col, boxes, _labels, scores, color in (
+                (1, sample.get("boxes"), sample.get("labels"), None, "#34c759"),
+                (2, pred["boxes"], pred["labels"], pred["scores"], "#ff3b30"),
+            ):
+                axes[r, col].imshow(rgb)
+                boxes = torch.as_tensor(boxes if boxes is not None else torch.zeros(0, 4)).cpu()
+                keep = torch.ones(len(boxes), dtype=torch.bool) if scores is None else scores.cpu() >= score_threshold
+                for (x0, y0, x1, y1) in boxes[keep].tolist():
+                    axes[r, col].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.2))
+                axes[r, col].set_title(("ground truth" if col == 1 else f"prediction (score >= {score_threshold})")
+                                       + f": {int(keep.sum())}", fontsize=10)
+            continue
+        mask = torch.as_tensor(sample["mask"]).cpu().numpy() if "mask" in sample else None
+        pred_np = pred.cpu().numpy()
+        k = max(len(classes), int(pred_np.max()) + 1, int(mask[mask != ignore].max()) + 1 if mask is not None and (mask != ignore).any() else 0)
+        cols = np.array(class_colors(k, spec.colors), dtype=np.float32)
+        for col, lab, title in ((1, mask, "ground truth"), (2, pred_np, "prediction")):
+            if lab is None:
+                axes[r, col].set_axis_off()
+                continue
+            shown = _overlay(rgb, lab, cols, set(), None, alpha=0.65)
+            if col == 1:
+                shown[lab == ignore] = rgb[lab == ignore] * 0.3  # ignored pixels darkened
+            axes[r, col].imshow(shown)
+            used.update(int(v) for v in np.unique(lab) if v != ignore)
+            if col == 2 and mask is not None:
+                ok = mask != ignore
+                acc = float((pred_np[ok] == mask[ok]).mean()) if ok.any() else float("nan")
+                title = f"prediction (pixel acc {acc:.1%})"
+            axes[r, col].set_title(title, fontsize=10)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    if task != "detection" and used:
+        k = max(used) + 1
+        names = [classes[j] if j < len(classes) else f"class_{j}" for j in range(k)]
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=np.array(c) / 255, edgecolor="black", label=nm)
+                   for c, nm in zip(class_colors(k, spec.colors), names, strict=True)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(k, 6), frameon=False)
+    fig.tight_layout(rect=(0, 0.04 if task != "detection" else 0, 1, 1))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return fig
