@@ -1,0 +1,31 @@
+"""Scene classification head: global average pool of the deepest level + linear (timm's ``ClassifierHead``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from timm.layers import ClassifierHead as _TimmClassifierHead
+from torch import Tensor, nn
+
+__all__ = ["ClassificationHead"]
+
+
+class ClassificationHead(nn.Module):
+    """Pool the last level ``(B, C, h, w)`` and classify -> logits ``(B, K)``.
+
+    Args:
+        in_channels: Channels of each level (the last one is used).
+        num_classes: ``K``.
+        pool: ``avg`` or ``max`` (timm pool types; ``avgmax``/``catavgmax`` work too).
+        dropout: Dropout before the linear layer.
+    """
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int, *, pool: str = "avg",
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.classifier = _TimmClassifierHead(in_channels[-1], num_classes, pool_type=pool, drop_rate=dropout)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        """Levels -> logits ``(B, K)``."""
+        return self.classifier(features[-1])

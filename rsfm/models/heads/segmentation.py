@@ -1,0 +1,262 @@
+"""Segmentation heads over a feature pyramid: ``deeplabv3``, ``deeplabv3plus``, ``unet``, ``fcn``.
+
+Every head takes the neck's levels (finest first, with known ``in_channels`` and ``in_strides``)
+and the input size, and returns logits ``(B, K, H, W)`` at the input size. An optional auxiliary
+FCN head (``aux_head=True``) predicts from a shallower level for deep supervision; it is only
+computed when asked for (:meth:`SegmentationHead.forward_aux`).
+
+Which level a head reads ("the deep level"): the last level whose stride is <= 16 (the stride-16
+map of the ViT pyramid; ``layer4`` of a ResNet dilated to output stride 16 or 8; ``layer3`` of an
+undilated ResNet). ASPP rates are given for output stride 16 and scaled by ``16 / stride``
+(doubled at 8). The auxiliary head reads the level just before the deep level by default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead
+from torchvision.models.segmentation.fcn import FCNHead
+
+from rsfm.errors import ConfigError
+
+__all__ = [
+    "SEGMENTATION_HEADS",
+    "DeepLabV3Head",
+    "DeepLabV3PlusHead",
+    "FCNSegHead",
+    "SegmentationHead",
+    "UNetHead",
+    "build_segmentation_head",
+]
+
+
+def deep_level(strides: Sequence[int], max_stride: int = 16) -> int:
+    """Index of the last level with stride <= ``max_stride`` (0 if every level is coarser)."""
+    idx = [i for i, s in enumerate(strides) if s <= max_stride]
+    return idx[-1] if idx else 0
+
+
+def _fix_aspp_pooling_norm(aspp: ASPP) -> None:
+    # torchvision's image-pooling branch applies BatchNorm to a (B, C, 1, 1) tensor, which fails
+    # in training with batch size 1 (common with large tiles). GroupNorm(1, C) normalises over
+    # channels per sample instead and works for any batch size.
+    pooling = aspp.convs[-1]
+    for i, m in enumerate(pooling):
+        if isinstance(m, nn.BatchNorm2d):
+            pooling[i] = nn.GroupNorm(1, m.num_features)
+
+
+def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+
+class SegmentationHead(nn.Module):
+    """Base class: ``forward(features, image_size) -> (B, K, H, W)`` plus an optional aux head.
+
+    Args:
+        in_channels: Channels of each pyramid level.
+        in_strides: Stride of each level.
+        num_classes: ``K``.
+        aux_head: Add an auxiliary FCN head (``self.aux``).
+        aux_index: Level the auxiliary head reads (default: the level before the deep level).
+    """
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
+                 aux_head: bool = False, aux_index: int | None = None) -> None:
+        super().__init__()
+        self.in_channels = list(in_channels)
+        self.in_strides = list(in_strides)
+        self.num_classes = num_classes
+        self.aux: nn.Module | None = None
+        self.aux_index: int | None = None
+        if aux_head:
+            n = len(self.in_channels)
+            idx = max(deep_level(self.in_strides) - 1, 0) if aux_index is None else aux_index
+            if not -n <= idx < n:
+                raise ConfigError(f"aux_index={aux_index} must name a pyramid level in 0..{n - 1}.")
+            self.aux_index = idx % n
+            self.aux = FCNHead(self.in_channels[self.aux_index], num_classes)
+
+    def forward_aux(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor | None:
+        """Auxiliary logits ``(B, K, H, W)``, or None without an aux head."""
+        if self.aux is None or self.aux_index is None:
+            return None
+        out = self.aux(features[self.aux_index])
+        return F.interpolate(out, size=image_size, mode="bilinear", align_corners=False)
+
+
+class DeepLabV3Head(SegmentationHead):
+    """torchvision's ``DeepLabHead`` (ASPP with image pooling, 256 channels) on the deep level.
+
+    Args:
+        aspp_rates: Atrous rates at output stride 16 (scaled by ``16 / stride`` of the level).
+    """
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
+                 aspp_rates: Sequence[int] = (6, 12, 18), aux_head: bool = False,
+                 aux_index: int | None = None) -> None:
+        super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
+        self.index = deep_level(self.in_strides)
+        stride = self.in_strides[self.index]
+        self.atrous_rates = tuple(max(1, round(r * 16 / stride)) for r in aspp_rates)
+        self.classifier = DeepLabHead(self.in_channels[self.index], num_classes, self.atrous_rates)
+        _fix_aspp_pooling_norm(self.classifier[0])
+
+    def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
+        """Levels -> logits ``(B, K, H, W)``."""
+        out = self.classifier(features[self.index])
+        return F.interpolate(out, size=image_size, mode="bilinear", align_corners=False)
+
+
+class DeepLabV3PlusHead(SegmentationHead):
+    """DeepLabv3+: torchvision's ASPP on the deep level plus the low-level decoder.
+
+    Decoder (Chen et al. 2018): the finest level (stride 4) -> 1x1 conv to ``low_level_channels``;
+    the ASPP output is upsampled to it, concatenated, refined by two 3x3 convs and classified.
+
+    Args:
+        aspp_rates: Atrous rates at output stride 16 (scaled by ``16 / stride``).
+        aspp_channels: ASPP and decoder width.
+        low_level_channels: Width of the projected low-level features (48 in the paper).
+    """
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
+                 aspp_rates: Sequence[int] = (6, 12, 18), aspp_channels: int = 256,
+                 low_level_channels: int = 48, aux_head: bool = False, aux_index: int | None = None) -> None:
+        super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
+        self.index = deep_level(self.in_strides)
+        self.low_index = min(range(len(self.in_strides)), key=lambda i: self.in_strides[i])
+        if self.low_index == self.index:
+            raise ConfigError(
+                f"head='deeplabv3plus' needs a low-level map finer than the ASPP map; the neck gives strides "
+                f"{self.in_strides}. Use neck='auto' (ViT: simple feature pyramid; ResNet: stages)."
+            )
+        stride = self.in_strides[self.index]
+        self.atrous_rates = tuple(max(1, round(r * 16 / stride)) for r in aspp_rates)
+        self.aspp = ASPP(self.in_channels[self.index], self.atrous_rates, aspp_channels)
+        _fix_aspp_pooling_norm(self.aspp)
+        self.low_level = _conv_bn_relu(self.in_channels[self.low_index], low_level_channels, 1)
+        self.decoder = nn.Sequential(
+            _conv_bn_relu(aspp_channels + low_level_channels, aspp_channels),
+            _conv_bn_relu(aspp_channels, aspp_channels),
+        )
+        self.classifier = nn.Conv2d(aspp_channels, num_classes, 1)
+
+    def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
+        """Levels -> logits ``(B, K, H, W)``."""
+        low = self.low_level(features[self.low_index])
+        x = self.aspp(features[self.index])
+        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.classifier(self.decoder(torch.cat([x, low], dim=1)))
+        return F.interpolate(x, size=image_size, mode="bilinear", align_corners=False)
+
+
+class _UNetBlock(nn.Module):
+    """Upsample to the skip's (or the given) size, concatenate the skip, two conv-BN-ReLU."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn_relu(in_ch + skip_ch, out_ch)
+        self.conv2 = _conv_bn_relu(out_ch, out_ch)
+
+    def forward(self, x: Tensor, size: tuple[int, int], skip: Tensor | None = None) -> Tensor:
+        x = F.interpolate(x, size=size, mode="nearest")
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.conv2(self.conv1(x))
+
+
+class UNetHead(SegmentationHead):
+    """UNet decoder with skip connections over the pyramid (the classic ResNet-UNet).
+
+    Starting at the coarsest level, each block upsamples (nearest, to the skip's size, so dilated
+    stages and odd sizes work), concatenates the next finer level and applies two 3x3
+    conv-BN-ReLU. Below the finest level (stride 4) blocks without skips upsample x2 until the
+    input size (the last one lands exactly on it), then a 3x3 conv gives the logits. With 4 levels
+    at strides 4..32 that is 5 blocks of (256, 128, 64, 32, 16) channels, as in
+    ``segmentation_models_pytorch``'s ResNet-UNet.
+
+    Args:
+        decoder_channels: One width per block (default: 256 halving, at least 16).
+    """
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
+                 decoder_channels: Sequence[int] | None = None, aux_head: bool = False,
+                 aux_index: int | None = None) -> None:
+        super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
+        n_skip = len(self.in_channels) - 1
+        self.n_extra = max(0, math.ceil(math.log2(max(self.in_strides[0], 1))))
+        n_blocks = n_skip + self.n_extra
+        if n_blocks == 0:
+            raise ConfigError("head='unet' needs a multi-level neck; use neck='auto'.")
+        if decoder_channels is None:
+            decoder_channels = [max(16, 256 >> i) for i in range(n_blocks)]
+        if len(decoder_channels) != n_blocks:
+            raise ConfigError(
+                f"decoder_channels has {len(decoder_channels)} entries but this pyramid (strides "
+                f"{self.in_strides}) needs {n_blocks}: {n_skip} skip blocks + {self.n_extra} upsampling blocks."
+            )
+        self.decoder_channels = list(decoder_channels)
+        blocks, ch = [], self.in_channels[-1]
+        for i, out_ch in enumerate(self.decoder_channels):
+            skip_ch = self.in_channels[n_skip - 1 - i] if i < n_skip else 0
+            blocks.append(_UNetBlock(ch, skip_ch, out_ch))
+            ch = out_ch
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = nn.Conv2d(ch, num_classes, 3, padding=1)
+
+    def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
+        """Levels -> logits ``(B, K, H, W)``."""
+        n_skip = len(features) - 1
+        x = features[-1]
+        for i, block in enumerate(self.blocks):
+            if i < n_skip:
+                skip = features[n_skip - 1 - i]
+                x = block(x, tuple(skip.shape[-2:]), skip)
+            elif i == len(self.blocks) - 1:
+                x = block(x, image_size)
+            else:
+                x = block(x, (x.shape[-2] * 2, x.shape[-1] * 2))
+        x = self.classifier(x)
+        if tuple(x.shape[-2:]) != tuple(image_size):  # only when there are no upsampling blocks
+            x = F.interpolate(x, size=image_size, mode="bilinear", align_corners=False)
+        return x
+
+
+class FCNSegHead(SegmentationHead):
+    """Light baseline: torchvision's ``FCNHead`` (3x3 conv-BN-ReLU, dropout, 1x1) on the deep level."""
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
+                 aux_head: bool = False, aux_index: int | None = None) -> None:
+        super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
+        self.index = deep_level(self.in_strides)
+        self.classifier = FCNHead(self.in_channels[self.index], num_classes)
+
+    def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
+        """Levels -> logits ``(B, K, H, W)``."""
+        out = self.classifier(features[self.index])
+        return F.interpolate(out, size=image_size, mode="bilinear", align_corners=False)
+
+
+SEGMENTATION_HEADS: dict[str, type[SegmentationHead]] = {
+    "deeplabv3": DeepLabV3Head,
+    "deeplabv3plus": DeepLabV3PlusHead,
+    "unet": UNetHead,
+    "fcn": FCNSegHead,
+}
+
+
+def build_segmentation_head(kind: str, in_channels: Sequence[int], in_strides: Sequence[int],
+                            num_classes: int, **kwargs: object) -> SegmentationHead:
+    """Build a segmentation head by name; unknown options raise a ConfigError listing the allowed ones."""
+    from rsfm.models.heads import check_kwargs
+
+    cls = SEGMENTATION_HEADS[kind]
+    check_kwargs(cls, kind, kwargs, skip=("in_channels", "in_strides", "num_classes"))
+    return cls(in_channels, in_strides, num_classes, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""``RsfmModel``: backbone + neck + head with one forward contract per task.
+
+Forward contracts (``model(x, targets=None, return_aux=False, **backbone_kwargs)``):
+
+* segmentation: ``x`` ``(B, C, H, W)`` (Prithvi multi-temporal: ``(B, C, T, H, W)``; frames are
+  merged after the backbone by the neck's temporal reduction, ``mean`` or ``concat``) -> logits
+  ``(B, K, H, W)``. With ``return_aux=True``: ``{"out": logits, "aux": aux_logits_or_None}``
+  (same shapes; ``aux`` is None when the head has no auxiliary branch).
+* classification: ``x`` -> logits ``(B, K)``.
+* detection: torchvision's contract. ``x`` is ``(B, C, H, W)`` or a list of ``(C, H, W)``;
+  ``targets`` a list of dicts with ``boxes`` ``(N, 4)`` xyxy pixels, ``labels`` ``(N,)`` int64 in
+  ``1..K`` (+ ``masks`` ``(N, H, W)`` uint8 for Mask R-CNN). Train mode returns a dict of losses;
+  eval mode a list of dicts with ``boxes``, ``labels``, ``scores`` (+ ``masks`` ``(N, 1, H, W)``).
+
+``backbone_kwargs`` are passed to the backbone: ``temporal_coords`` / ``location_coords``
+(Prithvi) or ``wavelengths`` (DOFA).
+
+Submodule names are stable (``backbone``, ``neck``, ``head``) for LoRA targets and freezing rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from rsfm.config import ModelConfig
+
+__all__ = ["RsfmModel"]
+
+# Keyword arguments each backbone family's forward accepts.
+_BACKBONE_KWARGS = {
+    "PrithviViT": ("temporal_coords", "location_coords"),
+    "DOFAViT": ("wavelengths",),
+}
+
+
+class RsfmModel(nn.Module):
+    """A segmentation, detection or classification model (see the module docstring).
+
+    Args:
+        backbone: Backbone from ``rsfm.create_backbone``.
+        neck: Neck from :mod:`rsfm.models.necks`.
+        head: Head from :mod:`rsfm.models.heads`.
+        config: The configuration that rebuilds this model.
+
+    Attributes:
+        task: ``segmentation``, ``detection`` or ``classification``.
+        num_classes: ``K`` (detection: without background).
+        backbone_frozen: Whether :meth:`freeze_backbone` is in effect.
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module, config: ModelConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.head = head
+        self.config = config
+        self.task = config.task
+        self.num_classes = config.num_classes
+        self.backbone_frozen = False
+        source = getattr(head, "backbone", None) if self.task == "detection" else None
+        if source is not None:
+            source.owner = self  # the torchvision detector calls our backbone + neck
+        if config.freeze_backbone:
+            self.freeze_backbone()
+
+    @property
+    def has_aux(self) -> bool:
+        """True if the segmentation head has an auxiliary branch."""
+        return getattr(self.head, "aux", None) is not None
+
+    def _check_backbone_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        allowed = _BACKBONE_KWARGS.get(type(self.backbone).__name__, ())
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(
+                f"{type(self.backbone).__name__} ({self.config.backbone}) does not take {unknown}; "
+                f"backbone keyword arguments it accepts: {list(allowed)}."
+            )
+        return kwargs
+
+    def forward_features(self, x: Tensor, **backbone_kwargs: Any) -> list[Tensor]:
+        """Pyramid levels ``(B, C_i, H/s_i, W/s_i)`` (backbone then neck)."""
+        return self.neck(self.backbone(x, **self._check_backbone_kwargs(backbone_kwargs)))
+
+    def forward(
+        self,
+        x: Tensor | list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        return_aux: bool = False,
+        **backbone_kwargs: Any,
+    ) -> Any:
+        """Run the model (contracts in the module docstring)."""
+        if self.task == "detection":
+            source = self.head.backbone
+            source.kwargs = self._check_backbone_kwargs(backbone_kwargs)
+            try:
+                return self.head(x, targets)
+            finally:
+                source.kwargs = {}
+        if targets is not None:
+            raise TypeError(f"targets= is for detection; a {self.task} model returns logits (compute the loss outside).")
+        assert isinstance(x, Tensor)
+        features = self.forward_features(x, **backbone_kwargs)
+        if self.task == "classification":
+            return self.head(features)
+        size = (x.shape[-2], x.shape[-1])
+        logits = self.head(features, size)
+        if return_aux:
+            return {"out": logits, "aux": self.head.forward_aux(features, size)}
+        return logits
+
+    def freeze_backbone(self) -> None:
+        """Stop gradients to the backbone and keep it in eval mode (BatchNorm stats, drop-path off)."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone_frozen = True
+        self.backbone.eval()
+
+    def unfreeze_backbone(self) -> None:
+        """Train the backbone again (follows the model's train/eval mode)."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(True)
+        self.backbone_frozen = False
+        self.backbone.train(self.training)
+
+    def train(self, mode: bool = True) -> RsfmModel:
+        """Like ``nn.Module.train``, but a frozen backbone stays in eval mode."""
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+    def extra_repr(self) -> str:
+        return f"task={self.task!r}, backbone={self.config.backbone!r}, head={self.config.head!r}, num_classes={self.num_classes}"
