@@ -18,6 +18,10 @@ from rsfm.errors import RsfmError
 COMMANDS: dict[str, tuple[str, str]] = {
     "backbones": ("rsfm.commands.backbones", "list registered backbones (name, family, params, bands...)"),
     "stats": ("rsfm.data.stats", "exact per-band mean/std of rasters or chip folders (nodata excluded) -> YAML"),
+    "train": ("rsfm.commands.train", "train a YAML recipe (same as accelerate launch -m rsfm.train)"),
+    "check": ("rsfm.commands.check", "validate a recipe and print it resolved, without training"),
+    "schema": ("rsfm.commands.schema", "print the JSON schema of recipes (editor completion)"),
+    "push": ("rsfm.commands.push", "upload a trained run to the Hugging Face Hub"),
 }
 
 

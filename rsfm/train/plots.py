@@ -1,0 +1,87 @@
+"""Training plots as PNG: loss and metric curves, confusion matrix (written atomically)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rsfm.train.checkpoint import atomic_write
+
+__all__ = ["plot_confusion", "plot_history"]
+
+
+def _fig():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"))
+
+
+def plot_history(history: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """``loss.png`` (train/val loss per epoch) and ``metrics.png`` (validation metrics)."""
+    plt = _fig()
+    out_dir = Path(out_dir)
+    epochs = [h["epoch"] for h in history]
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        vals = [h.get(key) for h in history]
+        if any(v is not None for v in vals):
+            ax.plot(epochs, [float("nan") if v is None else v for v in vals], marker="o",
+                    label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, out_dir / "loss.png")
+    plt.close(fig)
+    written.append(out_dir / "loss.png")
+    keys = [k for k in ("val_miou", "val_macro_f1", "val_accuracy", "val_map", "val_map50")
+            if any(k in h for h in history)]
+    if keys:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k in keys:
+            ax.plot(epochs, [h.get(k, float("nan")) for h in history], marker="o",
+                    label=k.removeprefix("val_"))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation metric")
+        ax.set_ylim(0, 1)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        _save(fig, out_dir / "metrics.png")
+        plt.close(fig)
+        written.append(out_dir / "metrics.png")
+    return written
+
+
+def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str],
+                   path: str | Path) -> Path:
+    """Row-normalised confusion matrix (rows = truth) with counts in the cells."""
+    import numpy as np
+
+    plt = _fig()
+    cm_arr = np.asarray(cm, dtype=np.float64)
+    norm = cm_arr / np.maximum(cm_arr.sum(1, keepdims=True), 1)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 2))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm_arr[i, j])})", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    path = Path(path)
+    _save(fig, path)
+    plt.close(fig)
+    return path
