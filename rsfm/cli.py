@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("rsfm.commands.check", "validate a recipe and print it resolved, without training"),
     "schema": ("rsfm.commands.schema", "print the JSON schema of recipes (editor completion)"),
     "push": ("rsfm.commands.push", "upload a trained run to the Hugging Face Hub"),
+    "predict": ("rsfm.commands.predict", "predict GeoTIFF scenes -> class COG, probabilities, vectors, preview"),
+    "export": ("rsfm.commands.export", "export a model to ONNX / TorchScript with a parity check"),
 }
 
 

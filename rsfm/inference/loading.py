@@ -79,7 +79,7 @@ def _spec_from_model(model: Any) -> PredictionSpec | None:
         found = getattr(model, attr, None)
         if isinstance(found, PredictionSpec):
             return found
-    for attr in ("hub_config", "run_config", "full_config"):  # the whole config.json, if kept
+    for attr in ("rsfm_metadata", "hub_config"):  # the whole config.json (rsfm.hub sets it)
         found = getattr(model, attr, None)
         if isinstance(found, dict) and "model" in found:
             return PredictionSpec.from_config(found)
