@@ -140,7 +140,7 @@ def preview_scene(
         n = 0
         with fiona.open(pred) as src:
             for feat in src:
-                xs, ys = zip(*[inv * tuple(p[:2]) for p in feat["geometry"]["coordinates"][0]], strict=True)
+                xs, ys = zip(*[inv @ tuple(p[:2]) for p in feat["geometry"]["coordinates"][0]], strict=True)
                 xs = np.array(xs) * w / info.width
                 ys = np.array(ys) * h / info.height
                 axes[0, 1].plot(xs, ys, color="#ff3b30", linewidth=1.0)

@@ -191,7 +191,10 @@ def _suppress_contained(boxes: torch.Tensor, scores: torch.Tensor, labels: torch
         rb = torch.minimum(b[:, None, 2:], boxes[None, :, 2:])
         inter = (rb - lt).clamp(min=0).prod(-1)
         frac = inter / area[s : s + chunk, None].clamp(min=1e-6)  # fraction of the row box inside
-        better = (scores[None, :] > scores[s : s + chunk, None]) & (labels[None, :] == labels[s : s + chunk, None])
+        sc, ar = scores[s : s + chunk, None], area[s : s + chunk, None]
+        # "better": higher score, or the same score and larger (the uncut view of the object)
+        better = (scores[None, :] > sc) | ((scores[None, :] == sc) & (area[None, :] > ar))
+        better &= labels[None, :] == labels[s : s + chunk, None]
         keep[s : s + chunk] = ~((frac >= ratio) & better).any(1)
     return keep
 
@@ -236,7 +239,7 @@ def write_boxes(
     feats = []
     counts: dict[str, int] = defaultdict(int)
     for (x0, y0, x1, y1), s, lab in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
-        corners = [transform * (x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+        corners = [transform @ (x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
         name = names[lab] if 0 <= lab < len(names) else f"class_{lab}"
         counts[name] += 1
         feats.append({"geometry": Polygon(corners), "properties": {
