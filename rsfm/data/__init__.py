@@ -34,7 +34,30 @@ _EXPORTS = {
     "show_batch": "rsfm.data.show",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "INDICES",
+    "ChipDataset",
+    "GeoDataset",
+    "ImageReader",
+    "Normalizer",
+    "SceneDataset",
+    "block_split",
+    "build_transforms",
+    "check_same_grid",
+    "class_balance",
+    "collate_fn",
+    "compute_stats",
+    "file_split",
+    "inspect_raster",
+    "random_split",
+    "read_coco",
+    "read_vector",
+    "read_voc",
+    "read_yolo",
+    "select_bands",
+    "show_batch",
+    "split_dataset",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -216,6 +216,8 @@ class ChipDataset(GeoDataset):
         for images, label in pairs:
             for im in images:
                 self.reader.plan(im)  # header, bands, readable
+            if len(images) > 1:
+                self.reader.check_stack(images)
             info = self.reader.plan(images[0]).info
             if label is not None:
                 fmt = self._guess_format(label)

@@ -217,7 +217,7 @@ class VectorLabels:
             if part.is_empty or (geom.area > 0 and part.area / geom.area < min_visible):
                 continue
             x0, y0, x1, y1 = part.bounds
-            cols, rows = zip(*(inv * (x, y) for x, y in ((x0, y0), (x1, y1))))
+            cols, rows = zip(*(_apply(inv, x, y) for x, y in ((x0, y0), (x1, y1))))
             bx = [max(0.0, min(cols)), max(0.0, min(rows)), min(w, max(cols)), min(h, max(rows))]
             if bx[2] - bx[0] < min_size or bx[3] - bx[1] < min_size:
                 continue
@@ -225,6 +225,10 @@ class VectorLabels:
             out_labels.append(int(self.class_ids[i]))
         return (np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4),
                 np.asarray(out_labels, dtype=np.int64))
+
+
+def _apply(t: Any, x: float, y: float) -> tuple[float, float]:
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
 
 
 def _bounds_btlr(west_south_east_north: tuple[float, ...]) -> tuple[float, float, float, float]:

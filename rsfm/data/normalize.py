@@ -78,11 +78,25 @@ class Normalizer:
                 f"({list(names)}); give one value per band in the same order."
             )
 
-    def __call__(self, raw: np.ndarray, bad: np.ndarray | None = None) -> np.ndarray:
-        """Normalise ``raw`` ``(C, ...)``; ``bad`` (same shape, bool) marks invalid values."""
-        x = raw.astype(np.float32, copy=True)
+    def __call__(self, raw: np.ndarray, bad: np.ndarray | None = None, inplace: bool = False,
+                 finite: bool = False) -> np.ndarray:
+        """Normalise ``raw`` ``(C, ...)``.
+
+        Args:
+            raw: Raw values.
+            bad: Boolean, same shape: invalid values (set to 0 in the output).
+            inplace: ``raw`` is a float32 array the caller owns: normalise it in place (saves
+                an allocation per tile, which is what costs most in a VM).
+            finite: ``raw`` cannot hold NaN/inf (integer file read as float).
+        """
+        own = inplace and raw.dtype == np.float32
+        x = raw if own else raw.astype(np.float32, copy=True)
+        # NaN can only come from float input or from marking invalid values; skipping the final
+        # clean-up otherwise keeps integer tiles (the common case) cheap.
+        dirty = raw.dtype.kind == "f" and not finite
         if bad is not None and bad.any():
             x[bad] = np.nan  # excluded from per-tile statistics, set to 0 at the end
+            dirty = True
         if self.value_scale != 1.0:
             x *= np.float32(self.value_scale)
         shape = (-1,) + (1,) * (x.ndim - 1)
@@ -102,7 +116,8 @@ class Normalizer:
                     sd = np.nanstd(flat, axis=1)
                     x -= np.nan_to_num(mu).reshape(shape)
                     x /= np.maximum(np.nan_to_num(sd), self.eps).reshape(shape)
-        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if dirty:
+            x[~np.isfinite(x)] = 0.0
         return x
 
 

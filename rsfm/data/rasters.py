@@ -126,8 +126,10 @@ def inspect_raster(path: str | Path) -> RasterInfo:
     """
     ds = get_handle(path)
     try:
-        # A truncated TIFF often opens fine and fails on the first pixel read: touch one block.
-        ds.read(1, window=Window(0, 0, min(ds.width, 1), min(ds.height, 1)))
+        # A truncated TIFF opens fine and fails on the first pixel read: touch the first and the
+        # last block (the last is the one a truncation cuts).
+        ds.read(1, window=Window(0, 0, 1, 1))
+        ds.read(ds.count, window=Window(ds.width - 1, ds.height - 1, 1, 1))
     except RasterioIOError as err:
         _handles.pop(str(path), None)
         raise DataError(f"'{path}' is truncated or corrupt (reading failed: {err}).") from None
@@ -160,8 +162,8 @@ def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 
             px = max(abs(image.transform.a), abs(image.transform.e))
             worst = 0.0
             for col, row in ((0, 0), (image.width, 0), (0, image.height), (image.width, image.height)):
-                xa, ya = image.transform * (col, row)
-                xb, yb = label.transform * (col, row)
+                xa, ya = _apply(image.transform, col, row)
+                xb, yb = _apply(label.transform, col, row)
                 worst = max(worst, abs(xa - xb), abs(ya - yb))
             if worst > tolerance_px * px:
                 problems.append(
@@ -178,6 +180,11 @@ def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 
             + ". Re-export the label on the image grid (e.g. gdalwarp -te/-ts/-t_srs), or use "
             "vector labels, which are reprojected and rasterised per window."
         )
+
+
+def _apply(t: Any, x: float, y: float) -> tuple[float, float]:
+    """Affine ``t`` applied to ``(x, y)`` (spelled out: affine deprecates ``*`` for this)."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,7 @@ def read_window(
     window: Window | None,
     indexes: Sequence[int],
     out_shape: tuple[int, int] | None = None,
+    out_dtype: str | None = None,
 ) -> np.ndarray:
     """Read ``indexes`` (1-based) inside ``window`` from ``path``; pads past the raster edge.
 
@@ -330,9 +338,10 @@ def read_window(
             the outside is filled with the file's nodata (or 0) so tiles keep their size.
         indexes: Bands to read.
         out_shape: Optional (H, W) to resample to (nearest), e.g. for decimated scans.
+        out_dtype: Convert while reading (GDAL does it in the same pass, no extra copy).
 
     Returns:
-        Array ``(len(indexes), H, W)`` in the file's dtype.
+        Array ``(len(indexes), H, W)`` in the file's dtype (or ``out_dtype``).
 
     Raises:
         DataError: The read fails (truncated or corrupt file).
@@ -341,6 +350,8 @@ def read_window(
     kwargs: dict[str, Any] = {}
     if out_shape is not None:
         kwargs["out_shape"] = (len(indexes), *out_shape)
+    if out_dtype is not None:
+        kwargs["out_dtype"] = out_dtype
     try:
         if window is not None and (
             window.col_off < 0 or window.row_off < 0
@@ -356,7 +367,7 @@ def read_window(
 
 
 def invalid_mask(
-    data: np.ndarray, nodata: float | None, axis: int = 0
+    data: np.ndarray, nodata: float | None, axis: int = 0, check_finite: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-value and per-pixel invalidity of raw raster values.
 
@@ -368,15 +379,16 @@ def invalid_mask(
         data: Raw values ``(C, ...spatial)`` (bands on ``axis``).
         nodata: The nodata value (``None`` or NaN for floats: only NaN/inf are invalid).
         axis: The band axis.
+        check_finite: Look for NaN/inf (default: when ``data`` is float). Pass False for integer
+            files read as float32, which cannot hold NaN.
 
     Returns:
         ``(bad_values, bad_pixels)``: boolean arrays shaped like ``data`` and like ``data`` without
         the band axis.
     """
-    if data.dtype.kind == "f":
-        nonfinite = ~np.isfinite(data)
-    else:
-        nonfinite = np.zeros(data.shape, dtype=bool)
+    if check_finite is None:
+        check_finite = data.dtype.kind == "f"
+    nonfinite = ~np.isfinite(data) if check_finite else np.zeros(data.shape, dtype=bool)
     bad_pixels = nonfinite.any(axis=axis)
     if _representable(nodata, data.dtype):
         is_nd = data == np.asarray(nodata).astype(data.dtype)

@@ -113,18 +113,38 @@ class ImageReader:
             ``(H, W)`` mask of invalid pixels.
         """
         plan = self.plan(path)
-        raw = read_window(path, window, plan.read_indexes)
+        is_float = np.dtype(plan.info.dtype).kind == "f"
+        # GDAL converts to float32 while reading: one array per tile, normalised in place.
+        raw = read_window(path, window, plan.read_indexes, out_dtype="float32")
         pos = {b: i for i, b in enumerate(plan.read_indexes)}
-        sel = raw[[pos[b] for b in plan.selection.indexes]]
-        bad_values, bad = invalid_mask(sel, plan.nodata)
-        image = self.normalizer(sel, bad_values)
         if plan.indices:
-            if len(plan.read_indexes) != len(plan.selection.indexes):
-                _, bad_all = invalid_mask(raw, plan.nodata)
-                bad = bad | bad_all
-            extra = [compute_index(raw[pos[p.a]], raw[pos[p.b]], bad) for p in plan.indices]
+            _, bad_all = invalid_mask(raw, plan.nodata, check_finite=is_float)
+            extra = [compute_index(raw[pos[p.a]], raw[pos[p.b]], bad_all) for p in plan.indices]
+        order = [pos[b] for b in plan.selection.indexes]
+        sel = raw if order == list(range(len(raw))) else raw[order]
+        bad_values, bad = invalid_mask(sel, plan.nodata, check_finite=is_float)
+        image = self.normalizer(sel, bad_values, inplace=True, finite=not is_float)
+        if plan.indices:
+            bad = bad | bad_all
             image = np.concatenate([image, np.stack(extra)], axis=0)
         return image, bad
+
+    def check_stack(self, paths: Sequence[str | Path]) -> None:
+        """Fail unless the time steps share size, CRS and transform.
+
+        Raises:
+            DataError: Names the first file and the one that differs.
+        """
+        first = self.plan(paths[0]).info
+        for p in paths[1:]:
+            info = self.plan(p).info
+            if (info.width, info.height, info.crs, info.transform) != (
+                first.width, first.height, first.crs, first.transform
+            ):
+                raise DataError(
+                    f"Time steps '{paths[0]}' and '{p}' are not co-registered (size, CRS or "
+                    "transform differ); resample them onto one grid first."
+                )
 
     def read_stack(
         self, paths: Sequence[str | Path], window: Window | None = None
@@ -137,17 +157,9 @@ class ImageReader:
         Raises:
             DataError: The time steps are not on the same grid.
         """
+        self.check_stack(paths)
         images, bads = [], []
-        first = self.plan(paths[0]).info
         for p in paths:
-            info = self.plan(p).info
-            if (info.width, info.height, info.crs, info.transform) != (
-                first.width, first.height, first.crs, first.transform
-            ):
-                raise DataError(
-                    f"Time steps '{paths[0]}' and '{p}' are not co-registered (size, CRS or "
-                    "transform differ); resample them onto one grid first."
-                )
             img, bad = self.read(p, window)
             images.append(img)
             bads.append(bad)

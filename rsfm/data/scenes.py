@@ -144,6 +144,8 @@ class SceneDataset(GeoDataset):
         for s, paths in enumerate(self.scenes):
             for p in paths:
                 self.reader.plan(p)
+            if len(paths) > 1:
+                self.reader.check_stack(paths)
             info = self.reader.plan(paths[0]).info
             if self.label_rasters[s] is not None:
                 check_same_grid(info, inspect_raster(self.label_rasters[s]))

@@ -1,0 +1,132 @@
+"""Chip folders: Sen1Floods11 (SAR, NaN nodata, -1 labels), Dubai colour masks, NEON VOC boxes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from data_fixtures import DUBAI, DUBAI_CLASSES, DUBAI_COLORS, S1, S1_KW, S1_LABELS, S2_CHIP, TREES
+from torch.utils.data import DataLoader
+
+from rsfm.data import ChipDataset, collate_fn
+from rsfm.data.labels import read_voc
+from rsfm.errors import DataError
+
+
+def test_sen1floods11_chips_nodata_and_ignore():
+    ds = ChipDataset(S1, S1_LABELS, mean=[-10.0, -17.0], std=[4.0, 5.0], **S1_KW)
+    # Paraguay_34417 is entirely NaN: skipped and counted
+    assert len(ds) == 3
+    assert ds.stats["skipped_nodata"] == 1 and "Paraguay_34417" in ds.stats["skipped_items"][0]
+    assert ds.bands == ["VV", "VH"] and ds.classes == ["dry", "water"] and ds.ignore_index == -1
+    s = ds[0]  # Bolivia crop: holds NaN pixels
+    assert s["image"].dtype == torch.float32 and s["image"].shape == (2, 128, 128)
+    assert s["mask"].dtype == torch.int64 and s["mask"].shape == (128, 128)
+    with rasterio.open(S1 / "Bolivia_312675_S1Hand.tif") as src:
+        raw = src.read()
+    nan = np.isnan(raw).any(axis=0)
+    assert nan.sum() > 100
+    assert (s["image"][:, torch.from_numpy(nan)] == 0).all()
+    assert (s["mask"][torch.from_numpy(nan)] == -1).all()
+    # normalised with the given statistics where valid
+    v = ~nan
+    expected = (raw[0][v] + 10.0) / 4.0
+    assert np.allclose(s["image"][0].numpy()[v], expected, atol=1e-5)
+    assert set(np.unique(s["mask"].numpy())) <= {-1, 0, 1}
+
+
+def test_custom_ignore_index_and_manifest_split(tmp_path):
+    rows = ["image,label,split"]
+    for stem, split in (("Bolivia_312675", "train"), ("Ghana_53713", "val"),
+                        ("Spain_7370579", "train")):
+        rows.append(f"{S1}/{stem}_S1Hand.tif,{S1_LABELS}/{stem}_LabelHand.tif,{split}")
+    (tmp_path / "m.csv").write_text("\n".join(rows))
+    kw = {k: v for k, v in S1_KW.items() if "suffix" not in k}
+    ds = ChipDataset(manifest=tmp_path / "m.csv", split="train", ignore_index=255, **kw)
+    assert len(ds) == 2 and ds.ignore_index == 255
+    assert 255 in ds[0]["mask"].unique()  # the -1 labels of Bolivia
+    (tmp_path / "val.txt").write_text("Ghana_53713_S1Hand.tif\n")
+    ds2 = ChipDataset(S1, S1_LABELS, split_file=tmp_path / "val.txt", **S1_KW)
+    assert ds2.names() == ["Ghana_53713_S1Hand.tif"]
+
+
+def test_s2_chip_bands_by_name_and_indices():
+    ds = ChipDataset([S2_CHIP], task="none", bands=["B04", "B03", "B02", "NIR_NARROW"],
+                     indices=["NDVI", "ndwi"], value_scale=1e-4)
+    assert ds.bands == ["B04", "B03", "B02", "NIR_NARROW", "NDVI", "NDWI"]
+    img = ds[0]["image"]
+    assert img.shape == (6, 128, 128)
+    with rasterio.open(S2_CHIP) as src:
+        b8, b4 = src.read(8).astype(float), src.read(4).astype(float)
+    ndvi = (b8 - b4) / (b8 + b4)  # NDVI prefers the broad NIR (B8), as usual for Sentinel-2
+    assert np.allclose(img[4].numpy(), ndvi, atol=1e-5)
+    assert np.allclose(img[3].numpy(), src_band(9) * 1e-4, atol=1e-6)
+
+
+def src_band(i):
+    with rasterio.open(S2_CHIP) as src:
+        return src.read(i).astype(np.float32)
+
+
+def test_dubai_colour_masks_road_quirk():
+    ds = ChipDataset(DUBAI / "images", DUBAI / "masks", classes=DUBAI_CLASSES,
+                     color_map=DUBAI_COLORS, normalize="minmax")
+    assert ds.bands == ["RED", "GREEN", "BLUE"]
+    s = ds[0]
+    assert s["image"].shape[0] == 3 and s["image"].min() >= 0 and s["image"].max() <= 1
+    counts = np.bincount(s["mask"].numpy().ravel() + 1, minlength=7)
+    assert counts[1 + 2] > 1000  # roads found via the colour the masks really use
+    assert ds.stats["unknown_color_pixels"] == 0
+    # with the class file's road colour instead, road pixels are unknown and counted
+    bad = dict(DUBAI_COLORS)
+    del bad["#6EC1E4"]
+    bad["#1BB3F5"] = 2
+    ds2 = ChipDataset(DUBAI / "images", DUBAI / "masks", classes=DUBAI_CLASSES, color_map=bad)
+    m2 = ds2[0]["mask"]
+    assert (m2 == 2).sum() == 0 and ds2.stats["unknown_color_pixels"] == counts[3]
+
+
+def test_voc_detection_chips_and_loader():
+    ds = ChipDataset([TREES / "images/OSBS_029.tif", TREES / "images/SOAP_061.png"],
+                     TREES / "annotations", task="detection", classes=["Tree", "Alive", "Dead"])
+    s = ds[0]
+    assert s["boxes"].shape == (61, 4) and s["boxes"].dtype == torch.float32
+    assert (s["labels"] == 0).all() and s["labels"].dtype == torch.int64
+    assert s["boxes"][0].tolist() == [203, 67, 227, 90]
+    assert set(ds[1]["labels"].tolist()) == {1, 2}
+    batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate_fn)))
+    assert batch["image"].shape == (2, 3, 400, 400)
+    assert isinstance(batch["boxes"], list) and [len(b) for b in batch["boxes"]] == [61, 37]
+    assert batch["meta"]["path"][0].endswith("OSBS_029.tif")
+
+
+def test_coco_detection(tmp_path):
+    _, boxes, _labels = read_voc(TREES / "annotations/OSBS_029.xml", ["Tree"])
+    doc = {"images": [{"id": 7, "file_name": "OSBS_029.tif", "width": 400, "height": 400}],
+           "categories": [{"id": 1, "name": "Tree"}],
+           "annotations": [{"id": i, "image_id": 7, "category_id": 1,
+                            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
+                                     float(b[3] - b[1])]} for i, b in enumerate(boxes)]}
+    (tmp_path / "coco.json").write_text(json.dumps(doc))
+    ds = ChipDataset([TREES / "images/OSBS_029.tif"], tmp_path / "coco.json", task="detection")
+    assert ds.classes == ["Tree"]
+    s = ds[0]
+    assert torch.equal(s["boxes"], torch.from_numpy(boxes)) and (s["labels"] == 0).all()
+
+
+def test_multitemporal_chips_and_workers():
+    a, b = S1 / "Bolivia_312675_S1Hand.tif", S1 / "Ghana_53713_S1Hand.tif"
+    # Two different chips are not co-registered: refused with both names
+    with pytest.raises(DataError, match="co-registered"):
+        ChipDataset([[a, b]], task="none")
+    ds = ChipDataset([[a, a]], [S1_LABELS / "Bolivia_312675_LabelHand.tif"],
+                     classes=["dry", "water"], label_ignore_values=[-1])
+    s = ds[0]
+    assert s["image"].shape == (2, 2, 128, 128) and s["mask"].shape == (128, 128)
+    ds1 = ChipDataset(S1, S1_LABELS, **S1_KW)
+    loader = DataLoader(ds1, batch_size=2, num_workers=2, collate_fn=collate_fn)
+    shapes = [tuple(b["image"].shape) for b in loader]
+    assert shapes == [(2, 2, 128, 128), (1, 2, 128, 128)]
