@@ -92,20 +92,29 @@ class SegmentationHead(nn.Module):
 
 
 class DeepLabV3Head(SegmentationHead):
-    """torchvision's ``DeepLabHead`` (ASPP with image pooling, 256 channels) on the deep level.
+    """torchvision's ``DeepLabHead`` (ASPP with image pooling, 3x3 conv, 1x1 classifier) on the deep level.
 
     Args:
         aspp_rates: Atrous rates at output stride 16 (scaled by ``16 / stride`` of the level).
+        aspp_channels: ASPP width (torchvision: 256). Other widths use the same layer layout.
     """
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, *,
-                 aspp_rates: Sequence[int] = (6, 12, 18), aux_head: bool = False,
+                 aspp_rates: Sequence[int] = (6, 12, 18), aspp_channels: int = 256, aux_head: bool = False,
                  aux_index: int | None = None) -> None:
         super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
         self.index = deep_level(self.in_strides)
         stride = self.in_strides[self.index]
         self.atrous_rates = tuple(max(1, round(r * 16 / stride)) for r in aspp_rates)
-        self.classifier = DeepLabHead(self.in_channels[self.index], num_classes, self.atrous_rates)
+        in_ch = self.in_channels[self.index]
+        if aspp_channels == 256:
+            self.classifier = DeepLabHead(in_ch, num_classes, self.atrous_rates)
+        else:  # DeepLabHead hard-codes 256; same modules and names with another width
+            self.classifier = nn.Sequential(
+                ASPP(in_ch, self.atrous_rates, aspp_channels),
+                nn.Conv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(aspp_channels), nn.ReLU(), nn.Conv2d(aspp_channels, num_classes, 1),
+            )
         _fix_aspp_pooling_norm(self.classifier[0])
 
     def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
