@@ -12,16 +12,16 @@ from rsfm.models.necks import SimpleFeaturePyramid
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}
 FAMILIES = {
-    "prithvi": dict(backbone="prithvi_eo_v2_300m", backbone_kwargs=TINY, channels=6),
-    "dofa": dict(backbone="dofa_base", backbone_kwargs=TINY, channels=3, bands=("B04", "B03", "B02")),
-    "resnet": dict(backbone="resnet18", backbone_kwargs={}, channels=3, bands=("B04", "B03", "B02")),
+    "prithvi": {"backbone": "prithvi_eo_v2_300m", "backbone_kwargs": TINY, "channels": 6},
+    "dofa": {"backbone": "dofa_base", "backbone_kwargs": TINY, "channels": 3, "bands": ("B04", "B03", "B02")},
+    "resnet": {"backbone": "resnet18", "backbone_kwargs": {}, "channels": 3, "bands": ("B04", "B03", "B02")},
 }
 # Small proposal/detection budgets keep random-init detectors fast on CPU.
 FAST_DET = {
-    "faster_rcnn": dict(rpn_pre_nms_top_n_train=64, rpn_post_nms_top_n_train=32, rpn_pre_nms_top_n_test=64,
-                        rpn_post_nms_top_n_test=32, box_batch_size_per_image=32, box_detections_per_img=10),
-    "retinanet": dict(topk_candidates=64, detections_per_img=10),
-    "fcos": dict(topk_candidates=64, detections_per_img=10),
+    "faster_rcnn": {"rpn_pre_nms_top_n_train": 64, "rpn_post_nms_top_n_train": 32, "rpn_pre_nms_top_n_test": 64,
+                        "rpn_post_nms_top_n_test": 32, "box_batch_size_per_image": 32, "box_detections_per_img": 10},
+    "retinanet": {"topk_candidates": 64, "detections_per_img": 10},
+    "fcos": {"topk_candidates": 64, "detections_per_img": 10},
 }
 FAST_DET["mask_rcnn"] = FAST_DET["faster_rcnn"]
 # Narrow segmentation heads (the layouts are the same as the defaults).
@@ -201,7 +201,7 @@ def test_deeplab_rates_follow_output_stride():
 
 
 def test_create_model_forms_agree():
-    kw = dict(head="fcn", num_classes=K, bands=["B04", "B03", "B02"], backbone_kwargs=TINY)
+    kw = {"head": "fcn", "num_classes": K, "bands": ["B04", "B03", "B02"], "backbone_kwargs": TINY}
     a = rsfm.create_model("segmentation", "dofa_base", **kw)
     b = rsfm.create_model(a.config)
     c = rsfm.create_model(a.config.to_dict())
@@ -215,14 +215,14 @@ def test_create_model_forms_agree():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(task="segmentation", head="faster_rcnn"), r"allowed heads: \['deeplabv3'"),
-        (dict(task="segmentation", head="unet", aspp_rates=(1, 2, 3)), r"unknown option.*aspp_rates.*decoder_channels"),
-        (dict(task="detection", head="fcos", bogus=1), r"unknown option.*bogus"),
-        (dict(task="segmentation", head="unet", neck="fpn"), "multi-stage backbone"),
-        (dict(task="segmentation", head="unet", neck="wrong"), r"allowed: \['auto'"),
-        (dict(task="segmentation", head="fcn", output_stride=16), "ResNet backbones"),
-        (dict(task="segmentation", head="fcn", temporal_reduction="max"), "mean"),
-        (dict(task="nope", head="fcn"), "task="),
+        ({"task": "segmentation", "head": "faster_rcnn"}, r"allowed heads: \['deeplabv3'"),
+        ({"task": "segmentation", "head": "unet", "aspp_rates": (1, 2, 3)}, r"unknown option.*aspp_rates.*decoder_channels"),
+        ({"task": "detection", "head": "fcos", "bogus": 1}, r"unknown option.*bogus"),
+        ({"task": "segmentation", "head": "unet", "neck": "fpn"}, "multi-stage backbone"),
+        ({"task": "segmentation", "head": "unet", "neck": "wrong"}, r"allowed: \['auto'"),
+        ({"task": "segmentation", "head": "fcn", "output_stride": 16}, "ResNet backbones"),
+        ({"task": "segmentation", "head": "fcn", "temporal_reduction": "max"}, "mean"),
+        ({"task": "nope", "head": "fcn"}, "task="),
     ],
 )
 def test_create_model_errors(kwargs, match):
