@@ -256,3 +256,20 @@ def test_freeze_backbone():
     assert all(p.grad is None for p in model.backbone.parameters())
     model.unfreeze_backbone()
     assert model.backbone.training and all(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_detection_parameters_registered_once_and_deepcopy():
+    import copy
+
+    model, C = make("dofa", "detection", "faster_rcnn")
+    keys = list(model.state_dict())
+    assert not any(k.startswith("head.backbone") for k in keys)
+    assert any(k.startswith("backbone.blocks.0.attn.qkv") for k in keys)
+    clone = copy.deepcopy(model)
+    assert clone.head.backbone.owner is clone and model.head.backbone.owner is model
+    clone.eval()
+    model.eval()
+    x = torch.randn(1, C, H, W)
+    with torch.no_grad():
+        a, b = model(x)[0], clone(x)[0]
+    torch.testing.assert_close(a["scores"], b["scores"])

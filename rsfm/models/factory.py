@@ -5,6 +5,14 @@
 >>> model = rsfm.create_model(ModelConfig(task="detection", backbone="dofa_base", head="faster_rcnn", num_classes=3))
 >>> model = rsfm.create_model({"task": "classification", "backbone": "resnet50", "head": "classification",
 ...                            "num_classes": 10})
+
+Window attention (ViTDet, ``window_size=ws``): in every block except ``global_blocks`` (default:
+the last block of each quarter of the depth), patch tokens attend only within non-overlapping
+``ws x ws`` spatial token windows, no shift. For Prithvi multi-temporal input a window spans the
+same ``ws x ws`` spatial block in all ``T`` frames (``T * ws * ws`` tokens). The cls token is a key
+in every window and itself attends globally. Grids that are not a multiple of ``ws`` are padded
+inside the block and the padding is masked out. No parameters are added; positional embeddings are
+added on the full grid before the blocks.
 """
 
 from __future__ import annotations
@@ -136,7 +144,8 @@ def build_model(cfg: ModelConfig) -> RsfmModel:
     )
     kind = resolve_neck_kind(cfg.neck.kind, backbone, cfg.task)
     # Detectors use a stride-64 level (P6), as torchvision's and ViTDet's reference detectors do.
-    extra64 = cfg.neck.extra_stride64 or (cfg.task == "detection" and kind in ("simple_feature_pyramid", "fpn"))
+    wants64 = kind == "fpn" or (kind == "simple_feature_pyramid" and 0.5 in cfg.neck.scale_factors)
+    extra64 = cfg.neck.extra_stride64 or (cfg.task == "detection" and wants64)
     neck = build_neck(kind, backbone, task=cfg.task, out_channels=cfg.neck.out_channels,
                       scale_factors=cfg.neck.scale_factors, extra_stride64=extra64,
                       temporal_reduction=cfg.temporal_reduction)
