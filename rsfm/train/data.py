@@ -204,12 +204,17 @@ def build_datasets(recipe: Recipe) -> tuple[Any, Any | None, DataMeta]:
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
-    """A shuffle that depends only on ``(seed, epoch)``: a resumed run sees the same order."""
+    """A shuffle that depends only on ``(seed, epoch)``: a resumed run sees the same order.
+
+    Deliberately no ``set_epoch``: accelerate calls ``sampler.set_epoch(<iterations of this
+    process>)``, which restarts at 0 in a resumed process. The loop calls :meth:`use_epoch`.
+    """
 
     def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
+        """Shuffle for this (0-based) epoch."""
         self.epoch = epoch
 
     def __iter__(self):

@@ -56,9 +56,11 @@ class TrainState:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     run_dir: str = ""
     last_loss: float | None = None
+    model: Any = dataclasses.field(default=None, repr=False, compare=False)  # for callbacks
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "model"}
 
 
 def build_model(recipe: Recipe) -> nn.Module:
@@ -289,12 +291,13 @@ def train(
         accelerator.load_state(str(ckpt))
         saved = ck.read_state(ckpt)
         state = TrainState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainState)
-                              if f.name in saved})
+                              if f.name in saved and f.name != "model"})
         state.run_dir = str(run_dir)
         unfreezer.apply(raw_model, state.epoch, upto=True)
         accelerator.print(f"[rsfm] resumed from {ckpt} (epoch {state.epoch + 1} done, step "
                           f"{state.global_step})")
 
+    state.model = raw_model
     tb = None
     if main and recipe.output.tensorboard:
         try:
@@ -342,8 +345,9 @@ def train(
                               for kk, v in p.items()} for p in preds]
                     tg = [{"boxes": b, "labels": lab}
                           for b, lab in zip(batch["boxes"], batch["labels"])]
-                    g = accelerator.gather_for_metrics((preds, tg), use_gather_object=True)
-                    det.update(*_split_pairs(g))
+                    preds = accelerator.gather_for_metrics(preds, use_gather_object=True)
+                    tg = accelerator.gather_for_metrics(tg, use_gather_object=True)
+                    det.update(preds, tg)
                     continue
                 target = batch["label"] if task == "classification" else batch["mask"]
                 logits, _ = _seg_logits(model(batch["image"]))
@@ -376,9 +380,10 @@ def train(
         if state.stopped_early or (tc.max_steps is not None and state.global_step >= tc.max_steps):
             break
         set_seed(tc.seed + epoch, deterministic=tc.deterministic)
-        sampler.set_epoch(epoch)
-        if hasattr(train_ds, "set_epoch"):
-            train_ds.set_epoch(epoch)
+        sampler.use_epoch(epoch)
+        base_ds = getattr(train_ds, "dataset", train_ds)  # a Subset's dataset
+        if hasattr(base_ds, "set_epoch"):
+            base_ds.set_epoch(epoch)  # random-window scene sampling: new windows per epoch
         for msg in unfreezer.apply(raw_model, epoch):
             accelerator.print(f"[rsfm] epoch {epoch + 1}: unfroze {msg}")
         if hasattr(raw_model, "backbone_frozen") and raw_model.backbone_frozen and any(
@@ -517,17 +522,6 @@ def train(
         tb.close()
     accelerator.end_training()
     return result
-
-
-def _split_pairs(gathered: Any) -> tuple[list, list]:
-    """``gather_for_metrics((preds, targets), use_gather_object=True)`` -> two flat lists."""
-    preds, targets = [], []
-    if isinstance(gathered, tuple) and len(gathered) == 2 and isinstance(gathered[0], list):
-        return list(gathered[0]), list(gathered[1])
-    for item in gathered:  # list of (preds, targets) per process
-        preds += list(item[0])
-        targets += list(item[1])
-    return preds, targets
 
 
 def _save_checkpoint(accelerator: Any, run_dir: Path, epoch: int, state: TrainState,

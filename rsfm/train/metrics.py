@@ -55,12 +55,17 @@ def summarize_confusion(cm: Tensor, classes: Sequence[str] | None = None) -> dic
     present = denom > 0
     total = cm.sum()
     names = list(classes) if classes else [str(i) for i in range(cm.shape[0])]
+    # the best constant prediction (the most frequent true class): the baseline to beat
+    truth = cm.sum(1)
+    n_true = int((truth > 0).sum())
+    baseline = float(truth.max() / total / n_true) if total > 0 and n_true else 0.0
     return {
         "miou": float(iou[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "accuracy": float(tp.sum() / total) if total > 0 else 0.0,
         "iou": {n: (None if math.isnan(v) else float(v)) for n, v in zip(names, iou.tolist())},
         "pixels": int(total),
+        "majority_miou": baseline,
     }
 
 

@@ -1,0 +1,126 @@
+"""Recipes: schema validation with YAML paths and close matches, includes, overrides, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rsfm.errors import ConfigError
+from rsfm.recipe import apply_overrides, load_recipe, recipe_schema, recipe_to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+BASE = {
+    "name": "t",
+    "model": {"task": "segmentation", "backbone": "dofa_base", "head": "fcn", "num_classes": 2,
+              "bands": ["VV", "VH"]},
+    "data": {"train": {"images": "imgs", "labels": "labs"}, "classes": ["dry", "water"]},
+}
+
+
+def write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def error_of(data: dict, overrides=()) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_recipe(data, overrides)
+    return str(info.value)
+
+
+def test_valid_recipe_defaults_and_relative_paths(tmp_path):
+    r = load_recipe(write(tmp_path / "r.yaml", BASE))
+    assert r.train.optimizer.name == "adamw" and r.metric == "miou" and r.metric_mode == "max"
+    assert r.data.train.images == str(tmp_path / "imgs")  # relative to the recipe file
+    assert r.classes == ("dry", "water")
+    assert r.source == str(tmp_path / "r.yaml")
+
+
+def test_unknown_key_names_path_and_close_match():
+    bad = {**BASE, "train": {"optimizer": {"lr": 1e-3, "wieght_decay": 0.1}}}
+    msg = error_of(bad)
+    assert "train.optimizer.wieght_decay" in msg and "'weight_decay'" in msg
+    msg = error_of({**BASE, "trian": {}})
+    assert "trian" in msg and "'train'" in msg
+
+
+def test_wrong_type_and_bad_value_show_path_and_value():
+    msg = error_of(BASE, ["train.epochs=many"])
+    assert "train.epochs" in msg and "'many'" in msg
+    msg = error_of(BASE, ["train.optimizer.lr=-0.1"])
+    assert "train.optimizer.lr" in msg and "-0.1" in msg
+    msg = error_of(BASE, ["train.loss.name=dcie"])
+    assert "train.loss.name" in msg and "'dice'" in msg
+
+
+def test_unknown_backbone_and_head_mismatch():
+    msg = error_of(BASE, ["model.backbone=dofa_bsae"])
+    assert "model.backbone" in msg and "dofa_base" in msg
+    msg = error_of(BASE, ["model.head=faster_rcnn"])
+    assert "model.head" in msg
+    msg = error_of(BASE, ["data.classes=[a, b, c]"])
+    assert "data.classes" in msg and "num_classes" in msg
+
+
+def test_unknown_augmentation_close_match():
+    msg = error_of(BASE, ["data.augment={hfilp: 0.5}"])
+    assert "data.augment.hfilp" in msg and "'hflip'" in msg
+
+
+def test_overrides_parse_yaml_values():
+    out = apply_overrides({"a": {"b": 1}}, ["a.b=3", "a.c=[1, 2]", "x.y.z=null", "s=abc"])
+    assert out == {"a": {"b": 3, "c": [1, 2]}, "x": {"y": {"z": None}}, "s": "abc"}
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
+        apply_overrides({}, ["novalue"])
+    r = load_recipe(BASE, ["train.epochs=3", "model.backbone=resnet18", "model.head=unet"])
+    assert r.train.epochs == 3 and r.model.backbone == "resnet18"
+
+
+def test_include_nested_and_top_level(tmp_path):
+    write(tmp_path / "stats.yaml", {"bands": ["VV", "VH"], "mean": [-10.0, -17.0],
+                                    "std": [4.0, 5.0], "count": 10, "min": [-40, -40],
+                                    "max": [5, 5], "files": 2, "value_scale": 1.0})
+    write(tmp_path / "common.yaml", {"train": {"epochs": 7, "seed": 3}})
+    data = {**BASE, "include": "common.yaml", "train": {"seed": 5},
+            "data": {**BASE["data"], "normalization": {"mode": "stats", "include": "stats.yaml"}}}
+    r = load_recipe(write(tmp_path / "r.yaml", data))
+    assert r.train.epochs == 7 and r.train.seed == 5  # keys next to include win
+    assert r.data.normalization.mean == (-10.0, -17.0)
+    write(tmp_path / "loop.yaml", {"include": "loop.yaml"})
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_recipe(write(tmp_path / "r2.yaml", {**BASE, "include": "loop.yaml"}))
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(write(tmp_path / "r3.yaml", {**BASE, "include": "missing.yaml"}))
+
+
+def test_round_trip_and_schema(tmp_path):
+    r = load_recipe(BASE)
+    again = load_recipe(write(tmp_path / "resolved.yaml", recipe_to_dict(r)))
+    assert again == r.__class__(**{**r.__dict__, "source": again.source})
+    schema = recipe_schema()
+    assert {"model", "data", "train", "lora", "eval", "output"} <= set(schema["properties"])
+    json.dumps(schema)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_shipped_recipes_validate(path):
+    r = load_recipe(path)
+    assert r.name
+
+
+def test_cli_check_and_schema(tmp_path, capsys):
+    from rsfm.cli import main
+
+    path = write(tmp_path / "r.yaml", BASE)
+    assert main(["check", str(path), "train.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs: 2" in out
+    assert main(["check", str(path), "train.epochs=x"]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"]

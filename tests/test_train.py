@@ -1,0 +1,251 @@
+"""The training loop on real Sen1Floods11 crops with a tiny DOFA ViT: outputs, resume
+equivalence, NaN guard, progressive unfreezing, and the loop's building blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+S1 = ROOT / "tests" / "data" / "sen1floods11"
+
+
+def tiny_recipe(out: Path, **sections) -> dict:
+    """A recipe that trains a 2-block width-64 DOFA ViT on 64x64 tiles of the real S1 crops."""
+    recipe = {
+        "name": "tiny",
+        "model": {"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
+                  "num_classes": 2, "bands": ["VV", "VH"],
+                  "backbone_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2},
+                  "neck": {"out_channels": 32}},
+        "data": {"kind": "scenes",
+                 "train": {"images": str(S1 / "S1Hand"), "labels": str(S1 / "LabelHand")},
+                 "image_suffix": "_S1Hand", "label_suffix": "_LabelHand",
+                 "classes": ["dry", "water"], "label_ignore_values": [-1], "tile_size": 64,
+                 "val_fraction": 0.25, "batch_size": 4,
+                 "normalization": {"mode": "stats", "mean": [-10.0, -17.0], "std": [4.0, 5.0]}},
+        "train": {"epochs": 2, "optimizer": {"lr": 1e-3}, "seed": 1, "progress": False},
+        "output": {"dir": str(out), "plots": True},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+            recipe[key] = {**recipe[key], **value}
+        else:
+            recipe[key] = value
+    return recipe
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_train_writes_run_directory(tmp_path):
+    import rsfm
+    from rsfm.hub import from_pretrained, load_config
+
+    run = tmp_path / "run"
+    result = rsfm.train(tiny_recipe(run))
+    assert result["best_epoch"] in (1, 2) and result["global_step"] == 4
+    for name in ("recipe.yaml", "config.json", "model.safetensors", "last_model.safetensors",
+                 "metrics.jsonl", "metrics.csv", "plots/loss.png", "plots/metrics.png",
+                 "plots/confusion_matrix.png", "checkpoints/latest"):
+        assert (run / name).exists(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_loss", "val_loss", "val_miou", "val_macro_f1", "val_accuracy",
+                "val_iou_dry", "val_iou_water", "val_confusion_matrix", "lr", "val_samples"):
+        assert key in rows[-1], key
+    assert rows[-1]["val_samples"] == 3
+    cfg = load_config(run)
+    # the contract inference relies on
+    assert cfg["rsfm_version"] and cfg["model"]["backbone"] == "dofa_base"
+    assert cfg["card"]["name"] == "dofa_base" and "revision" in cfg["card"]["weights"]
+    data = cfg["data"]
+    assert data["bands"] == ["VV", "VH"] and len(data["wavelengths"]) == 2
+    assert data["mean"] == [-10.0, -17.0] and data["std"] == [4.0, 5.0]
+    for key in ("divide_by", "nodata", "ignore_index", "classes", "tile_size"):
+        assert key in data
+    assert data["classes"] == ["dry", "water"] and data["tile_size"] == 64
+    assert cfg["lora"] is None
+    model = from_pretrained(run)
+    assert not model.training and model.rsfm_metadata["task"] == "segmentation"
+    best = load_weights(run / "model.safetensors")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, best[k]), k
+    with pytest.raises(Exception, match="already holds a run"):
+        rsfm.train(tiny_recipe(run))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
+    from rsfm.train.loop import train
+
+    full = train(tiny_recipe(tmp_path / "full", train={"epochs": 3}))
+
+    def kill(event, state):
+        if event == "step" and state.global_step == 3:  # mid epoch 2, after epoch-1 checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), callbacks=[kill])
+    ckpts = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())
+    assert ckpts == ["epoch-0001", "latest"]
+    resumed = train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), resume=True)
+    assert resumed["global_step"] == full["global_step"] == 6
+    a = load_weights(tmp_path / "full" / "last_model.safetensors")
+    b = load_weights(tmp_path / "cut" / "last_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    for ra, rb in zip(full["history"], resumed["history"]):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], abs=1e-6)
+        assert ra["val_miou"] == pytest.approx(rb["val_miou"], abs=1e-9)
+    # resuming a finished run is a no-op; resume without checkpoints is an error
+    again = train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), resume="auto")
+    assert again["global_step"] == 6
+    with pytest.raises(Exception, match="no complete checkpoint"):
+        train(tiny_recipe(tmp_path / "none"), resume=True)
+
+
+def test_non_finite_loss_stops_with_clear_message(tmp_path):
+    from rsfm.train.loop import NonFiniteLossError, train
+
+    with pytest.raises(NonFiniteLossError) as info:
+        train(tiny_recipe(tmp_path / "nan", train={"optimizer": {"lr": 1e30},
+                                                   "clip_grad_norm": None}))
+    msg = str(info.value)
+    assert "step" in msg and "learning rate" in msg and "nodata" in msg and "normalisation" in msg
+
+
+def test_progressive_unfreeze_and_freeze(tmp_path):
+    from rsfm.train.loop import train
+
+    snapshots = {}
+
+    def snap(event, state):
+        if event == "epoch":
+            snapshots[state.epoch] = {k: v.detach().clone()
+                                      for k, v in state.model.state_dict().items()}
+
+    recipe = tiny_recipe(tmp_path / "unfreeze", train={
+        "epochs": 3, "freeze": {"backbone": True,
+                                "unfreeze": [{"epoch": 2, "modules": ["blocks.1"]}]}})
+    train(recipe, callbacks=[snap])
+    b1 = "backbone.blocks.1.attn.qkv.weight"
+    b0 = "backbone.blocks.0.attn.qkv.weight"
+    head = next(k for k in snapshots[0] if k.startswith("head.") and k.endswith("weight"))
+    assert torch.equal(snapshots[0][b1], snapshots[1][b1])  # frozen in epochs 1-2
+    assert not torch.equal(snapshots[0][head], snapshots[1][head])  # head trains
+    assert not torch.equal(snapshots[1][b1], snapshots[2][b1])  # unfrozen at epoch 3
+    assert torch.equal(snapshots[1][b0], snapshots[2][b0])  # block 0 stays frozen
+
+
+# ------------------------------------------------------------------------------ building blocks
+def test_confusion_metrics_and_baseline():
+    from rsfm.train.metrics import ConfusionMetrics, per_sample_confusion
+
+    pred = torch.tensor([[[0, 1], [1, 1]], [[0, 0], [0, 0]]])
+    target = torch.tensor([[[0, 1], [0, -1]], [[0, 0], [1, 1]]])
+    cm = per_sample_confusion(pred, target, 2, -1)
+    assert cm.shape == (2, 2, 2) and cm[0].tolist() == [[1, 1], [0, 1]]
+    m = ConfusionMetrics(2, ["a", "b"])
+    m.update(cm)
+    out = m.compute()
+    # totals: tp0=3, fn0=1 (0->1), fp0=2 (1->0); tp1=1, fp1=1, fn1=2
+    assert out["iou"]["a"] == pytest.approx(3 / 6) and out["iou"]["b"] == pytest.approx(1 / 4)
+    assert out["miou"] == pytest.approx((0.5 + 0.25) / 2)
+    assert out["accuracy"] == pytest.approx(4 / 7) and out["samples"] == 2
+    assert out["majority_miou"] == pytest.approx((4 / 7) / 2)
+
+
+def test_losses_ignore_index_and_all_ignored():
+    from rsfm.train.losses import build_loss
+
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (2, 4, 4))
+    target[0, 0] = -1
+    for name in ("ce", "dice", "focal", "ce+dice", "focal+dice"):
+        loss = build_loss(name, ignore_index=-1, class_weights=[1.0, 2.0, 1.0])(logits, target)
+        assert torch.isfinite(loss)
+        loss.backward()
+    empty = torch.full((2, 4, 4), -1)
+    assert build_loss("ce")(logits, empty).item() == 0.0
+
+
+def test_layer_decay_groups_and_schedule():
+    from rsfm.models.factory import create_model
+    from rsfm.recipe import OptimizerConfig, SchedulerConfig
+    from rsfm.train.optim import build_optimizer, build_scheduler, lr_lambda, param_groups
+
+    model = create_model({"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
+                          "num_classes": 2, "bands": ["VV", "VH"],
+                          "backbone_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2}})
+    groups = param_groups(model, 1e-3, 0.05, layer_decay=0.5)
+    scale = {n: g["lr_scale"] for g in groups for n in g["names"]}
+    assert scale["backbone.blocks.1.attn.qkv.weight"] == pytest.approx(0.5)
+    assert scale["backbone.blocks.0.attn.qkv.weight"] == pytest.approx(0.25)
+    assert scale[next(n for n in scale if n.startswith("head."))] == 1.0
+    decay = {n: g["weight_decay"] for g in groups for n in g["names"]}
+    assert decay["backbone.blocks.0.attn.qkv.bias"] == 0.0
+    assert decay["backbone.blocks.0.attn.qkv.weight"] == 0.05
+    opt = build_optimizer(model, OptimizerConfig(lr=1e-3, layer_decay=0.5))
+    sched = build_scheduler(opt, SchedulerConfig(warmup_steps=2), total_steps=10,
+                            steps_per_epoch=5)
+    lrs = []
+    for _ in range(10):
+        lrs.append(sched.get_last_lr()[0] / opt.param_groups[0]["lr_scale"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
+    assert lrs[-1] < lrs[2] and lr_lambda(9, 10, 2) == pytest.approx(0.5 * (1 + torch.cos(
+        torch.tensor(torch.pi * 7 / 8)).item()))
+    sgd = build_optimizer(model, OptimizerConfig(name="sgd", lr=0.1))
+    assert isinstance(sgd, torch.optim.SGD)
+
+
+def test_unfreeze_specs():
+    from rsfm.errors import ConfigError
+    from rsfm.models.factory import create_model
+    from rsfm.train.unfreeze import resolve_modules
+
+    vit = create_model({"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
+                        "num_classes": 2, "backbone_kwargs": {"depth": 3, "embed_dim": 64,
+                                                              "num_heads": 2}})
+    assert resolve_modules(vit, "blocks.1-2") == [vit.backbone.blocks[1], vit.backbone.blocks[2]]
+    assert resolve_modules(vit, "last_blocks:1") == [vit.backbone.blocks[2]]
+    assert resolve_modules(vit, "backbone") == [vit.backbone]
+    with pytest.raises(ConfigError, match="names no module"):
+        resolve_modules(vit, "blokcs.1")
+    res = create_model({"task": "classification", "backbone": "resnet18",
+                        "head": "classification", "num_classes": 3})
+    assert resolve_modules(res, "layer4") == [res.backbone.layer4]
+    assert resolve_modules(res, "last_stages:2") == [res.backbone.layer3, res.backbone.layer4]
+
+
+def test_atomic_write_keeps_previous_file(tmp_path):
+    from rsfm.train.checkpoint import atomic_write, atomic_write_text, find_latest_checkpoint
+
+    target = atomic_write_text(tmp_path / "f.txt", "old")
+
+    def crash(tmp):
+        Path(tmp).write_text("partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, crash)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    ck = tmp_path / "run" / "checkpoints"
+    (ck / "epoch-0001").mkdir(parents=True)
+    (ck / "epoch-0001" / "trainer_state.json").write_text("{}")
+    (ck / ".tmp-epoch-0002").mkdir()  # a checkpoint killed while being written
+    (ck / "epoch-0003").mkdir()  # incomplete (no state file)
+    assert find_latest_checkpoint(tmp_path / "run").name == "epoch-0001"
