@@ -5,12 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 __all__ = ["collate_fn"]
 
 _LIST_KEYS = ("boxes", "labels")  # a different number of objects per image
+
+
+def _stack(values: list[Any]) -> Any:
+    """Stack same-shaped CPU tensors.
+
+    In the main process (``num_workers=0``) this uses ``np.stack``: ``torch.stack`` runs on
+    torch's intra-op thread pool, which on a busy machine spends far longer waiting for its
+    threads than copying (measured: 0.35 s vs 3 ms for a 16 x 6 x 256 x 256 batch on 2 loaded
+    cores). In a DataLoader worker ``default_collate`` is kept: it stacks straight into shared
+    memory, which saves a copy when the batch is sent to the main process.
+    """
+    first = values[0]
+    if (get_worker_info() is None and isinstance(first, torch.Tensor) and first.device.type == "cpu"
+            and all(isinstance(v, torch.Tensor) and v.shape == first.shape
+                    and v.dtype == first.dtype for v in values)):
+        return torch.from_numpy(np.stack([v.numpy() for v in values]))
+    return default_collate(values)
 
 
 def collate_fn(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -25,6 +43,8 @@ def collate_fn(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [s[key] for s in batch]
         if key in _LIST_KEYS:
             out[key] = [torch.as_tensor(v) for v in values]
+        elif key in ("image", "mask"):
+            out[key] = _stack(values)
         else:
             out[key] = default_collate(values)
     return out
