@@ -121,3 +121,26 @@ def test_time_series_scene_is_c_t_h_w():
     s = ds[0]
     assert s["image"].shape == (1, 2, 300, 300) and s["mask"].shape == (300, 300)
     assert torch.equal(s["image"][:, 0], s["image"][:, 1])
+
+
+def test_label_raster_on_other_grid_is_aligned_on_request(tmp_path):
+    import pytest
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from rsfm.errors import DataError
+
+    full = _full_mask().astype(np.uint8)
+    with rasterio.open(SPACENET) as src:
+        t, w, h = calculate_default_transform(src.crs, "EPSG:4326", 900, 900, *src.bounds)
+        dst = np.zeros((h, w), np.uint8)
+        reproject(full, dst, src_transform=src.transform, src_crs=src.crs, dst_transform=t,
+                  dst_crs="EPSG:4326", resampling=Resampling.nearest)
+    lab = write_tif(tmp_path / "lab4326.tif", dst, crs="EPSG:4326", transform=t)
+    with pytest.raises(DataError, match="align_labels=True"):
+        SceneDataset(SPACENET, lab, tile_size=300, **SEG)
+    ds = SceneDataset(SPACENET, lab, tile_size=300, align_labels=True, **SEG)
+    got = np.zeros_like(full, dtype=np.int64)
+    for i in range(len(ds)):
+        c, r, ww, hh = ds[i]["meta"]["window"].tolist()
+        got[r:r + hh, c:c + ww] = ds[i]["mask"].numpy()
+    assert (got == full).mean() > 0.98  # two nearest-neighbour warps: edges may move a pixel

@@ -55,6 +55,24 @@ class GeoDataset(Dataset):
     """Base of :class:`~rsfm.data.chips.ChipDataset` and :class:`~rsfm.data.scenes.SceneDataset`.
 
     Subclasses set ``self.items`` and implement ``_load(i) -> (image, bad, target, meta)``.
+
+    Args (keyword-only, shared by every dataset):
+        task: ``"segmentation"``, ``"detection"`` or ``"none"``.
+        classes: Class names; index = class id.
+        bands: Band names (catalog or file descriptions) or 1-based indexes to read.
+        file_bands: The files' band order when they have no band descriptions.
+        sensor: Sensor of the files (band order; resolves bare names such as ``B5``).
+        nodata: Nodata override (else the file's; NaN/inf are always invalid).
+        mean, std: Per-band statistics (adapter card or ``rsfm stats``) for ``"stats"``
+            normalisation; ``value_scale`` multiplies raw values first.
+        normalize: ``"stats"``, ``"minmax"``, ``"standardize"`` or ``"none"``.
+        indices: Spectral indices appended as channels (``["NDVI"]``).
+        ignore_index: Target value of invalid pixels (nodata, unknown classes); default -1.
+        label_map: Raw label value -> class id.
+        label_ignore_values: Raw label values meaning "no label" (e.g. -1, 255).
+        on_invalid_label: ``"warn"``, ``"error"`` or ``"ignore"`` for out-of-range values.
+        align_labels: Resample label rasters on another grid onto the image grid (nearest).
+        transforms: Callable on the sample dict (see :func:`rsfm.data.transforms.build_transforms`).
     """
 
     def __init__(
@@ -75,6 +93,7 @@ class GeoDataset(Dataset):
         label_map: Mapping[int, int] | None = None,
         label_ignore_values: Sequence[int] = (),
         on_invalid_label: str = "warn",
+        align_labels: bool = False,
         transforms: Callable[[dict], dict] | None = None,
     ) -> None:
         if task not in TASKS:
@@ -89,6 +108,7 @@ class GeoDataset(Dataset):
         self.label_map = dict(label_map) if label_map else None
         self.label_ignore_values = tuple(label_ignore_values)
         self.on_invalid_label = on_invalid_label
+        self.align_labels = bool(align_labels)
         self.transforms = transforms
         self.reader = ImageReader(
             bands=bands, file_bands=file_bands, sensor=sensor, nodata=nodata,
@@ -128,6 +148,25 @@ class GeoDataset(Dataset):
         if bad is not None:
             mask[bad] = self.ignore_index
         return mask
+
+    def _check_label_grid(self, image: Any, label: Any) -> None:
+        """Same grid, or (``align_labels=True``) two georeferenced files that can be aligned."""
+        from rsfm.data.rasters import check_same_grid
+
+        if self.align_labels and image.georeferenced and label.georeferenced:
+            return
+        check_same_grid(image, label)
+
+    def _read_label(self, label: Any, image: Any, window: Any) -> np.ndarray:
+        """Band 1 of a label raster for ``window`` of ``image`` (resampled if misaligned)."""
+        from rsfm.data.rasters import inspect_raster, read_aligned, read_window
+
+        linfo = inspect_raster(label)
+        if self.align_labels and (linfo.width, linfo.height, linfo.crs, linfo.transform) != (
+            image.width, image.height, image.crs, image.transform
+        ):
+            return read_aligned(label, image, window)
+        return read_window(label, window, [1])[0]
 
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
         raise NotImplementedError

@@ -15,7 +15,7 @@ import numpy as np
 
 from rsfm.data.base import GeoDataset, window_meta
 from rsfm.data.labels import apply_color_map, read_coco, read_voc, read_yolo
-from rsfm.data.rasters import check_same_grid, inspect_raster, read_window
+from rsfm.data.rasters import inspect_raster, read_window
 from rsfm.errors import ConfigError, DataError
 
 __all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]
@@ -88,7 +88,7 @@ class ChipDataset(GeoDataset):
         **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`
             (``classes``, ``bands``, ``file_bands``, ``sensor``, ``nodata``, ``mean``, ``std``,
             ``value_scale``, ``normalize``, ``indices``, ``ignore_index``, ``label_map``,
-            ``label_ignore_values``, ``on_invalid_label``, ``transforms``).
+            ``label_ignore_values``, ``on_invalid_label``, ``align_labels``, ``transforms``).
 
     Raises:
         DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset.
@@ -229,7 +229,7 @@ class ChipDataset(GeoDataset):
                                       "with vector labels.")
                 if fmt == "raster":
                     linfo = inspect_raster(label)
-                    check_same_grid(info, linfo)
+                    self._check_label_grid(info, linfo)
                     if self.color_map and linfo.count < 3:
                         raise DataError(f"color_map is set but label '{label}' has {linfo.count} "
                                         "band(s); colour masks need R, G, B.")
@@ -272,7 +272,7 @@ class ChipDataset(GeoDataset):
                 mask, n_unknown = apply_color_map(rgb, self.color_map, self.ignore_index)
                 self.report.unknown_color_pixels += n_unknown
                 return {"mask": mask}
-            raw = read_window(label, None, [1])[0]
+            raw = self._read_label(label, info, None)
             return {"mask": self._map_mask(raw, None, str(label))}
         if fmt == "voc":
             _, boxes, labels = read_voc(label, self.classes)

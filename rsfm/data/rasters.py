@@ -31,6 +31,7 @@ __all__ = [
     "get_handle",
     "inspect_raster",
     "invalid_mask",
+    "read_aligned",
     "read_window",
     "select_bands",
 ]
@@ -177,8 +178,9 @@ def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 
         raise DataError(
             f"Image '{image.path}' and label '{label.path}' are not on the same grid: "
             + "; ".join(problems)
-            + ". Re-export the label on the image grid (e.g. gdalwarp -te/-ts/-t_srs), or use "
-            "vector labels, which are reprojected and rasterised per window."
+            + ". Pass align_labels=True to resample the label onto the image grid (nearest "
+            "neighbour, done lazily per window), re-export it on the image grid (gdalwarp "
+            "-te/-ts/-t_srs), or use vector labels, which are reprojected per window."
         )
 
 
@@ -404,3 +406,37 @@ def _representable(nodata: float | None, dtype: np.dtype) -> bool:
         info = np.iinfo(dtype)
         return float(nodata).is_integer() and info.min <= nodata <= info.max
     return True
+
+
+def read_aligned(label: str | Path, image: RasterInfo, window: Window | None) -> np.ndarray:
+    """Read band 1 of ``label`` resampled onto ``image``'s grid (nearest neighbour), lazily.
+
+    Only defined when both files are georeferenced; a ``WarpedVRT`` per (label, image grid) and
+    process reprojects just the requested window, so class ids are never blended.
+
+    Raises:
+        DataError: A file has no CRS (the grids cannot be related).
+    """
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    src = get_handle(label)
+    if src.crs is None or image.crs is None:
+        raise DataError(
+            f"Cannot align label '{label}' to image '{image.path}': "
+            f"{'the label' if src.crs is None else 'the image'} has no CRS."
+        )
+    key = f"{label}|aligned|{image.crs.to_string()}|{tuple(image.transform)[:6]}|{image.width}x{image.height}"
+    vrt = _handles.get(key) if _handles_pid == os.getpid() else None
+    if vrt is None:
+        vrt = WarpedVRT(src, crs=image.crs, transform=image.transform, width=image.width,
+                        height=image.height, resampling=Resampling.nearest,
+                        nodata=src.nodata)
+        _handles[key] = vrt
+    try:
+        return vrt.read(1, window=window, boundless=window is not None and (
+            window.col_off < 0 or window.row_off < 0
+            or window.col_off + window.width > image.width
+            or window.row_off + window.height > image.height))
+    except RasterioIOError as err:
+        raise DataError(f"Reading '{label}' aligned to '{image.path}' failed: {err}") from None

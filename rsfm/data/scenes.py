@@ -20,7 +20,7 @@ from rasterio.windows import transform as window_transform
 
 from rsfm.data.base import GeoDataset, window_meta
 from rsfm.data.labels import VectorLabels, read_vector
-from rsfm.data.rasters import check_same_grid, inspect_raster, invalid_mask, read_window
+from rsfm.data.rasters import inspect_raster, invalid_mask, read_window
 from rsfm.errors import ConfigError, DataError
 
 __all__ = ["SceneDataset", "grid_offsets"]
@@ -148,7 +148,7 @@ class SceneDataset(GeoDataset):
                 self.reader.check_stack(paths)
             info = self.reader.plan(paths[0]).info
             if self.label_rasters[s] is not None:
-                check_same_grid(info, inspect_raster(self.label_rasters[s]))
+                self._check_label_grid(info, inspect_raster(self.label_rasters[s]))
             valid = self._scan(paths) if skip_nodata else None
             self._valid_grids.append(valid)
             if self.sampling == "random":
@@ -225,7 +225,7 @@ class SceneDataset(GeoDataset):
             raw = vec.rasterize(wt, (t, t), background=0, all_touched=self.all_touched)
             return {"mask": self._map_mask(raw, bad, self.vectors.path)}
         label = self.label_rasters[s]
-        raw = read_window(label, window, [1])[0]
+        raw = self._read_label(label, info, window)
         return {"mask": self._map_mask(raw, bad, f"{label}@col={col},row={row}")}
 
     def read_target(self, index: int) -> dict[str, np.ndarray]:
