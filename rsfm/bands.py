@@ -231,7 +231,10 @@ def get_band(name: str | Band, sensor: str | None = None) -> Band:
         for band in SENSORS[skey]:
             if _match(band, key):
                 return band
-        for band in SENSORS["generic"]:  # common names are valid on every sensor
+        for band in SENSORS[skey]:  # a common name picks that sensor's band ("RED" -> landsat8 B4)
+            if key == _key(band.common_name):
+                return band
+        for band in SENSORS["generic"]:
             if _match(band, key):
                 return band
         names = [b.name for b in SENSORS[skey]]

@@ -28,7 +28,6 @@ class ViTBackbone(nn.Module):
     """
 
     num_prefix_tokens = 1
-    norm: nn.Module | None = None
 
     def __init__(
         self,
@@ -110,8 +109,9 @@ class ViTBackbone(nn.Module):
                 tokens = blk(tokens, grid, self.num_prefix_tokens)
             if i in self.out_indices:
                 out = tokens
-                if i == self.depth - 1 and self.norm is not None:
-                    out = self.norm(out)
+                final_norm = getattr(self, "norm", None)  # a submodule only in some families
+                if i == self.depth - 1 and final_norm is not None:
+                    out = final_norm(out)
                 outs.append(out)
         return outs, grid
 
