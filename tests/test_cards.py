@@ -1,0 +1,43 @@
+"""Card consistency (every shipped card) and card loading errors."""
+
+import pytest
+import torch
+
+import rsfm
+from rsfm.cards import load_card
+from rsfm.errors import CardError
+
+
+@pytest.mark.parametrize("name", rsfm.list_backbones())
+def test_card_is_consistent_with_its_model(name):
+    card = rsfm.backbone_card(name)
+    assert card.source.endswith(f"{name}.yaml")
+    assert card.weights is not None and card.weights.repo_id.count("/") == 1
+    assert card.license and card.citation and card.paper
+    assert len(card.normalization.mean) == len(card.bands) == len(card.normalization.std)
+    assert all(s > 0 for s in card.normalization.std)
+    assert all(b.wavelength_um > 0 for b in card.bands)
+    with torch.device("meta"):
+        model = rsfm.create_backbone(name)
+    modules = dict(model.named_modules())
+    if card.state_dict.first_conv:
+        conv = modules[card.state_dict.first_conv]
+        assert conv.weight.shape[1] == len(card.bands)
+    for target in card.lora_targets:
+        assert any(n.endswith(target) for n in modules), f"LoRA target {target} not in {name}"
+
+
+def test_bad_card_names_file_and_key(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    text = open(rsfm.backbone_card("resnet18").source).read()
+    bad.write_text(text.replace("name: resnet18", "name: broken").replace("license:", "licence:"))
+    with pytest.raises(CardError, match=r"broken.yaml.*licence.*(Unexpected|extra)"):
+        load_card(bad)
+    stem = tmp_path / "other.yaml"
+    stem.write_text(text)
+    with pytest.raises(CardError, match="file name must be the card name"):
+        load_card(stem)
+    rev = tmp_path / "resnet18.yaml"
+    rev.write_text(text.replace("revision: null", "revision: main"))
+    with pytest.raises(CardError, match="40-hex"):
+        load_card(rev)
