@@ -202,10 +202,15 @@ def load_card(path: str | os.PathLike[str]) -> AdapterCard:
     try:
         card = _card_adapter().validate_python(data)
     except ValidationError as err:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r:.60})"
-            for e in err.errors()
-        ]
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            hint = ""
+            if e["type"] in ("unexpected_keyword_argument", "extra_forbidden") and e["loc"]:
+                fields = AdapterCard.__dataclass_fields__ if len(e["loc"]) == 1 else {}
+                close = difflib.get_close_matches(str(e["loc"][-1]), list(fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r:.60}){hint}")
         raise CardError(f"Invalid adapter card {str(path)!r}:\n" + "\n".join(lines)) from err
     if card.schema != CARD_SCHEMA:
         raise CardError(f"{path}: schema {card.schema} is not supported (this rsfm reads {CARD_SCHEMA}).")
