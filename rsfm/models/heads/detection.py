@@ -12,8 +12,8 @@ Conventions:
   normalisation (our data layer normalises per band), no resizing unless ``min_size`` is given
   (tiles keep their size), any band count; images are zero-padded to a multiple of
   ``size_divisible`` (32; ``2 * patch`` for ViTs), boxes stay in input pixels.
-* Default anchors suit 16-256 px objects: one size per level ``16 * 2**i`` (levels at strides
-  4, 8, 16, 32, 64) with aspect ratios (0.5, 1, 2); RetinaNet adds 3 scales per octave; FCOS uses
+* Default anchors suit 16-256 px objects: one size per level, ``4 * stride`` (16 px at stride 4
+  ... 256 px at stride 64), with aspect ratios (0.5, 1, 2); RetinaNet adds 3 scales per octave; FCOS uses
   one "anchor" per location of the level's stride (its regression ranges follow from it).
 """
 
@@ -102,7 +102,7 @@ class FeatureSource:
 
 def default_anchor_sizes(kind: str, strides: Sequence[int]) -> tuple[tuple[float, ...], ...]:
     """Anchor sizes per level for 16-256 px objects (levels at ``strides``, finest first)."""
-    base = [16 * 2**i for i in range(len(strides))]
+    base = [4 * s for s in strides]  # 16 px at stride 4 ... 256 px at stride 64
     if kind == "retinanet":  # 3 scales per octave, as RetinaNet does
         return tuple(tuple(round(s * 2 ** (k / 3), 1) for k in range(3)) for s in base)
     if kind == "fcos":  # FCOS: the level's stride; regression ranges are [4, 8] x stride
