@@ -130,3 +130,16 @@ def test_multitemporal_chips_and_workers():
     loader = DataLoader(ds1, batch_size=2, num_workers=2, collate_fn=collate_fn)
     shapes = [tuple(b["image"].shape) for b in loader]
     assert shapes == [(2, 2, 128, 128), (1, 2, 128, 128)]
+
+
+def test_yolo_chip_class_out_of_range_and_clipped_boxes(tmp_path):
+    from rsfm.errors import DataError
+
+    img = TREES / "images/OSBS_029.tif"
+    (tmp_path / "OSBS_029.txt").write_text("0 0.99 0.5 0.1 0.1\n")  # overhangs the right edge
+    ds = ChipDataset([img], tmp_path, task="detection", classes=["Tree"], label_format="yolo")
+    b = ds[0]["boxes"]
+    assert b.shape == (1, 4) and b[0, 2] == 400 and np.isclose(b[0, 0].item(), 376.0)
+    (tmp_path / "OSBS_029.txt").write_text("3 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(DataError, match="class ids \\[3\\] but only 1 classes"):
+        ds[0]

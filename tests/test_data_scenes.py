@@ -41,6 +41,10 @@ def test_vector_segmentation_tiles_match_full_rasterisation():
         c, r, w, h = s["meta"]["window"].tolist()
         assert np.array_equal(s["mask"].numpy(), full[r:r + h, c:c + w])
     assert s["image"].shape == (1, 256, 256) and s["meta"]["crs"] == "EPSG:32616"
+    with rasterio.open(SPACENET) as src:
+        c, r, w, h = s["meta"]["window"].tolist()
+        expected = rasterio.windows.transform(rasterio.windows.Window(c, r, w, h), src.transform)
+    assert np.allclose(s["meta"]["transform"].numpy(), list(expected)[:6])
 
 
 def test_vector_labels_reprojected_to_raster_crs(tmp_path):

@@ -209,14 +209,15 @@ class GeoDataset(Dataset):
 
 
 def window_meta(path: str, col: int, row: int, width: int, height: int, info: Any) -> dict:
-    """The ``meta`` entry of a sample: plain strings/tensors that ``default_collate`` stacks."""
-    from rasterio.windows import Window
-    from rasterio.windows import transform as win_transform
+    """The ``meta`` entry of a sample: plain strings/tensors that ``default_collate`` stacks.
 
-    t = win_transform(Window(col, row, width, height), info.transform)
+    ``transform`` is the window's affine (a, b, c, d, e, f) for writing predictions back.
+    """
+    t = info.transform  # spelled out: rasterio's window helpers cost more than the arithmetic
+    values = [t.a, t.b, t.c + t.a * col + t.b * row, t.d, t.e, t.f + t.d * col + t.e * row]
     return {
         "path": str(path),
         "window": torch.tensor([col, row, width, height], dtype=torch.int64),
-        "transform": torch.tensor([t.a, t.b, t.c, t.d, t.e, t.f], dtype=torch.float64),
+        "transform": torch.tensor(values, dtype=torch.float64),
         "crs": info.crs.to_string() if info.crs is not None else "",
     }

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import apply_color_map, read_coco, read_voc, read_yolo
+from rsfm.data.labels import apply_color_map, clip_boxes, read_coco, read_voc, read_yolo
 from rsfm.data.rasters import inspect_raster, read_window
 from rsfm.errors import ConfigError, DataError
 
@@ -283,7 +283,17 @@ class ChipDataset(GeoDataset):
             if entry is None:
                 raise DataError(f"COCO file '{label}' has no image named '{images[0].name}'.")
             boxes, labels = entry
-        return {"boxes": boxes.astype(np.float32), "labels": labels.astype(np.int64)}
+        if self.classes is not None and len(labels) and (
+            labels.min() < 0 or labels.max() >= len(self.classes)
+        ):
+            raise DataError(
+                f"'{label}' has class ids {sorted(set(labels.tolist()))} but only "
+                f"{len(self.classes)} classes are declared ({self.classes})."
+            )
+        # Annotation tools write boxes that overhang the image edge; keep the visible part.
+        boxes, labels = clip_boxes(boxes.astype(np.float32), labels.astype(np.int64), 0, 0,
+                                   info.width, info.height, min_size=1.0)
+        return {"boxes": boxes, "labels": labels}
 
     def _load(self, index: int):
         images, _label = self.items[index]

@@ -190,7 +190,11 @@ class SceneDataset(GeoDataset):
 
     # ------------------------------------------------------------------ sampling
     def set_epoch(self, epoch: int) -> None:
-        """Random mode: draw a new set of windows (call at the start of each epoch)."""
+        """Random mode: draw a new set of windows (call at the start of each epoch).
+
+        DataLoader workers copy the dataset when they start, so with ``persistent_workers=True``
+        the new epoch does not reach them; keep workers non-persistent in random mode.
+        """
         self.epoch = int(epoch)
 
     def _window_of(self, index: int) -> tuple[int, int, int]:
