@@ -186,7 +186,7 @@ def train(
         ConfigError: invalid recipe or output directory conflict.
         NonFiniteLossError: the loss became NaN/inf (names the step, the learning rate).
     """
-    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -203,7 +203,14 @@ def train(
     kwargs: dict[str, Any] = {}
     if tc.mixed_precision is not None:
         kwargs["mixed_precision"] = tc.mixed_precision
+    # `accelerate launch --multi_gpu` (torchrun) on a machine without GPUs: run DDP on CPU/gloo
+    # (`--cpu --num_processes N` only starts several processes through mpirun).
+    if int(os.environ.get("LOCAL_RANK", "-1")) != -1 and not torch.cuda.is_available():
+        kwargs["cpu"] = True
+    # Heads may not use every neck level (FCN takes one), so DDP must tolerate unused parameters.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     accelerator = Accelerator(
+        kwargs_handlers=[ddp],
         gradient_accumulation_steps=tc.grad_accum_steps,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         step_scheduler_with_optimizer=False,
@@ -317,6 +324,9 @@ def train(
         for cb in callbacks:
             cb(event, state)
 
+    global_mean = (accelerator.num_processes > 1 and task == "segmentation"
+                   and hasattr(criterion, "sum_and_weight"))
+
     def compute_loss(batch: Mapping[str, Any]) -> torch.Tensor:
         if task == "detection":
             losses = model(list(batch["image"]), _det_targets(batch))
@@ -325,6 +335,12 @@ def train(
             return criterion(model(batch["image"]), batch["label"])
         out = model(batch["image"], return_aux=bool(getattr(raw_model, "has_aux", False)))
         logits, aux = _seg_logits(out)
+        if global_mean and aux is None:
+            # mean over the valid pixels of the whole global batch, not per process
+            total, weight = criterion.sum_and_weight(_fit(logits, batch["mask"].shape[-2:]),
+                                                     batch["mask"])
+            weight = accelerator.reduce(weight, reduction="sum")
+            return total * accelerator.num_processes / weight.clamp(min=1e-12)
         loss = criterion(_fit(logits, batch["mask"].shape[-2:]), batch["mask"])
         if aux is not None:
             loss = loss + 0.4 * criterion(_fit(aux, batch["mask"].shape[-2:]), batch["mask"])

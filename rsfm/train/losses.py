@@ -66,6 +66,22 @@ class _CrossEntropy(nn.Module):
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         self.register_buffer("weight", weight, persistent=False)
 
+    def sum_and_weight(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Summed loss and the summed weight of valid targets (the mean's denominator).
+
+        Data-parallel training divides by the *global* denominator, so N processes compute
+        exactly the gradient of one process on the whole batch.
+        """
+        per = F.cross_entropy(logits.float(), target, weight=self.weight,
+                              ignore_index=self.ignore_index, reduction="none",
+                              label_smoothing=self.label_smoothing)
+        valid = target != self.ignore_index
+        if self.weight is not None:
+            w = self.weight[torch.where(valid, target, 0)] * valid
+        else:
+            w = valid.to(per.dtype)
+        return per.sum(), w.sum().detach()
+
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         if not (target != self.ignore_index).any():  # an all-nodata batch: zero, not NaN
             return logits.sum() * 0

@@ -1,0 +1,71 @@
+"""Two processes (``accelerate launch --multi_gpu --num_processes 2`` on a GPU-less machine:
+torchrun + DDP on CPU with gloo) vs one process.
+
+With accelerate 1.15, ``--cpu --num_processes 2`` starts a single process unless mpirun is set up
+(``--mpirun_hostfile``), so the torchrun launcher is used; ``rsfm.train`` detects the GPU-less
+torchrun environment and runs DDP on CPU.
+
+Both ranks train on halves of each global batch (``split_batches``; the CE loss is divided by the
+global number of valid pixels), validation results are gathered over the full validation set
+exactly once (3 tiles in batches of 2: the distributed sampler pads the last batch,
+``gather_for_metrics`` drops the duplicate), and the metrics match a single-process run within
+the stated tolerance. Not bit-equal: BatchNorm statistics are per rank (2 tiles instead of 4) and
+dropout draws from per-rank RNG streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from test_train import tiny_recipe
+
+TOL_MIOU = 0.05  # absolute
+TOL_LOSS = 0.03  # relative, train and validation loss
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_match_one(tmp_path):
+    recipe = tiny_recipe(tmp_path / "ddp", train={"epochs": 2},
+                         data={"eval_batch_size": 2})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(free_port()), "-m", "rsfm.train", str(path)],
+        check=False, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout
+    assert proc.stdout.count("epoch 2/2 |") == 1  # summary printed by the main process only
+    assert "[rank1]" not in proc.stderr  # both ranks ran to the end
+
+    from rsfm.train.loop import train
+
+    single = train(tiny_recipe(tmp_path / "single", train={"epochs": 2},
+                               data={"eval_batch_size": 2}))
+    ddp_rows = rows(tmp_path / "ddp")
+    assert [r["step"] for r in ddp_rows] == [r["step"] for r in single["history"]] == [2, 4]
+    for a, b in zip(ddp_rows, single["history"]):
+        assert a["val_samples"] == b["val_samples"] == 3  # no duplicated padding samples
+        assert sum(map(sum, a["val_confusion_matrix"])) == sum(map(sum, b["val_confusion_matrix"]))
+        assert abs(a["val_miou"] - b["val_miou"]) <= TOL_MIOU, (a["val_miou"], b["val_miou"])
+        assert abs(a["train_loss"] - b["train_loss"]) <= TOL_LOSS * b["train_loss"]
+        assert abs(a["val_loss"] - b["val_loss"]) <= TOL_LOSS * b["val_loss"]
