@@ -80,6 +80,11 @@ def test_spectral_transforms_change_image_only():
                                CloudHaze(p=1.0, max_haze=0.3)])(s)
     assert not torch.equal(out["image"], s["image"]) and out["image"].shape == s["image"].shape
     assert torch.equal(out["mask"], s["mask"]) and torch.equal(out["boxes"], s["boxes"])
+    s2 = _sample()
+    s2["image"][:, :2, :2] = 0.0  # nodata corner stays 0 through spectral augmentation
+    s2["image"][:, 2:, :] += 0.5
+    out2 = SampleTransform([], [GaussianNoise(0.1, p=1.0), CloudHaze(p=1.0)])(s2)
+    assert (out2["image"][:, :2, :2] == 0).all() and (out2["image"][:, 2:] != 0).any()
     hazy = CloudHaze(p=1.0, max_haze=0.0, coverage=0.5, max_cloud=1.0, brightness=3.0)(
         torch.zeros(2, 64, 64))
     assert hazy.max() > 2.0 and (hazy == 0).float().mean() > 0.3  # clouds cover part of the tile

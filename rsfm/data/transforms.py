@@ -147,8 +147,16 @@ class SampleTransform:
                 out[key] = value.as_subclass(torch.Tensor) if isinstance(value, torch.Tensor) else value
             if "mask" in out:
                 out["mask"] = out["mask"].long()
-        for t in self.spectral:
-            out["image"] = t(out["image"])
+        if self.spectral:
+            # nodata pixels are exactly 0 in every band: keep them so (the contract of the data
+            # layer), rather than letting haze or noise invent values there
+            image = out["image"]
+            empty = (image == 0).all(dim=0)
+            for t in self.spectral:
+                image = t(image)
+            if empty.any():
+                image = image.masked_fill(empty.unsqueeze(0), 0.0)
+            out["image"] = image
         return out
 
     def __repr__(self) -> str:
