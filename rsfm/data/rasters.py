@@ -390,6 +390,10 @@ def invalid_mask(
     """
     if check_finite is None:
         check_finite = data.dtype.kind == "f"
+    if not check_finite and not _representable(nodata, data.dtype):
+        # nothing can be invalid (integer file without nodata): skip the per-value passes
+        shape = data.shape[:axis] + data.shape[axis + 1:]
+        return np.zeros(data.shape, dtype=bool), np.zeros(shape, dtype=bool)
     nonfinite = ~np.isfinite(data) if check_finite else np.zeros(data.shape, dtype=bool)
     bad_pixels = nonfinite.any(axis=axis)
     if _representable(nodata, data.dtype):

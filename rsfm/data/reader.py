@@ -123,6 +123,7 @@ class ImageReader:
         order = [pos[b] for b in plan.selection.indexes]
         sel = raw if order == list(range(len(raw))) else raw[order]
         bad_values, bad = invalid_mask(sel, plan.nodata, check_finite=is_float)
+        # bad_values is all False when nothing can be invalid; the normaliser then skips masking
         image = self.normalizer(sel, bad_values, inplace=True, finite=not is_float)
         if plan.indices:
             bad = bad | bad_all
