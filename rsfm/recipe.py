@@ -100,7 +100,7 @@ class DataConfig:
     train: DataSource
     val: DataSource | None = None
     test: DataSource | None = None
-    kind: Literal["chips", "scenes"] = "chips"
+    kind: Literal["chips", "scenes", "class_folders"] = "chips"  # class_folders: images/<class>/
     val_fraction: float = 0.0  # hold out this share of train (seeded) when val is absent
     val_block_size: float | None = None  # ... as spatial blocks of this size (map units)
     classes: tuple[str, ...] | None = None
@@ -113,6 +113,8 @@ class DataConfig:
     label_ignore_values: tuple[int, ...] = ()
     image_suffix: str = ""
     label_suffix: str = ""
+    color_map: dict[str, int] | None = None  # colour masks: "#RRGGBB" -> class id
+    label_format: Literal["raster", "voc", "yolo", "coco"] | None = None
     tile_size: int | None = None  # scenes: tile side; chips: informative (inference tiling)
     stride: int | None = None
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)

@@ -53,7 +53,7 @@ def test_train_writes_run_directory(tmp_path):
     assert result["best_epoch"] in (1, 2) and result["global_step"] == 4
     for name in ("recipe.yaml", "config.json", "model.safetensors", "last_model.safetensors",
                  "metrics.jsonl", "metrics.csv", "plots/loss.png", "plots/metrics.png",
-                 "plots/confusion_matrix.png", "checkpoints/latest"):
+                 "plots/confusion_matrix.png", "plots/predictions.png", "checkpoints/latest"):
         assert (run / name).exists(), name
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -249,3 +249,79 @@ def test_atomic_write_keeps_previous_file(tmp_path):
     (ck / ".tmp-epoch-0002").mkdir()  # a checkpoint killed while being written
     (ck / "epoch-0003").mkdir()  # incomplete (no state file)
     assert find_latest_checkpoint(tmp_path / "run").name == "epoch-0001"
+
+
+def test_detection_run_reports_map(tmp_path):
+    from rsfm.train.loop import train
+
+    df = ROOT / "tests" / "data" / "deepforest"
+    src = {"images": str(df / "images"), "labels": str(df / "annotations")}
+    recipe = {
+        "name": "det",
+        "model": {"task": "detection", "backbone": "dofa_base", "head": "faster_rcnn",
+                  "num_classes": 3, "bands": ["RED", "GREEN", "BLUE"],
+                  "backbone_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2},
+                  "neck": {"out_channels": 32}},
+        "data": {"train": src, "val": src, "classes": ["Tree", "Dead", "Alive"],
+                 "normalization": {"mode": "stats", "mean": [100.0] * 3, "std": [50.0] * 3},
+                 "batch_size": 2},
+        "train": {"epochs": 1, "optimizer": {"lr": 5e-4}, "progress": False},
+        "output": {"dir": str(tmp_path / "det")},
+    }
+    result = train(recipe)
+    row = result["history"][-1]
+    assert result["metric"] == "map" and 0.0 <= row["val_map"] <= row["val_map50"] <= 1.0
+    assert row["val_images"] == 2 and "val_ap50_Tree" in row
+
+
+def test_classification_with_progressive_unfreeze(tmp_path):
+    import shutil
+
+    from rsfm.train.loop import train
+
+    root = tmp_path / "scenes"
+    for cls, stem in (("dry", "Ghana_53713"), ("dry", "Bolivia_312675"),
+                      ("water", "Spain_7370579")):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(S1 / "S1Hand" / f"{stem}_S1Hand.tif", root / cls / f"{stem}.tif")
+    snaps = {}
+
+    def snap(event, state):
+        if event == "epoch":
+            snaps[state.epoch] = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+    recipe = {
+        "name": "cls",
+        "model": {"task": "classification", "backbone": "resnet18", "head": "classification",
+                  "num_classes": 2, "bands": ["VV", "VH"]},
+        "data": {"kind": "class_folders", "train": {"images": str(root)},
+                 "val": {"images": str(root)}, "classes": ["dry", "water"],
+                 "normalization": {"mode": "stats", "mean": [-10.0, -17.0], "std": [4.0, 5.0]},
+                 "batch_size": 2},
+        "train": {"epochs": 2, "progress": False, "optimizer": {"lr": 1e-3},
+                  "freeze": {"backbone": True,
+                             "unfreeze": [{"epoch": 1, "modules": ["last_stages:1"]}]}},
+        "output": {"dir": str(tmp_path / "cls")},
+    }
+    result = train(recipe, callbacks=[snap])
+    assert result["metric"] == "accuracy" and result["history"][-1]["val_samples"] == 3
+    l4, l3 = "backbone.layer4.0.conv1.weight", "backbone.layer3.0.conv1.weight"
+    assert not torch.equal(snaps[0][l4], snaps[1][l4])  # layer4 unfrozen in epoch 2
+    assert torch.equal(snaps[0][l3], snaps[1][l3])  # layer3 stays frozen
+
+
+def test_detection_map_exact_cases():
+    from rsfm.train.metrics import DetectionMAP
+
+    m = DetectionMAP(2, ["a", "b"])
+    gt = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([0, 1])}
+    perfect = {"boxes": gt["boxes"].clone(), "labels": gt["labels"].clone(),
+               "scores": torch.tensor([0.9, 0.8])}
+    m.update([perfect], [gt])
+    assert m.compute()["map"] == pytest.approx(1.0)
+    m = DetectionMAP(2)
+    shifted = {"boxes": torch.tensor([[0.0, 0, 10, 14]]), "labels": torch.tensor([0]),
+               "scores": torch.tensor([0.9])}  # IoU 10/14 = 0.71: hit at 0.5..0.7, miss above
+    m.update([shifted], [{"boxes": gt["boxes"][:1], "labels": gt["labels"][:1]}])
+    out = m.compute()
+    assert out["map50"] == pytest.approx(1.0) and out["map"] == pytest.approx(5 / 10)

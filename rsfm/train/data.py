@@ -140,9 +140,14 @@ def _dataset(recipe: Recipe, src: DataSource, meta: DataMeta, train: bool) -> An
         "value_scale": meta.value_scale, "normalize": meta.normalize, "ignore_index": d.ignore_index,
         "label_map": d.label_map, "label_ignore_values": d.label_ignore_values, "transforms": transforms,
     }
-    if recipe.model.task == "classification":
-        raise ConfigError("Scene classification recipes need a classification dataset, which "
-                          "rsfm.data does not provide yet.")
+    if recipe.model.task == "classification" or d.kind == "class_folders":
+        if d.kind != "class_folders" or src.images is None or not isinstance(src.images, str):
+            raise ConfigError("data: classification recipes use kind: class_folders with "
+                              "images: <folder> holding one sub-folder per class name.")
+        return ClassFolderDataset(src.images, meta.classes, bands=meta.bands,
+                                  file_bands=d.file_bands, sensor=d.sensor, nodata=d.nodata,
+                                  mean=meta.mean, std=meta.std, value_scale=meta.value_scale,
+                                  normalize=meta.normalize, transforms=transforms)
     if d.kind == "scenes":
         from rsfm.data.scenes import SceneDataset
 
@@ -155,7 +160,8 @@ def _dataset(recipe: Recipe, src: DataSource, meta: DataMeta, train: bool) -> An
 
     return ChipDataset(src.images, src.labels, manifest=src.manifest, split=src.split,
                        split_file=src.split_file, image_suffix=d.image_suffix,
-                       label_suffix=d.label_suffix, skip_nodata=d.skip_nodata, **common)
+                       label_suffix=d.label_suffix, skip_nodata=d.skip_nodata,
+                       color_map=d.color_map, label_format=d.label_format, **common)
 
 
 def _scene_files(src: DataSource, image_suffix: str, label_suffix: str) -> tuple[Any, Any]:
@@ -201,6 +207,50 @@ def build_datasets(recipe: Recipe) -> tuple[Any, Any | None, DataMeta]:
         split = random_split(train_ds, fractions, seed=recipe.train.seed)
     val_ds = _dataset(recipe, d.train, meta, train=False)  # same files, no augmentation
     return Subset(train_ds, split["train"]), Subset(val_ds, split["val"]), meta
+
+
+class ClassFolderDataset(torch.utils.data.Dataset):
+    """Scene classification from ``root/<class name>/*.tif`` (torchvision ImageFolder layout).
+
+    Samples are ``{"image": (C, H, W) float32 normalised, "label": int64}``; images are read with
+    the same band selection, nodata handling and normalisation as the other rsfm datasets.
+    """
+
+    def __init__(self, root: str, classes: list[str], *, transforms: Any = None,
+                 **reader_kwargs: Any) -> None:
+        from pathlib import Path
+
+        from rsfm.data.chips import list_images
+        from rsfm.data.normalize import Normalizer
+        from rsfm.data.reader import ImageReader
+
+        root_path = Path(root)
+        if not root_path.is_dir():
+            raise ConfigError(f"data: class folder root '{root}' does not exist.")
+        found = sorted(p.name for p in root_path.iterdir() if p.is_dir())
+        unknown = [f for f in found if f not in classes]
+        if unknown:
+            raise ConfigError(f"data: sub-folders {unknown} of '{root}' are not in data.classes "
+                              f"{classes}.")
+        self.items = [(p, classes.index(c)) for c in found for p in list_images(root_path / c)]
+        if not self.items:
+            raise ConfigError(f"data: no images under '{root}/<class>/'.")
+        norm = Normalizer(reader_kwargs.pop("normalize"), reader_kwargs.pop("mean"),
+                          reader_kwargs.pop("std"), reader_kwargs.pop("value_scale"))
+        self.reader = ImageReader(normalizer=norm, **reader_kwargs)
+        self.classes, self.transforms = classes, transforms
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, label = self.items[index]
+        image, _bad = self.reader.read(path)
+        sample = {"image": torch.from_numpy(image.copy()),
+                  "label": torch.tensor(label, dtype=torch.int64)}
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):

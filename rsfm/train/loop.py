@@ -526,6 +526,10 @@ def train(
             _save_checkpoint(accelerator, run_dir, epoch, state, tc.keep_checkpoints)
         fire("epoch")
     accelerator.wait_for_everyone()
+    if (main and recipe.output.plots and task == "segmentation" and val_ds is not None
+            and len(val_ds) and state.history):
+        _plot_predictions(raw_model, val_ds, classes, d.ignore_index, meta.bands,
+                          run_dir / "plots" / "predictions.png", accelerator.device)
     result = {"run_dir": str(run_dir), "metric": metric_name, "best_metric": state.best_metric,
               "best_epoch": state.best_epoch, "history": state.history,
               "global_step": state.global_step, "time": time.time() - t_start,
@@ -538,6 +542,30 @@ def train(
         tb.close()
     accelerator.end_training()
     return result
+
+
+def _plot_predictions(model: nn.Module, dataset: Any, classes: list[str], ignore_index: int,
+                      bands: list[str], path: Path, device: Any, n: int = 4) -> None:
+    """``plots/predictions.png``: input, truth and prediction of the validation samples with the
+    most labelled pixels of the minority classes (the final model)."""
+    from rsfm.train.plots import plot_predictions
+
+    samples = [dataset[i] for i in range(min(len(dataset), 64))]
+    def interest(s: Mapping[str, Any]) -> float:
+        m = s["mask"]
+        valid = m != ignore_index
+        return float(((m > 0) & valid).sum()) * float(((m == 0) & valid).sum())
+
+    samples = sorted(samples, key=interest, reverse=True)[:n]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = torch.stack([s["image"] for s in samples]).to(device)
+        logits, _ = _seg_logits(model(x))
+        preds = _fit(logits, x.shape[-2:]).argmax(1).cpu()
+    model.train(was_training)
+    plot_predictions([s["image"].numpy() for s in samples], [s["mask"].numpy() for s in samples],
+                     preds.numpy(), classes, path, ignore_index, bands)
 
 
 def _save_checkpoint(accelerator: Any, run_dir: Path, epoch: int, state: TrainState,

@@ -8,7 +8,7 @@ from typing import Any
 
 from rsfm.train.checkpoint import atomic_write
 
-__all__ = ["plot_confusion", "plot_history"]
+__all__ = ["plot_confusion", "plot_history", "plot_predictions"]
 
 
 def _fig():
@@ -81,6 +81,49 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str],
             ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm_arr[i, j])})", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046)
+    path = Path(path)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequence[Any],
+                     classes: Sequence[str], path: str | Path, ignore_index: int = -1,
+                     band_names: Sequence[str] = ()) -> Path:
+    """One row per sample: input (first band, or RGB when 3+ bands), truth, prediction."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    plt = _fig()
+    n = len(images)
+    k = len(classes)
+    palette = ["#d9d9d9", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+               "#e377c2", "#17becf", "#bcbd22"]
+    cmap = ListedColormap(["#000000", *[palette[i % len(palette)] for i in range(k)]])
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    for i in range(n):
+        img = np.asarray(images[i], dtype=np.float32)
+        if img.shape[0] >= 3:
+            show = np.moveaxis(img[:3], 0, -1)
+            label = "input (bands 1-3)"
+        else:
+            show = img[0]
+            label = f"input ({band_names[0] if band_names else 'band 1'})"
+        lo, hi = np.percentile(show, 2), np.percentile(show, 98)
+        show = np.clip((show - lo) / max(hi - lo, 1e-6), 0, 1)
+        axes[i, 0].imshow(show, cmap=None if show.ndim == 3 else "gray")
+        truth = np.asarray(masks[i]).astype(np.int64)
+        truth = np.where(truth == ignore_index, -1, truth) + 1  # 0 = ignored (black)
+        axes[i, 1].imshow(truth, cmap=cmap, vmin=0, vmax=k, interpolation="nearest")
+        axes[i, 2].imshow(np.asarray(preds[i]) + 1, cmap=cmap, vmin=0, vmax=k,
+                          interpolation="nearest")
+        for ax, title in zip(axes[i], (label, "truth (black: ignored)", "prediction")):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(j + 1)) for j in range(k)]
+    fig.legend(handles, list(classes), loc="lower center", ncol=min(k, 6), fontsize=8)
     path = Path(path)
     _save(fig, path)
     plt.close(fig)
