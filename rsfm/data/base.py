@@ -168,20 +168,54 @@ class GeoDataset(Dataset):
             return read_aligned(label, image, window)
         return read_window(label, window, [1])[0]
 
-    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
+    def _load(
+        self, index: int, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
         raise NotImplementedError
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _sample(self, index: int, out: np.ndarray | None = None) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        image, _bad, target, meta = self._load(index % len(self))
+        image, _bad, target, meta = self._load(index % len(self), out)
         sample: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(image))}
         for key, value in target.items():
             sample[key] = torch.from_numpy(np.ascontiguousarray(value))
         sample["meta"] = meta
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self._sample(index)
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """Batch fetch (used by DataLoader): tiles are read straight into one batch array.
+
+        Each image is a view of a ``(B, ...)`` tensor (in shared memory inside a worker), which
+        :func:`~rsfm.data.collate.collate_fn` returns without copying; a copy of every batch is
+        what otherwise separates a training loader from plain windowed reads. Samples whose shape
+        differs, and datasets with ``transforms``, take the per-item path.
+        """
+        from torch.utils.data import get_worker_info
+
+        indices = list(indices)
+        if self.transforms is not None or len(indices) < 2:
+            return [self[i] for i in indices]
+        first = self._sample(indices[0])
+        base = torch.empty((len(indices), *first["image"].shape), dtype=torch.float32)
+        if get_worker_info() is not None:
+            base.share_memory_()  # the batch crosses to the main process without a copy
+        batch = base.numpy()
+        batch[0] = first["image"].numpy()
+        first["image"] = base[0]
+        samples = [first]
+        for k, i in enumerate(indices[1:], start=1):
+            s = self._sample(i, out=batch[k])
+            if s["image"].data_ptr() == base[k].data_ptr():
+                s["image"] = base[k]  # a view whose ._base is the batch tensor
+            samples.append(s)
+        return samples
 
     def check_labels(self) -> dict[str, Any]:
         """Read every target once (no images) and return the report with label counts.

@@ -295,10 +295,10 @@ class ChipDataset(GeoDataset):
                                    info.width, info.height, min_size=1.0)
         return {"boxes": boxes, "labels": labels}
 
-    def _load(self, index: int):
+    def _load(self, index: int, out: np.ndarray | None = None):
         images, _label = self.items[index]
         if len(images) == 1:
-            image, bad = self.reader.read(images[0])
+            image, bad = self.reader.read(images[0], out=out)
         else:
             image, bad = self.reader.read_stack(images)
         target = self.read_target(index)

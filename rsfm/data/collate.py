@@ -24,6 +24,11 @@ def _stack(values: list[Any]) -> Any:
     memory, which saves a copy when the batch is sent to the main process.
     """
     first = values[0]
+    base = getattr(first, "_base", None)
+    if (isinstance(base, torch.Tensor) and base.shape[0] == len(values)
+            and all(getattr(v, "_base", None) is base and v.data_ptr() == base[k].data_ptr()
+                    for k, v in enumerate(values))):
+        return base  # the dataset read the batch into one array (GeoDataset.__getitems__)
     if (get_worker_info() is None and isinstance(first, torch.Tensor) and first.device.type == "cpu"
             and all(isinstance(v, torch.Tensor) and v.shape == first.shape
                     and v.dtype == first.dtype for v in values)):

@@ -331,6 +331,7 @@ def read_window(
     indexes: Sequence[int],
     out_shape: tuple[int, int] | None = None,
     out_dtype: str | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read ``indexes`` (1-based) inside ``window`` from ``path``; pads past the raster edge.
 
@@ -341,6 +342,7 @@ def read_window(
         indexes: Bands to read.
         out_shape: Optional (H, W) to resample to (nearest), e.g. for decimated scans.
         out_dtype: Convert while reading (GDAL does it in the same pass, no extra copy).
+        out: Array to read into (shape ``(len(indexes), H, W)``); returned.
 
     Returns:
         Array ``(len(indexes), H, W)`` in the file's dtype (or ``out_dtype``).
@@ -362,7 +364,14 @@ def read_window(
             fill = ds.nodata if ds.nodata is not None else 0
             if isinstance(fill, float) and math.isnan(fill) and np.dtype(ds.dtypes[0]).kind != "f":
                 fill = 0
-            return ds.read(list(indexes), window=window, boundless=True, fill_value=fill, **kwargs)
+            data = ds.read(list(indexes), window=window, boundless=True, fill_value=fill, **kwargs)
+            if out is not None:
+                out[...] = data
+                return out
+            return data
+        if out is not None:
+            kwargs.pop("out_dtype", None)  # the dtype of ``out`` decides
+            return ds.read(list(indexes), window=window, out=out, **kwargs)
         return ds.read(list(indexes), window=window, **kwargs)
     except RasterioIOError as err:
         raise DataError(f"Reading {window} from '{path}' failed (truncated or corrupt?): {err}") from None

@@ -104,18 +104,25 @@ class ImageReader:
         return plan
 
     def read(
-        self, path: str | Path, window: Window | None = None
+        self, path: str | Path, window: Window | None = None, out: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Read and normalise one window of one file.
 
         Returns:
             ``(image, bad)``: float32 ``(C, H, W)`` with invalid values at 0, and the boolean
-            ``(H, W)`` mask of invalid pixels.
+            ``(H, W)`` mask of invalid pixels. When ``out`` (float32, the right shape) is given
+            and no band reordering or index is needed, the image is read and normalised in it.
         """
         plan = self.plan(path)
         is_float = np.dtype(plan.info.dtype).kind == "f"
         # GDAL converts to float32 while reading: one array per tile, normalised in place.
-        raw = read_window(path, window, plan.read_indexes, out_dtype="float32")
+        h = plan.info.height if window is None else int(window.height)
+        w = plan.info.width if window is None else int(window.width)
+        direct = (out is not None and not plan.indices and out.dtype == np.float32
+                  and out.shape == (len(plan.read_indexes), h, w)
+                  and list(plan.read_indexes) == list(plan.selection.indexes))
+        raw = read_window(path, window, plan.read_indexes, out_dtype="float32",
+                          out=out if direct else None)
         pos = {b: i for i, b in enumerate(plan.read_indexes)}
         if plan.indices:
             _, bad_all = invalid_mask(raw, plan.nodata, check_finite=is_float)

@@ -236,13 +236,13 @@ class SceneDataset(GeoDataset):
         s, col, row = self._window_of(index)
         return self._target(s, col, row, None)
 
-    def _load(self, index: int):
+    def _load(self, index: int, out: np.ndarray | None = None):
         s, col, row = self._window_of(index)
         t = self.tile_size
         window = Window(col, row, t, t)
         paths = self.scenes[s]
         if len(paths) == 1:
-            image, bad = self.reader.read(paths[0], window)
+            image, bad = self.reader.read(paths[0], window, out=out)
         else:
             image, bad = self.reader.read_stack(paths, window)
         target = self._target(s, col, row, bad)
