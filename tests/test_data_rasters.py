@@ -82,3 +82,12 @@ def test_missing_and_directory_errors(tmp_path):
         inspect_raster(tmp_path / "nope.tif")
     with pytest.raises(DataError, match="directory"):
         inspect_raster(tmp_path)
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, rsfm.data; print('torch' in sys.modules, 'rasterio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
