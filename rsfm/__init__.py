@@ -25,8 +25,8 @@ _EXPORTS = {
     "load_recipe": "rsfm.recipe",
     "train": "rsfm.train.loop",
     "predict": "rsfm.inference.predict",
-    "show_batch": "rsfm.plots",
-    "show_results": "rsfm.plots",
+    "show_batch": "rsfm.data.show",
+    "show_results": "rsfm.inference.show",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
