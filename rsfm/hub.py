@@ -131,6 +131,7 @@ def save_pretrained(
     weights_name: str = WEIGHTS_NAME,
     write_config: bool = True,
     save_adapter: bool = True,
+    state_dict: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``config.json`` and safetensors weights (plus the LoRA adapter) to ``directory``.
 
@@ -144,6 +145,7 @@ def save_pretrained(
         weights_name: File name of the full weights.
         write_config: Write ``config.json`` (False: weights only, e.g. ``last_model``).
         save_adapter: For LoRA models, also write ``adapter/`` in peft format.
+        state_dict: The full weights when the caller gathered them (FSDP); default the model's.
     """
     from rsfm.lora import is_lora
     from rsfm.lora import save_adapter as _save_adapter
@@ -152,7 +154,8 @@ def save_pretrained(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     lora = getattr(model, "lora_config", None) if is_lora(model) else None
-    save_safetensors(_plain_state(model), directory / weights_name,
+    state = dict(state_dict) if state_dict is not None else _plain_state(model)
+    save_safetensors(state, directory / weights_name,
                      metadata={"format": "pt", "rsfm_task": model.config.task})
     if lora is not None and save_adapter:
         _save_adapter(model, directory / ADAPTER_DIR)

@@ -81,40 +81,6 @@ def test_train_writes_run_directory(tmp_path):
         rsfm.train(tiny_recipe(run))
 
 
-class Killed(Exception):
-    pass
-
-
-def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
-    from rsfm.train.loop import train
-
-    full = train(tiny_recipe(tmp_path / "full", train={"epochs": 3}))
-
-    def kill(event, state):
-        if event == "step" and state.global_step == 3:  # mid epoch 2, after epoch-1 checkpoint
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), callbacks=[kill])
-    ckpts = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir())
-    assert ckpts == ["epoch-0001", "latest"]
-    resumed = train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), resume=True)
-    assert resumed["global_step"] == full["global_step"] == 6
-    a = load_weights(tmp_path / "full" / "last_model.safetensors")
-    b = load_weights(tmp_path / "cut" / "last_model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
-    for ra, rb in zip(full["history"], resumed["history"]):
-        assert ra["train_loss"] == pytest.approx(rb["train_loss"], abs=1e-6)
-        assert ra["val_miou"] == pytest.approx(rb["val_miou"], abs=1e-9)
-    # resuming a finished run is a no-op; resume without checkpoints is an error
-    again = train(tiny_recipe(tmp_path / "cut", train={"epochs": 3}), resume="auto")
-    assert again["global_step"] == 6
-    with pytest.raises(Exception, match="no complete checkpoint"):
-        train(tiny_recipe(tmp_path / "none"), resume=True)
-
-
 def test_non_finite_loss_stops_with_clear_message(tmp_path):
     from rsfm.train.loop import NonFiniteLossError, train
 
@@ -325,3 +291,14 @@ def test_detection_map_exact_cases():
     m.update([shifted], [{"boxes": gt["boxes"][:1], "labels": gt["labels"][:1]}])
     out = m.compute()
     assert out["map50"] == pytest.approx(1.0) and out["map"] == pytest.approx(5 / 10)
+
+
+def test_early_stopping(tmp_path):
+    from rsfm.train.loop import train
+
+    result = train(tiny_recipe(tmp_path / "es", train={
+        "epochs": 5, "early_stopping": {"patience": 1, "min_delta": 0.5}}))
+    assert len(result["history"]) == 2 and result["best_epoch"] == 1
+    state = json.loads((tmp_path / "es" / "checkpoints" / "epoch-0002" /
+                        "trainer_state.json").read_text())
+    assert state["stopped_early"] is True

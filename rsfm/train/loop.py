@@ -382,12 +382,17 @@ def train(
         out["loss"] = float(torch.cat(losses).mean()) if losses else None
         return out
 
-    def save_weights(path_name: str, with_config: bool, epoch_metrics: dict[str, Any]) -> None:
+    from accelerate.utils import DistributedType
+
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+
+    def save_weights(path_name: str, with_config: bool, epoch_metrics: dict[str, Any],
+                     full_state: dict[str, Any] | None) -> None:
         from rsfm.hub import save_pretrained
 
         save_pretrained(raw_model, run_dir, data=meta.as_dict(), recipe=recipe,
                         metrics=epoch_metrics, weights_name=path_name, write_config=with_config,
-                        save_adapter=with_config)
+                        save_adapter=with_config and not sharded, state_dict=full_state)
 
     # ---- loop
     model.train()
@@ -498,15 +503,18 @@ def train(
         elif evaluated:
             state.bad_evals += 1
         accelerator.wait_for_everyone()
+        # FSDP: every rank takes part in gathering the full weights
+        full_state = accelerator.get_state_dict(model) if sharded else None
         if main:
             if improved:
-                save_weights("model.safetensors", True, {**row, "best_epoch": epoch + 1})
+                save_weights("model.safetensors", True, {**row, "best_epoch": epoch + 1},
+                             full_state)
                 if recipe.output.plots and "confusion_matrix" in val:
                     from rsfm.train.plots import plot_confusion
 
                     plot_confusion(val["confusion_matrix"], classes,
                                    run_dir / "plots" / "confusion_matrix.png")
-            save_weights("last_model.safetensors", False, row)
+            save_weights("last_model.safetensors", False, row, full_state)
             _write_metrics(run_dir, state.history)
             if recipe.output.plots:
                 from rsfm.train.plots import plot_history
