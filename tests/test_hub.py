@@ -150,3 +150,16 @@ def test_cli_push_uses_hfapi(run_dir, monkeypatch, capsys):
     assert api.repos[0]["private"] is False and "config.json" in api.commits[0]["files"]
     assert main(["push", str(run_dir), "--repo-id", "not-a-repo-id"]) == 2
     assert "ORG/NAME" in capsys.readouterr().err
+
+
+def test_recipe_push_to_hub_after_training(tmp_path, monkeypatch):
+    import rsfm.hub
+    from rsfm.train.loop import train
+
+    calls = []
+    monkeypatch.setattr(rsfm.hub, "push", lambda run_dir, repo_id, **kw: calls.append(
+        (str(run_dir), repo_id, kw)))
+    out = tmp_path / "pushed"
+    train(tiny_recipe(out, train={"epochs": 1}, output={"dir": str(out),
+                                                        "push_to_hub": "org/from-recipe"}))
+    assert calls == [(str(out), "org/from-recipe", {"private": True})]

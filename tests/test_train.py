@@ -302,3 +302,11 @@ def test_early_stopping(tmp_path):
     state = json.loads((tmp_path / "es" / "checkpoints" / "epoch-0002" /
                         "trainer_state.json").read_text())
     assert state["stopped_early"] is True
+
+
+def test_demo_end_to_end_smoke(tmp_path):
+    from rsfm.train.demo import run_demo
+
+    res = run_demo(tmp_path / "demo", ["train.epochs=1", "train.max_steps=2"], progress=False)
+    assert Path(res["preview"]).stat().st_size > 0 and Path(res["prediction"]).exists()
+    assert 0 < res["majority_miou"] < 1 and res["miou"] is not None
