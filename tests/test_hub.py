@@ -163,3 +163,49 @@ def test_recipe_push_to_hub_after_training(tmp_path, monkeypatch):
     train(tiny_recipe(out, train={"epochs": 1}, output={"dir": str(out),
                                                         "push_to_hub": "org/from-recipe"}))
     assert calls == [(str(out), "org/from-recipe", {"private": True})]
+
+
+def test_lora_only_repo_rebuilds_from_base_checkpoint(tmp_path, hub_cache):
+    """A LoRA run pushed as adapter + head only: from_pretrained fetches the base backbone from
+    its own (offline-cached) checkpoint, applies the adapter and gives the same outputs."""
+    from hub_utils import remove_repo
+    from safetensors.torch import save_file
+
+    import rsfm
+    from rsfm.hub import from_pretrained, push, save_pretrained
+    from rsfm.lora import apply_lora
+    from rsfm.models.factory import create_model
+
+    torch.manual_seed(0)
+    base = rsfm.create_backbone("resnet18")
+    src = tmp_path / "base.safetensors"
+    save_file({**base.state_dict(), "fc.weight": torch.zeros(1000, 512),
+               "fc.bias": torch.zeros(1000)}, str(src))
+    rev = "b" * 40
+    place_in_hub_cache(hub_cache, "someone/r18-base", "model.safetensors", src, rev)
+    try:
+        model = create_model({"task": "segmentation", "backbone": "resnet18", "head": "fcn",
+                              "num_classes": 2,
+                              "weights": f"hf://someone/r18-base/model.safetensors@{rev}"})
+        apply_lora(model, r=4, alpha=8, dropout=0.0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.05)
+        model.eval()
+        save_pretrained(model, tmp_path / "run")
+        api = RecordingApi()
+        push(tmp_path / "run", "org/lora-only", api=api)
+        files = api.commits[0]["files"]
+        assert "model.safetensors" not in files and "adapter/adapter_model.safetensors" in files
+        for name, blob in files.items():
+            (tmp_path / "stage" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "stage" / name).write_bytes(blob)
+            place_in_hub_cache(hub_cache, "org/lora-only", name, tmp_path / "stage" / name)
+        again = from_pretrained("org/lora-only")
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(again(x), model(x), atol=1e-5, rtol=1e-4)
+    finally:
+        remove_repo(hub_cache, "someone/r18-base")
+        remove_repo(hub_cache, "org/lora-only")
