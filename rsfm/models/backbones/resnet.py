@@ -43,6 +43,12 @@ class ResNetBackbone(ResNet):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
         block, layers = _LAYERS[depth]
+        if output_stride != 32 and block is BasicBlock:
+            # torchvision's BasicBlock has no dilation support (ResNet-18/34).
+            raise ValueError(
+                f"output_stride={output_stride} needs a dilated ResNet; ResNet-{depth} (BasicBlock) only "
+                f"supports output_stride=32. Use ResNet-50/101 for DeepLab at stride 8/16."
+            )
         super().__init__(block, layers, replace_stride_with_dilation=dilate)
         if in_chans != 3:
             self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -54,7 +60,7 @@ class ResNetBackbone(ResNet):
         expansion = block.expansion
         strides, s = [], 4
         for i in range(4):
-            if i > 0 and not (i > 0 and dilate[i - 1]):
+            if i > 0 and not dilate[i - 1]:
                 s *= 2
             strides.append(s)
         indices = (0, 1, 2, 3) if out_indices is None else tuple(out_indices)
