@@ -252,6 +252,7 @@ class OutputConfig:
     tensorboard: bool = True
     push_to_hub: str | None = None
     hub_private: bool = True
+    hub_datasets: tuple[str, ...] = ()  # Hub dataset ids for the model card metadata
 
 
 @dataclass(frozen=True)
@@ -681,9 +682,11 @@ def recipe_schema() -> dict[str, Any]:
     schema = _adapter().json_schema()
     schema.setdefault("title", "rsfm recipe")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    props = schema.get("properties", {})
-    props["include"] = {"description": "YAML file(s) merged into this mapping",
-                        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    include = {"description": "YAML file(s) merged into this mapping (relative paths)",
+               "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    for node in [schema, *schema.get("$defs", {}).values()]:
+        if isinstance(node, dict) and "properties" in node:
+            node["properties"]["include"] = include
     return schema
 
 

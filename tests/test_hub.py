@@ -162,7 +162,7 @@ def test_recipe_push_to_hub_after_training(tmp_path, monkeypatch):
     out = tmp_path / "pushed"
     train(tiny_recipe(out, train={"epochs": 1}, output={"dir": str(out),
                                                         "push_to_hub": "org/from-recipe"}))
-    assert calls == [(str(out), "org/from-recipe", {"private": True})]
+    assert calls == [(str(out), "org/from-recipe", {"private": True, "datasets": ()})]
 
 
 def test_lora_only_repo_rebuilds_from_base_checkpoint(tmp_path, hub_cache):

@@ -545,7 +545,8 @@ def train(
     if main and recipe.output.push_to_hub:
         from rsfm.hub import push
 
-        push(run_dir, recipe.output.push_to_hub, private=recipe.output.hub_private)
+        push(run_dir, recipe.output.push_to_hub, private=recipe.output.hub_private,
+             datasets=recipe.output.hub_datasets)
     if tb is not None:
         tb.close()
     accelerator.end_training()
