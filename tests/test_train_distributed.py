@@ -39,19 +39,49 @@ def rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(free_port()), *args],
+        check=False, capture_output=True, text=True, timeout=240, env=env, cwd=cwd,
+    )
+
+
+SYNC_SCRIPT = """
+import os, sys, torch
+from rsfm.train.loop import train
+rank = int(os.environ["RANK"])
+def dump(event, state):
+    if event == "epoch" and state.epoch == 2:
+        torch.save(state.model.state_dict(), f"rank{rank}.pt")
+train(sys.argv[1], ["train.epochs=3", "output.dir=unfreeze",
+      "train.freeze={backbone: true, unfreeze: [{epoch: 1, modules: [blocks.1]},"
+      " {epoch: 2, modules: [backbone]}]}"], callbacks=[dump])
+"""
+
+
+def test_progressive_unfreeze_keeps_ranks_in_sync(tmp_path):
+    """Parameters unfrozen after DDP wrapped the model are all-reduced like the others."""
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tiny_recipe(tmp_path / "x")))
+    (tmp_path / "sync.py").write_text(SYNC_SCRIPT)
+    proc = launch(["sync.py", "recipe.yaml"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "unfroze backbone" in proc.stdout
+    import torch
+
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
 def test_two_processes_match_one(tmp_path):
     recipe = tiny_recipe(tmp_path / "ddp", train={"epochs": 2},
                          data={"eval_batch_size": 2})
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    accelerate = Path(sys.executable).with_name("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", str(free_port()), "-m", "rsfm.train", str(path)],
-        check=False, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
-    )
+    proc = launch(["-m", "rsfm.train", str(path)], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
     assert proc.stdout.count("epoch 2/2 |") == 1  # summary printed by the main process only

@@ -278,7 +278,19 @@ def train(
                                focal_gamma=lo.focal_gamma, label_smoothing=lo.label_smoothing)
         criterion = criterion.to(accelerator.device)
     optimizer = build_optimizer(model, tc.optimizer)
+    # DDP registers only parameters that require grad when it wraps the model; one frozen then
+    # would never be all-reduced after a progressive unfreeze (ranks would drift apart). So every
+    # parameter that may be unfrozen is wrapped as trainable and frozen again right after; with
+    # find_unused_parameters=True, DDP treats it as unused while it is frozen.
+    refreeze: list[torch.nn.Parameter] = []
+    if accelerator.num_processes > 1 and tc.freeze.unfreeze:
+        refreeze = [p for n, p in model.named_parameters()
+                    if not p.requires_grad and "base_layer" not in n]  # LoRA bases stay frozen
+        for p in refreeze:
+            p.requires_grad_(True)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    for p in refreeze:
+        p.requires_grad_(False)
     if val_loader is not None:
         val_loader = accelerator.prepare(val_loader)
     steps_per_epoch = max(1, math.ceil(len(train_loader) / tc.grad_accum_steps))
@@ -288,10 +300,6 @@ def train(
     scheduler = build_scheduler(optimizer.optimizer, tc.scheduler, total_steps, steps_per_epoch)
     accelerator.register_for_checkpointing(scheduler)
     raw_model = accelerator.unwrap_model(model)
-    # Under DDP, parameters frozen at wrap time never get their gradients all-reduced, so a
-    # progressive unfreeze would silently desynchronise the ranks. There, frozen parameters keep
-    # requires_grad=True and their gradients are dropped before each optimizer step instead.
-    mask_grads = accelerator.num_processes > 1 and bool(tc.freeze.unfreeze)
 
     state = TrainState(run_dir=str(run_dir))
     if ckpt is not None:
@@ -316,9 +324,6 @@ def train(
 
     metric_name, mode = recipe.metric, recipe.metric_mode
     es = tc.early_stopping
-
-    def frozen_params() -> list[torch.nn.Parameter]:
-        return [p for p in raw_model.parameters() if not p.requires_grad]
 
     def fire(event: str) -> None:
         for cb in callbacks:
@@ -411,10 +416,6 @@ def train(
                 p.requires_grad for p in raw_model.backbone.parameters()):
             raw_model.backbone_frozen = False  # partly unfrozen: let BatchNorm/drop-path train
             raw_model.train()
-        frozen = frozen_params()
-        if mask_grads:
-            for p in frozen:
-                p.requires_grad_(True)
         t0 = time.time()
         seen = 0
         loss_sum = torch.zeros((), device=accelerator.device)
@@ -440,13 +441,9 @@ def train(
                         "train.optimizer.lr / enable train.clip_grad_norm."
                     )
                 accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if mask_grads:
-                        for p in frozen:
-                            p.grad = None
-                    if tc.clip_grad_norm:
-                        params = [p for p in model.parameters() if p.grad is not None]
-                        accelerator.clip_grad_norm_(params, tc.clip_grad_norm)
+                if accelerator.sync_gradients and tc.clip_grad_norm:
+                    params = [p for p in model.parameters() if p.grad is not None]
+                    accelerator.clip_grad_norm_(params, tc.clip_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach()
@@ -467,9 +464,6 @@ def train(
                 if tc.max_steps is not None and state.global_step >= tc.max_steps:
                     break
         bar.close()
-        if mask_grads:
-            for p in frozen:
-                p.requires_grad_(False)
         train_loss = accelerator.reduce(loss_sum / max(n_loss, 1), reduction="mean")
         elapsed = time.time() - t0
         row: dict[str, Any] = {
