@@ -16,6 +16,7 @@ from rsfm.errors import RsfmError
 
 # subcommand -> (module, one-line help). Add a line here to add a command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("rsfm.commands.demo", "train the bundled Sen1Floods11 flood demo and predict a held-out chip"),
     "backbones": ("rsfm.commands.backbones", "list registered backbones (name, family, params, bands...)"),
     "stats": ("rsfm.data.stats", "exact per-band mean/std of rasters or chip folders (nodata excluded) -> YAML"),
     "train": ("rsfm.commands.train", "train a YAML recipe (same as accelerate launch -m rsfm.train)"),
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     top, rest = parser.parse_known_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if top.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    # rsfm's own messages at INFO; other libraries (accelerate, GDAL...) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rsfm").setLevel(logging.DEBUG if top.verbose else logging.INFO)
     if top.command is None:
         parser.print_help()
         return 0
