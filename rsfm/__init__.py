@@ -29,12 +29,32 @@ _EXPORTS = {
     "show_results": "rsfm.inference.show",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "AdapterCard",
+    "__version__",
+    "add_adapter_dir",
+    "backbone_card",
+    "create_backbone",
+    "create_model",
+    "from_pretrained",
+    "get_band",
+    "list_backbones",
+    "load_recipe",
+    "predict",
+    "resolve_bands",
+    "show_batch",
+    "show_results",
+    "train",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rsfm.bands import get_band, resolve_bands
-    from rsfm.cards import AdapterCard, add_adapter_dir
-    from rsfm.registry import backbone_card, create_backbone, list_backbones
+    from rsfm.bands import get_band as get_band
+    from rsfm.bands import resolve_bands as resolve_bands
+    from rsfm.cards import AdapterCard as AdapterCard
+    from rsfm.cards import add_adapter_dir as add_adapter_dir
+    from rsfm.registry import backbone_card as backbone_card
+    from rsfm.registry import create_backbone as create_backbone
+    from rsfm.registry import list_backbones as list_backbones
 
 
 def __getattr__(name: str) -> Any:

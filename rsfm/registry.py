@@ -108,7 +108,13 @@ def create_backbone(
         WeightsError: weights missing, corrupt, or of the wrong layout.
     """
     from rsfm.models.backbones import FAMILIES
-    from rsfm.models.weights import adapt_input_channels, load_into, read_state_dict, remap_keys, resolve_weights
+    from rsfm.models.weights import (
+        adapt_input_channels,
+        load_into,
+        read_state_dict,
+        remap_keys,
+        resolve_weights,
+    )
 
     card = get_card(name)
     loading = pretrained or weights is not None

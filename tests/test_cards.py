@@ -1,5 +1,7 @@
 """Card consistency (every shipped card) and card loading errors."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -29,7 +31,7 @@ def test_card_is_consistent_with_its_model(name):
 
 def test_bad_card_names_file_and_key(tmp_path):
     bad = tmp_path / "broken.yaml"
-    text = open(rsfm.backbone_card("resnet18").source).read()
+    text = Path(rsfm.backbone_card("resnet18").source).read_text()
     bad.write_text(text.replace("name: resnet18", "name: broken").replace("license:", "licence:"))
     with pytest.raises(CardError, match=r"(?s)broken.yaml.*licence: Unexpected.*did you mean 'license'"):
         load_card(bad)

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,7 +107,7 @@ def test_band_mapping_keeps_drops_and_initialises(tmp_path):
     # tiny overrides are architecture changes, so load through a user card dir with tiny arch
     card_dir = tmp_path / "cards"
     card_dir.mkdir()
-    text = (rsfm.backbone_card("prithvi_eo_v2_300m").source and open(rsfm.backbone_card("prithvi_eo_v2_300m").source).read())
+    text = Path(rsfm.backbone_card("prithvi_eo_v2_300m").source).read_text()
     text = text.replace("name: prithvi_eo_v2_300m", "name: tiny_prithvi").replace("aliases: [prithvi_eo_v2_300]", "aliases: []")
     text = text.replace("embed_dim: 1024", "embed_dim: 64").replace("depth: 24", "depth: 2").replace("num_heads: 16", "num_heads: 2")
     (card_dir / "tiny_prithvi.yaml").write_text(text)

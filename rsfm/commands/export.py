@@ -1,5 +1,5 @@
 """``rsfm export MODEL --format onnx|torchscript``: a deployable file with a parity check."""
-# ruff: noqa: T201  (a CLI command prints its results)
+
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``rsfm predict MODEL INPUT... -o OUT``: georeferenced prediction on large scenes."""
-# ruff: noqa: T201  (a CLI command prints its results)
+
 
 from __future__ import annotations
 

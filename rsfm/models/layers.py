@@ -109,7 +109,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, hd)
         drop = self.attn_drop if self.training else 0.0
-        T, H, W = grid
+        _, H, W = grid
         if window_size <= 0 or (window_size >= H and window_size >= W and num_prefix == 0):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
@@ -117,7 +117,7 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
     def _windowed(self, q: Tensor, k: Tensor, v: Tensor, grid: Grid, ws: int, P: int, drop: float) -> Tensor:
-        B, heads, N, hd = q.shape
+        B, heads, _, hd = q.shape
         T, H, W = grid
 
         def to_windows(t: Tensor) -> tuple[Tensor, tuple[int, int]]:

@@ -140,7 +140,7 @@ class PrithviViT(ViTBackbone):
         if grid == self.base_grid:
             return self.pos_embed
         base_t, base_h, base_w = self.base_grid
-        if T == base_t:
+        if base_t == T:
             table = self.pos_embed[0]
         else:
             table = sincos_3d_grid(self.embed_dim, (T, base_h, base_w)).float().to(self.pos_embed.device)
@@ -161,8 +161,8 @@ class PrithviViT(ViTBackbone):
             x = x.unsqueeze(2)
         if x.ndim != 5:
             raise ValueError(f"Prithvi expects (B, C, H, W) or (B, C, T, H, W), got shape {tuple(x.shape)}")
-        B, C, T, H, W = x.shape
-        if C != self.in_chans:
+        B, C, _, H, W = x.shape
+        if self.in_chans != C:
             raise ValueError(f"Prithvi was built for {self.in_chans} bands but the input has {C} channels.")
         check_divisible(H, W, self.patch_size, type(self).__name__)
         tokens, grid = self.patch_embed(x)
