@@ -254,7 +254,7 @@ def test_detection_boxes_merged_across_tiles(tmp_path: Path) -> None:
                             "scores": torch.zeros(0)})
         return out
 
-    spec = PredictionSpec(task="detection", bands=BANDS, value_scale=1 / 255, classes=("bg", "bright"),
+    spec = PredictionSpec(task="detection", bands=BANDS, value_scale=1 / 255, classes=("bright",),
                           tile_size=64, overlap=32)
     res = predict_scene(detector, path, tmp_path / "d.geojson", spec, progress=False)
     gj = json.loads((tmp_path / "d.geojson").read_text())

@@ -553,7 +553,8 @@ class _Engine:
                     b[:, [1, 3]] += r0
                     boxes.append(b)
                     scores.append(d["scores"][keep].float().cpu())
-                    labels.append(d["labels"][keep].cpu())
+                    # torchvision detectors reserve label 0 for background: classes are 1..K
+                    labels.append(d["labels"][keep].cpu() - 1)
                 bar.update(len(batch))
         bar.close()
         if boxes:
