@@ -112,13 +112,26 @@ def _plain_state(model: nn.Module) -> dict[str, Any]:
 
     if not is_lora(model):
         return model.state_dict()
-    import copy
+    # Add each adapter's delta to its base weight on the side: no copy of the whole model (which
+    # would double device memory at every checkpoint) and the live base weights stay untouched.
+    from peft.tuners.lora import LoraLayer
 
-    from rsfm.lora import merge_lora
-
-    clone = copy.deepcopy(model)
-    merge_lora(clone)
-    return clone.state_dict()
+    deltas = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            adapters = [a for a in module.active_adapters if a in module.lora_A]
+            if adapters:
+                deltas[f"{name}.base_layer.weight"] = sum(module.get_delta_weight(a) for a in adapters)
+    state = {}
+    for key, value in model.state_dict().items():
+        if "lora_" in key:
+            continue
+        value = value.detach()
+        if key in deltas:
+            value = value + deltas[key].to(value.dtype)
+        key = key.replace("backbone.base_model.model.", "backbone.").replace(".base_layer.", ".")
+        state[key] = value
+    return state
 
 
 def save_pretrained(

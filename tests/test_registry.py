@@ -123,10 +123,15 @@ def test_band_mapping_keeps_drops_and_initialises(tmp_path):
     torch.testing.assert_close(w_new[:, 0], w_src[:, 2] * scale)
     torch.testing.assert_close(w_new[:, 1], w_src[:, 3] * scale)
     torch.testing.assert_close(w_new[:, 2], w_src.mean(dim=1) * scale)
-    # a pure subset keeps the pretrained filters unscaled
+    # a subset keeps the pretrained filters, rescaled to the summed response of 6 bands
     subset = rsfm.create_backbone("tiny_prithvi", weights=path, bands=["RED", "GREEN", "BLUE"])
-    torch.testing.assert_close(subset.patch_embed.proj.weight[:, 0], w_src[:, 2])
-    assert subset.band_report.initialized == [] and subset.band_report.scale == 1.0
+    torch.testing.assert_close(subset.patch_embed.proj.weight[:, 0], w_src[:, 2] * 2)
+    assert subset.band_report.initialized == [] and subset.band_report.scale == 2.0
+    # a pure re-ordering changes nothing but the order
+    order = ["SWIR_2", "SWIR_1", "NIR_NARROW", "RED", "GREEN", "BLUE"]
+    reordered = rsfm.create_backbone("tiny_prithvi", weights=path, bands=order)
+    torch.testing.assert_close(reordered.patch_embed.proj.weight, w_src.flip(1))
+    assert reordered.band_report.scale == 1.0
 
 
 def test_window_attention_option_is_exact_when_window_covers_grid():

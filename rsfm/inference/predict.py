@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -327,22 +328,26 @@ def predict_scene(
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    reader = _SceneReader(spec, paths)
-    if isinstance(model, torch.nn.Module):
-        model = model.to(dev).eval()
-    engine = _Engine(model, reader, spec, dev, batch_size, progress)
-    t0 = time.perf_counter()
-    if spec.task == "detection":
-        result = engine.run_detection(out)
-    else:
-        result = engine.run_segmentation(
-            out, probabilities, confidence, threshold, min_object_size, max_hole_size, cog
-        )
-        if vectors is not None:
-            from rsfm.inference.vectorize import vectorize_raster
+    # GDAL's block cache defaults to 5% of RAM and is what grows on huge scenes: cap it (unless
+    # the user set GDAL_CACHEMAX) so memory stays bounded by a few tile rows.
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": _GDAL_CACHE_MB}
+    with rasterio.Env(**cache):
+        reader = _SceneReader(spec, paths)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(dev).eval()
+        engine = _Engine(model, reader, spec, dev, batch_size, progress)
+        t0 = time.perf_counter()
+        if spec.task == "detection":
+            result = engine.run_detection(out)
+        else:
+            result = engine.run_segmentation(
+                out, probabilities, confidence, threshold, min_object_size, max_hole_size, cog
+            )
+            if vectors is not None:
+                from rsfm.inference.vectorize import vectorize_raster
 
-            result.vectors = Path(vectors)
-            result.summary = vectorize_raster(result.classes, vectors)
+                result.vectors = Path(vectors)
+                result.summary = vectorize_raster(result.classes, vectors)
     result.seconds = time.perf_counter() - t0
     mpix = reader.info.width * reader.info.height / 1e6
     result.megapixels_per_second = mpix / max(result.seconds, 1e-9)
@@ -355,6 +360,9 @@ def predict_scene(
         result.seconds, result.megapixels_per_second,
     )
     return result
+
+
+_GDAL_CACHE_MB = 256  # MB; GDAL reads values below 100000 as megabytes
 
 
 class _Engine:

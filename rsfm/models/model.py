@@ -70,9 +70,15 @@ class RsfmModel(nn.Module):
         """True if the segmentation head has an auxiliary branch."""
         return getattr(self.head, "aux", None) is not None
 
+    @property
+    def _base_backbone(self) -> nn.Module:
+        """The backbone itself, also when LoRA (peft) wraps it."""
+        get_base = getattr(self.backbone, "get_base_model", None)
+        return get_base() if callable(get_base) else self.backbone
+
     def _check_backbone_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        allowed = _BACKBONE_KWARGS.get(type(self.backbone).__name__, ())
+        allowed = _BACKBONE_KWARGS.get(type(self._base_backbone).__name__, ())
         unknown = sorted(set(kwargs) - set(allowed))
         if unknown:
             raise TypeError(
@@ -120,9 +126,13 @@ class RsfmModel(nn.Module):
         self.backbone.eval()
 
     def unfreeze_backbone(self) -> None:
-        """Train the backbone again (follows the model's train/eval mode)."""
-        for p in self.backbone.parameters():
-            p.requires_grad_(True)
+        """Train the backbone again (follows the model's train/eval mode).
+
+        With LoRA only the adapter weights become trainable again; the base weights stay frozen.
+        """
+        lora = self._base_backbone is not self.backbone
+        for name, p in self.backbone.named_parameters():
+            p.requires_grad_(not lora or "lora_" in name)
         self.backbone_frozen = False
         self.backbone.train(self.training)
 

@@ -242,9 +242,10 @@ def adapt_input_channels(weight: Tensor, pretrained: list[Band], target: list[Ba
 
     Bands match by name first, then by common name (``B8A`` matches ``NIR_NARROW``). Matched bands
     keep their pretrained filter, in the user's order; absent pretrained bands are dropped; new bands
-    get the mean of the pretrained filters, and then the whole layer is multiplied by
-    ``len(pretrained) / len(target)`` so that, on standardised inputs, the summed response keeps
-    the pretrained scale (as timm's ``adapt_input_conv`` does).
+    get the mean of the pretrained filters. Whenever the band set changes (a band dropped or
+    added), the whole layer is multiplied by ``len(pretrained) / len(target)`` so that, on
+    standardised inputs, the summed response keeps the pretrained scale (as timm's
+    ``adapt_input_conv`` does). A pure re-ordering keeps the filters unchanged.
 
     Args:
         weight: ``(out, C_pretrained, ...)`` (any kernel shape).
@@ -273,7 +274,7 @@ def adapt_input_channels(weight: Tensor, pretrained: list[Band], target: list[Ba
             report.kept.append(band.name if band.name == pretrained[idx].name else f"{band.name}<-{pretrained[idx].name}")
     report.dropped = [p.name for i, p in enumerate(pretrained) if i not in used]
     new = torch.stack(columns, dim=1)
-    if report.initialized:
+    if (report.initialized or report.dropped) and len(pretrained) != len(target):
         report.scale = len(pretrained) / len(target)
         new = new * report.scale
     return new.contiguous(), report

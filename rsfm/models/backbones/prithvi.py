@@ -143,7 +143,7 @@ class PrithviViT(ViTBackbone):
         if base_t == T:
             table = self.pos_embed[0]
         else:
-            table = sincos_3d_grid(self.embed_dim, (T, base_h, base_w)).float().to(self.pos_embed.device)
+            table = sincos_3d_grid(self.embed_dim, (T, base_h, base_w)).to(self.pos_embed)
         if (h, w) != (base_h, base_w):
             table = table.reshape(T, base_h, base_w, -1).permute(0, 3, 1, 2)
             table = F.interpolate(table, size=(h, w), mode="bicubic", align_corners=True)
