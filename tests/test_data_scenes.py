@@ -173,3 +173,18 @@ def test_batched_reads_equal_item_reads_without_copy():
     for k in range(3):
         assert torch.equal(b["image"][k], chips[k]["image"])
         assert torch.equal(b["mask"][k], chips[k]["mask"])
+
+
+def test_tiles_past_the_scene_edge_are_nodata_even_without_a_nodata_value(tmp_path):
+    # a scene smaller than one tile, no nodata declared: the padding must not become class 0/1
+    image = write_tif(tmp_path / "small.tif", np.full((2, 80, 100), 500, dtype=np.uint16),
+                      descriptions=["VV", "VH"])
+    label = write_tif(tmp_path / "lab.tif", np.ones((80, 100), dtype=np.uint8))
+    ds = SceneDataset(image, label, tile_size=128, classes=["dry", "water"], bands=["VV", "VH"],
+                      normalize="none")
+    sample = ds[0]
+    mask, img = sample["mask"], sample["image"]
+    assert mask.shape == (128, 128)
+    assert (mask[:80, :100] == 1).all()
+    assert (mask[80:] == ds.ignore_index).all() and (mask[:, 100:] == ds.ignore_index).all()
+    assert (img[:, :80, :100] == 500).all() and (img[:, 80:] == 0).all() and (img[:, :, 100:] == 0).all()

@@ -130,6 +130,10 @@ class ImageReader:
         order = [pos[b] for b in plan.selection.indexes]
         sel = raw if order == list(range(len(raw))) else raw[order]
         bad_values, bad = invalid_mask(sel, plan.nodata, check_finite=is_float)
+        edge = _outside(window, plan.info.width, plan.info.height)
+        if edge is not None:  # padding past the scene edge is nodata, whatever was filled in
+            bad = bad | edge
+            bad_values = bad_values | edge[None]
         # bad_values is all False when nothing can be invalid; the normaliser then skips masking
         image = self.normalizer(sel, bad_values, inplace=True, finite=not is_float)
         if plan.indices:
@@ -172,3 +176,16 @@ class ImageReader:
             images.append(img)
             bads.append(bad)
         return np.stack(images, axis=1), np.logical_and.reduce(bads)
+
+
+def _outside(window: Window | None, width: int, height: int) -> np.ndarray | None:
+    """``(H, W)`` mask of the window's pixels that lie outside the raster, or None if none do."""
+    if window is None:
+        return None
+    c0, r0 = int(window.col_off), int(window.row_off)
+    h, w = int(window.height), int(window.width)
+    if c0 >= 0 and r0 >= 0 and c0 + w <= width and r0 + h <= height:
+        return None
+    rows = np.arange(r0, r0 + h)
+    cols = np.arange(c0, c0 + w)
+    return ((rows < 0) | (rows >= height))[:, None] | ((cols < 0) | (cols >= width))[None, :]
