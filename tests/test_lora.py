@@ -124,3 +124,21 @@ def test_lora_training_run(tmp_path):
     ref.load_state_dict(merged)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x))
+
+
+def test_lora_keeps_backbone_kwargs_and_freeze_rules():
+    from rsfm.lora import apply_lora
+
+    model = tiny_model()
+    x = torch.randn(1, 2, 32, 32)
+    waves = [0.665, 0.56]
+    with torch.no_grad():
+        before = model(x, wavelengths=waves)
+    apply_lora(model, r=4, alpha=8)
+    with torch.no_grad():  # DOFA's per-call wavelengths still reach the wrapped backbone
+        torch.testing.assert_close(model(x, wavelengths=waves), before)
+    model.freeze_backbone()
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    model.unfreeze_backbone()  # only the adapters train again; base weights stay frozen
+    trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)

@@ -39,6 +39,9 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) ->
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; published files get normal modes
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

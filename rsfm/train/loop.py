@@ -384,7 +384,8 @@ def train(
         if det is not None:
             return det.compute()
         out = seg.compute()
-        out["loss"] = float(torch.cat(losses).mean()) if losses else None
+        # per-sample losses (exact under gather_for_metrics); a sample with no valid pixel is NaN
+        out["loss"] = float(torch.cat(losses).nanmean()) if losses else None
         return out
 
     from accelerate.utils import DistributedType

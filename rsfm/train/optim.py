@@ -3,6 +3,7 @@ layer-wise learning-rate decay for ViT backbones, warmup + cosine/linear per-ste
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -17,6 +18,8 @@ _EMBED = ("patch_embed", "pos_embed", "cls_token", "mask_token", "temporal_embed
           "wv_", "weight_generator", "fclayer", "time_embed")
 _NO_DECAY = ("pos_embed", "cls_token", "mask_token", "temporal_embed", "location_embed",
              "relative_position")
+
+log = logging.getLogger(__name__)
 
 
 def _num_blocks(model: nn.Module) -> int:
@@ -48,6 +51,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float,
     them until a progressive-unfreeze step makes them trainable).
     """
     n_blocks = _num_blocks(model)
+    if layer_decay is not None and layer_decay < 1 and not n_blocks:
+        log.warning("train.optimizer.layer_decay applies to ViT blocks; this backbone has none, so it "
+                    "is ignored (use backbone_lr_mult for CNNs).")
     groups: dict[tuple[float, bool], dict[str, Any]] = {}
     for name, p in model.named_parameters():
         no_decay = (p.ndim <= 1 or name.endswith(".bias") or any(k in name for k in _NO_DECAY))
