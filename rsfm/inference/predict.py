@@ -569,6 +569,10 @@ class _Engine:
             b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
         else:
             b, s, lab = torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long)
+        # tiles are reflect-padded at the scene edge: drop mirrored detections centred outside it
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        inside = (cx >= 0) & (cx < info.width) & (cy >= 0) & (cy < info.height)
+        b, s, lab = b[inside], s[inside], lab[inside]
         b, s, lab = merge_tile_boxes(b, s, lab, (info.height, info.width))
         names = self.spec.class_names(int(lab.max()) + 1 if len(lab) else len(self.spec.classes or ()))
         summary = write_boxes(out, b, s, lab, info.transform, info.crs, names)
