@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except RsfmError as err:  # user errors: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `rsfm backbones | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

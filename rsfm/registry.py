@@ -123,6 +123,8 @@ def create_backbone(
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
     if wavelengths is not None and card.family != "dofa":
         raise ConfigError(f"wavelengths= is for DOFA backbones; {card.name!r} maps bands by name (bands=...).")
+    if isinstance(bands, str):
+        raise ConfigError(f"bands must be a list of band names, e.g. [{bands!r}], got the string {bands!r}.")
     pretrained_bands = card.catalog_bands()
     target = pretrained_bands if bands is None else resolve_bands(bands)
     if wavelengths is not None and len(wavelengths) != len(target):

@@ -188,3 +188,12 @@ def test_tiles_past_the_scene_edge_are_nodata_even_without_a_nodata_value(tmp_pa
     assert (mask[:80, :100] == 1).all()
     assert (mask[80:] == ds.ignore_index).all() and (mask[:, 100:] == ds.ignore_index).all()
     assert (img[:, :80, :100] == 500).all() and (img[:, 80:] == 0).all() and (img[:, :, 100:] == 0).all()
+
+
+def test_polygon_segmentation_needs_a_background_class():
+    import pytest
+
+    from rsfm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"classes=\['background', 'building'\]"):
+        SceneDataset(SPACENET, SPACENET_VEC, classes=["building"], tile_size=256)

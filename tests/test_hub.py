@@ -209,3 +209,13 @@ def test_lora_only_repo_rebuilds_from_base_checkpoint(tmp_path, hub_cache):
     finally:
         remove_repo(hub_cache, "someone/r18-base")
         remove_repo(hub_cache, "org/lora-only")
+
+
+def test_cli_push_offline_is_one_clear_line(run_dir, capsys, monkeypatch):
+    from rsfm.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    assert main(["push", str(run_dir), "--repo-id", "org/offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing was pushed" in err and "Traceback" not in err
+    assert SECRET not in err

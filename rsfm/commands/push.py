@@ -22,10 +22,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The token comes from `huggingface-cli login` or HF_TOKEN; it is never printed.
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from rsfm.errors import RsfmError
     from rsfm.hub import push
 
-    # The token comes from `huggingface-cli login` or HF_TOKEN; it is never printed.
-    push(args.run_dir, args.repo_id, private=not args.public, revision=args.revision,
-         commit_message=args.message, lora_only=args.lora_only, datasets=args.dataset)
+    try:
+        push(args.run_dir, args.repo_id, private=not args.public, revision=args.revision,
+             commit_message=args.message, lora_only=args.lora_only, datasets=args.dataset)
+    except OfflineModeIsEnabled as err:
+        raise RsfmError("HF_HUB_OFFLINE is set, so nothing was pushed; unset it to upload.") from err
+    except RsfmError:
+        raise
+    except Exception as err:  # network/HTTP/auth failures from huggingface_hub: one clear line
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise RsfmError(
+            f"Push to {args.repo_id!r} failed ({type(err).__name__}: {first}). Check the network "
+            f"and your login (`hf auth login` or HF_TOKEN); the run directory is unchanged."
+        ) from err
     sys.stdout.write(f"pushed to https://huggingface.co/{args.repo_id}\n")
     return 0

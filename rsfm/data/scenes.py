@@ -129,6 +129,13 @@ class SceneDataset(GeoDataset):
         if single and Path(labels).suffix.lower() in _VECTOR_SUFFIXES:
             if self.classes is None:
                 raise ConfigError("Vector labels need classes=[...] (index = class id).")
+            if self.task == "segmentation" and len(self.classes) < 2:
+                # pixels outside polygons are class 0, so segmentation needs a background class
+                raise ConfigError(
+                    f"Segmentation from polygons ({labels}) burns them over a background of class 0: "
+                    f"give the background too, e.g. classes=['background', {self.classes[0]!r}]."
+                    if self.classes else "Vector labels need classes=[...]."
+                )
             default = 1 if self.task == "segmentation" else 0
             self.vectors = read_vector(labels, class_attribute, self.classes, class_map, default)
             return

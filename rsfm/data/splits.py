@@ -59,7 +59,12 @@ class SplitResult:
         return {k: len(v) for k, v in self.indices.items()}
 
 
-def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+def _check_fractions(fractions: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
+    if not isinstance(fractions, Mapping):  # (0.7, 0.15, 0.15) -> train/val/test
+        values = list(fractions)
+        if len(values) > 3:
+            raise ConfigError(f"fractions as a sequence name train/val/test (at most 3), got {values}.")
+        fractions = dict(zip(("train", "val", "test"), values))
     fr = {k: float(v) for k, v in fractions.items()}
     if not fr or any(v < 0 for v in fr.values()) or not math.isclose(sum(fr.values()), 1.0,
                                                                        abs_tol=1e-6):
@@ -153,6 +158,10 @@ def block_split(
     if dropped:
         log.info("block split: %d of %d tiles straddle blocks of different splits and were "
                  "dropped", len(dropped), len(feet))
+    empty = [k for k, v in out.items() if not v and fr[k] > 0]
+    if empty:
+        log.warning("block split: split(s) %s got no tiles: %d block(s) of %s map units are too few "
+                    "for fractions %s; use a smaller block_size.", empty, len(uniq), block_size, fr)
     return SplitResult(out, dropped, blocks)
 
 

@@ -51,23 +51,13 @@ class ExportResult:
 
 def merge_lora(model: torch.nn.Module) -> torch.nn.Module:
     """Fold LoRA adapters into the base weights (no-op for models without adapters)."""
-    try:
-        from rsfm import lora
-    except ImportError:
-        lora = None
-    for name in ("merge_lora", "merge_adapters", "merge"):
-        fn = getattr(lora, name, None) if lora is not None else None
-        if callable(fn):
-            out = fn(model)
-            log.info("LoRA adapters merged with rsfm.lora.%s", name)
-            return out if isinstance(out, torch.nn.Module) else model
-    for m in [model, *model.modules()]:  # peft-wrapped parts
-        if hasattr(m, "merge_and_unload") and m is model:
-            log.info("LoRA adapters merged with merge_and_unload()")
-            return m.merge_and_unload()
-    if any("lora_" in n for n, _ in model.named_parameters()):
-        raise ConfigError("The model has LoRA parameters but no merge function was found (rsfm.lora).")
-    return model
+    from rsfm.lora import is_lora
+    from rsfm.lora import merge_lora as merge
+
+    if not is_lora(model):
+        return model
+    log.info("LoRA adapters merged into the backbone weights")
+    return merge(model)
 
 
 def _in_channels(model: torch.nn.Module, spec: PredictionSpec) -> int:

@@ -149,7 +149,7 @@ def build_model(cfg: ModelConfig) -> RsfmModel:
     neck = build_neck(kind, backbone, task=cfg.task, out_channels=cfg.neck.out_channels,
                       scale_factors=cfg.neck.scale_factors, extra_stride64=extra64,
                       temporal_reduction=cfg.temporal_reduction)
-    log.info("%s: backbone %s, neck %s (strides %s), head %s", cfg.task, cfg.backbone, kind, neck.out_strides, cfg.head)
+    log.debug("%s: backbone %s, neck %s (strides %s), head %s", cfg.task, cfg.backbone, kind, neck.out_strides, cfg.head)
     head_kwargs = dict(cfg.head_kwargs)
     head: nn.Module
     if cfg.task == "segmentation":
