@@ -141,6 +141,11 @@ def create_backbone(
     model.card_name = card.name
     model.bands = [b.name for b in target]
     model.band_report = None
+    if card.state_dict.first_conv and [b.name for b in target] != [b.name for b in pretrained_bands]:
+        # the mapping a pretrained load applies (also shown without weights, to preview it)
+        import torch
+
+        _, model.band_report = adapt_input_channels(torch.zeros(1, len(pretrained_bands)), pretrained_bands, target)
     if loading:
         path = resolve_weights(card, weights, cache_dir)
         from_card = weights is None and card.weights is not None

@@ -160,3 +160,12 @@ def test_cli_backbones_table(capsys):
     out = capsys.readouterr().out
     assert "dofa_base" in out and "111.2M" in out and "earthflow/DOFA" in out and "prithvi" not in out
     assert main(["backbones", "nothing*"]) == 1
+
+
+def test_band_report_previews_the_mapping_without_weights():
+    backbone = rsfm.create_backbone("prithvi_eo_v2_300m", bands=["B02", "B03", "B04", "VV"], **TINY)
+    report = backbone.band_report
+    assert report.dropped == ["NIR_NARROW", "SWIR_1", "SWIR_2"] and report.initialized == ["VV"]
+    assert rsfm.create_backbone("resnet18").band_report is None  # the pretraining bands: nothing to map
+    with pytest.raises(ConfigError, match="list of band names"):
+        rsfm.create_backbone("resnet18", bands="VV")
