@@ -12,6 +12,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
+from rsfm.colors import CLASS_COLORS
 from rsfm.errors import BandError, ConfigError, DataError
 from rsfm.inference.postprocess import clean_array, clean_raster, fill_holes, remove_small_objects
 from rsfm.inference.predict import blend_weights, predict, predict_scene, tile_offsets
@@ -115,7 +116,7 @@ def test_output_georeferencing_nodata_and_metadata(scene: Path, tmp_path: Path) 
         cls = out.read(1)
         assert np.all(cls[:20, :30] == 255) and np.all(cls[20:, 30:] == 1)
         assert json.loads(out.tags()["CLASSES"]) == ["bg", "a", "b"]
-        assert out.colormap(1)[1][:3] == (230, 159, 0)
+        assert out.colormap(1)[1][:3] == CLASS_COLORS[1]  # the shared palette
         assert out.profile["tiled"] and out.compression is not None
         assert out.overviews(1) == [] or all(f > 1 for f in out.overviews(1))
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from rsfm.colors import class_colors_hex
 from rsfm.errors import ConfigError
 
 __all__ = ["show_batch"]
 
-# Colour-blind-friendly qualitative palette (Okabe-Ito + extras), cycled for many classes.
-_PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-            "#999999", "#882255", "#44AA99", "#117733", "#DDCC77"]
+# The class palette shared with training plots, rasters and previews.
+_PALETTE = class_colors_hex(20)
 
 
 _BACKGROUND = {"background", "bg", "none", "other", "nodata", "no data", "unlabeled"}

@@ -8,36 +8,16 @@ and normalisation used in training.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from rsfm.colors import CLASS_COLORS, class_colors
 from rsfm.errors import ConfigError
 
 __all__ = ["DEFAULT_COLORS", "PredictionSpec", "class_colors"]
 
-# A colour-blind-friendly qualitative palette (Okabe-Ito, then tab20-like); class 0 (usually
-# background) gets a dark grey so foreground classes stand out in previews.
-DEFAULT_COLORS: tuple[tuple[int, int, int], ...] = (
-    (60, 60, 60), (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178),
-    (213, 94, 0), (204, 121, 167), (255, 255, 255), (31, 119, 180), (255, 127, 14),
-    (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
-    (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232),
-)
-
-
-def class_colors(n: int, colors: Sequence[Sequence[int]] | None = None) -> list[tuple[int, int, int]]:
-    """``n`` RGB colours: ``colors`` first, then the default palette, then a hashed colour."""
-    out: list[tuple[int, int, int]] = []
-    for i in range(n):
-        if colors is not None and i < len(colors):
-            c = colors[i]
-        elif i < len(DEFAULT_COLORS):
-            c = DEFAULT_COLORS[i]
-        else:  # deterministic, well spread
-            c = ((i * 97) % 256, (i * 57 + 80) % 256, (i * 151 + 40) % 256)
-        out.append((int(c[0]), int(c[1]), int(c[2])))
-    return out
+DEFAULT_COLORS = CLASS_COLORS  # one palette for every output (rsfm.colors)
 
 
 def _tuple(v: Any) -> tuple | None:

@@ -97,9 +97,9 @@ def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequenc
     plt = _fig()
     n = len(images)
     k = len(classes)
-    palette = ["#d9d9d9", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-               "#e377c2", "#17becf", "#bcbd22"]
-    cmap = ListedColormap(["#000000", *[palette[i % len(palette)] for i in range(k)]])
+    from rsfm.colors import class_colors_hex
+
+    cmap = ListedColormap(["#000000", *class_colors_hex(k)])  # ignored pixels black
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
     for i in range(n):
         img = np.asarray(images[i], dtype=np.float32)
