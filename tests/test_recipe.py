@@ -124,3 +124,14 @@ def test_cli_check_and_schema(tmp_path, capsys):
     assert "train.epochs" in capsys.readouterr().err
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"]
+
+
+def test_check_runs_the_pre_training_checks(capsys):
+    from pathlib import Path
+
+    from rsfm.cli import main
+
+    demo = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+    assert main(["check", str(demo)]) == 0
+    assert main(["check", str(demo), "model.bands=[VV, HH]"]) == 2
+    assert "statistics are for bands ['VV', 'VH']" in capsys.readouterr().err

@@ -18,6 +18,10 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     sys.stdout.write(recipe_to_yaml(recipe))
+    # the checks training runs before opening any file (bands vs statistics, card statistics)
+    from rsfm.train.data import _bands, _normalization
+
+    _normalization(recipe, _bands(recipe))
     if args.data:
         from rsfm.train.data import build_datasets
 
