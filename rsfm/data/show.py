@@ -145,7 +145,9 @@ def show_batch(
     if not samples:
         raise ConfigError("show_batch: the dataset/loader yielded no samples.")
     n_cls = max(len(classes), 1)
-    palette = list(colors) if colors else [_PALETTE[i % len(_PALETTE)] for i in range(n_cls)]
+    # detection classes are all objects: skip the palette's background grey for them
+    shift = 1 if colors is None and getattr(_unwrap(data), "task", None) == "detection" else 0
+    palette = list(colors) if colors else [_PALETTE[(i + shift) % len(_PALETTE)] for i in range(n_cls)]
     if len(palette) < n_cls:
         raise ConfigError(f"show_batch: {len(palette)} colours for {n_cls} classes.")
     if hide_classes is None:
@@ -177,12 +179,16 @@ def show_batch(
         if "boxes" in s:
             boxes = np.asarray(s["boxes"]).reshape(-1, 4)
             labels = np.asarray(s.get("labels", np.zeros(len(boxes), int)))
+            # text on every box hides the image when boxes are many and of one class: the colour
+            # legend says it all then
+            write_names = len(set(labels.tolist())) > 1 and len(boxes) <= 30
             for (x0, y0, x1, y1), lab in zip(boxes, labels):
                 color = palette[int(lab) % len(palette)]
                 ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2, ec=color))
-                name = classes[int(lab)] if 0 <= int(lab) < len(classes) else str(int(lab))
-                ax.text(x0, y0, name, fontsize=6, color="black", va="bottom",
-                        bbox={"fc": color, "ec": "none", "pad": 0.5, "alpha": 0.8})
+                if write_names:
+                    name = classes[int(lab)] if 0 <= int(lab) < len(classes) else str(int(lab))
+                    ax.text(x0, y0, name, fontsize=6, color="black", va="bottom",
+                            bbox={"fc": color, "ec": "none", "pad": 0.5, "alpha": 0.8})
                 present.add(int(lab))
         meta = s.get("meta") or {}
         title = Path(str(meta.get("path", f"sample {k}"))).name
