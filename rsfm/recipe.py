@@ -123,6 +123,7 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int = 0
     skip_nodata: bool = True
+    missing_labels: Literal["error", "skip"] = "error"  # chips: images without a label file
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,21 @@ def test_yolo_chip_class_out_of_range_and_clipped_boxes(tmp_path):
     (tmp_path / "OSBS_029.txt").write_text("3 0.5 0.5 0.1 0.1\n")
     with pytest.raises(DataError, match="class ids \\[3\\] but only 1 classes"):
         ds[0]
+
+
+def test_partly_annotated_voc_folder(tmp_path, caplog):
+    import shutil
+
+    import pytest
+
+    from rsfm.errors import DataError
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(TREES / "images/OSBS_029.tif", images)
+    shutil.copy(TREES / "images/OSBS_029.tif", images / "no_label.tif")
+    with pytest.raises(DataError, match="missing_labels='skip'"):
+        ChipDataset(images, TREES / "annotations", task="detection", classes=["Tree"])
+    ds = ChipDataset(images, TREES / "annotations", task="detection", classes=["Tree"],
+                     missing_labels="skip")
+    assert len(ds) == 1 and "1 image(s) without a label" in caplog.text

@@ -7,6 +7,7 @@ This is what ArcGIS "Export Training Data" and most public datasets give.
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from rsfm.data.rasters import inspect_raster, read_window
 from rsfm.errors import ConfigError, DataError
 
 __all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
 _LABEL_SUFFIXES = {"raster": IMAGE_SUFFIXES, "voc": (".xml",), "yolo": (".txt",)}
@@ -85,6 +88,8 @@ class ChipDataset(GeoDataset):
         label_format: ``"raster"``, ``"voc"``, ``"yolo"`` or ``"coco"``; guessed when ``None``.
         color_map: Colour (``"#RRGGBB"`` or RGB triple) -> class id for colour-coded masks.
         skip_nodata: Drop chips whose pixels are all nodata (counted in ``stats``).
+        missing_labels: ``"error"`` (default) or ``"skip"``: images in a folder with no label
+            file next to them are left out (with a warning), e.g. partly annotated VOC folders.
         **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`
             (``classes``, ``bands``, ``file_bands``, ``sensor``, ``nodata``, ``mean``, ``std``,
             ``value_scale``, ``normalize``, ``indices``, ``ignore_index``, ``label_map``,
@@ -110,9 +115,13 @@ class ChipDataset(GeoDataset):
         label_format: str | None = None,
         color_map: Mapping[Any, int] | None = None,
         skip_nodata: bool = True,
+        missing_labels: str = "error",
         **kwargs: Any,
     ) -> None:
         super().__init__(task=task, **kwargs)
+        if missing_labels not in ("error", "skip"):
+            raise ConfigError(f"missing_labels must be 'error' or 'skip', got {missing_labels!r}.")
+        self.missing_labels = missing_labels
         self.color_map = dict(color_map) if color_map else None
         self.label_format = label_format
         self._coco: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
@@ -190,16 +199,22 @@ class ChipDataset(GeoDataset):
             for p in sorted(folder.iterdir()):
                 if p.suffix.lower() in suffixes:
                     table.setdefault(_key(p, label_suffix), p)
-            pairs = []
+            pairs, unlabeled = [], []
             for im in image_items:
                 k = _key(im[0], image_suffix)
+                if k not in table and self.missing_labels == "skip":
+                    unlabeled.append(im[0])
+                    continue
                 if k not in table:
                     raise DataError(
                         f"No label for image '{im[0]}' in '{folder}' (looked for a file named "
                         f"'{k}{label_suffix}.*'). Set image_suffix/label_suffix if the names "
-                        "differ by a suffix, or use a manifest."
+                        "differ by a suffix, use a manifest, or pass missing_labels='skip'."
                     )
                 pairs.append((im, table[k]))
+            if unlabeled:
+                log.warning("%d image(s) without a label in '%s' skipped (e.g. '%s').", len(unlabeled),
+                            folder, unlabeled[0])
             return pairs
         labels = [Path(p) for p in labels]
         if len(labels) != len(image_items):

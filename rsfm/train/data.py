@@ -161,7 +161,7 @@ def _dataset(recipe: Recipe, src: DataSource, meta: DataMeta, train: bool) -> An
     return ChipDataset(src.images, src.labels, manifest=src.manifest, split=src.split,
                        split_file=src.split_file, image_suffix=d.image_suffix,
                        label_suffix=d.label_suffix, skip_nodata=d.skip_nodata,
-                       color_map=d.color_map, label_format=d.label_format, **common)
+                       missing_labels=d.missing_labels, color_map=d.color_map, label_format=d.label_format, **common)
 
 
 def _scene_files(src: DataSource, image_suffix: str, label_suffix: str) -> tuple[Any, Any]:
