@@ -27,67 +27,45 @@ __all__ = [
     "default_global_blocks",
     "sincos_1d",
     "sincos_3d_grid",
-    "window_partition",
-    "window_unpartition",
 ]
 
 Grid = tuple[int, int, int]  # (T, H, W) in tokens
 
 
-def window_partition(x: Tensor, window_size: int) -> tuple[Tensor, tuple[int, int]]:
-    """Split a token grid into non-overlapping spatial windows spanning all frames.
+def _to_windows(t: Tensor, grid: Grid, ws: int) -> Tensor:
+    """Patch tokens ``(B, h, T*H*W, d)`` -> windows ``(B, h, nW, T*ws*ws, d)`` (zero-padded).
 
-    Args:
-        x: ``(B, T, H, W, C)`` tokens.
-        window_size: Window side in tokens.
-
-    Returns:
-        ``(B * nW, T * ws * ws, C)`` windows and the padded size ``(Hp, Wp)``; padding is zeros.
+    Windows sit after the heads so that all windows of a sample are one contiguous run of keys:
+    the prefix tokens' global attention reads them through a free view.
     """
-    B, T, H, W, C = x.shape
-    ws = window_size
+    B, heads, _, d = t.shape
+    T, H, W = grid
+    t = t.reshape(B, heads, T, H, W, d)
     pad_h, pad_w = (ws - H % ws) % ws, (ws - W % ws) % ws
     if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    Hp, Wp = H + pad_h, W + pad_w
-    x = x.view(B, T, Hp // ws, ws, Wp // ws, ws, C)
-    x = x.permute(0, 2, 4, 1, 3, 5, 6)  # B, nH, nW, T, ws, ws, C
-    return x.reshape(-1, T * ws * ws, C), (Hp, Wp)
+        t = F.pad(t, (0, 0, 0, pad_w, 0, pad_h))
+    nh, nw = (H + pad_h) // ws, (W + pad_w) // ws
+    t = t.view(B, heads, T, nh, ws, nw, ws, d).permute(0, 1, 3, 5, 2, 4, 6, 7)
+    return t.reshape(B, heads, nh * nw, T * ws * ws, d)
 
 
-def window_unpartition(windows: Tensor, window_size: int, grid: Grid, padded: tuple[int, int]) -> Tensor:
-    """Inverse of :func:`window_partition`, cropping the padding.
-
-    Args:
-        windows: ``(B * nW, T * ws * ws, C)``.
-        window_size: Window side in tokens.
-        grid: Unpadded ``(T, H, W)``.
-        padded: Padded ``(Hp, Wp)`` returned by :func:`window_partition`.
-
-    Returns:
-        ``(B, T, H, W, C)`` tokens.
-    """
+def _from_windows(w: Tensor, grid: Grid, ws: int) -> Tensor:
+    """Inverse of :func:`_to_windows`: ``(B, h, nW, T*ws*ws, d)`` -> ``(B, h, T*H*W, d)``."""
+    B, heads, _, _, d = w.shape
     T, H, W = grid
-    Hp, Wp = padded
-    ws = window_size
-    C = windows.shape[-1]
-    B = windows.shape[0] // ((Hp // ws) * (Wp // ws))
-    x = windows.view(B, Hp // ws, Wp // ws, T, ws, ws, C)
-    x = x.permute(0, 3, 1, 4, 2, 5, 6).reshape(B, T, Hp, Wp, C)
-    return x[:, :, :H, :W].contiguous()
+    nh, nw = -(-H // ws), -(-W // ws)
+    w = w.view(B, heads, nh, nw, T, ws, ws, d).permute(0, 1, 4, 2, 5, 3, 6, 7)
+    w = w.reshape(B, heads, T, nh * ws, nw * ws, d)[:, :, :, :H, :W]
+    return w.reshape(B, heads, T * H * W, d)
 
 
-def _window_key_mask(grid: Grid, window_size: int, num_prefix: int, device: torch.device) -> Tensor | None:
-    """Boolean key mask ``(nW, 1, 1, P + T*ws*ws)`` that hides padded tokens, or None if no padding."""
+def _window_valid(grid: Grid, ws: int, device: torch.device) -> Tensor | None:
+    """``(nW, T*ws*ws)`` True where a window slot holds a real token; None without padding."""
     T, H, W = grid
-    ws = window_size
     if H % ws == 0 and W % ws == 0:
         return None
-    valid = torch.ones(1, T, H, W, 1, device=device)
-    windows, _ = window_partition(valid, ws)  # (nW, T*ws*ws, 1), zeros where padded
-    keys = windows[..., 0] > 0
-    prefix = torch.ones(keys.shape[0], num_prefix, dtype=torch.bool, device=device)
-    return torch.cat([prefix, keys], dim=1)[:, None, None, :]
+    ones = torch.ones(1, 1, T * H * W, 1, device=device)
+    return _to_windows(ones, grid, ws)[0, 0, :, :, 0] > 0
 
 
 class Attention(nn.Module):
@@ -118,33 +96,41 @@ class Attention(nn.Module):
 
     def _windowed(self, q: Tensor, k: Tensor, v: Tensor, grid: Grid, ws: int, P: int, drop: float) -> Tensor:
         B, heads, _, hd = q.shape
-        T, H, W = grid
-
-        def to_windows(t: Tensor) -> tuple[Tensor, tuple[int, int]]:
-            # (B, heads, T*H*W, hd) -> (B*nW, heads, T*ws*ws, hd)
-            t = t[:, :, P:].reshape(B, heads, T, H, W, hd).permute(0, 2, 3, 4, 1, 5)
-            w, padded = window_partition(t.reshape(B, T, H, W, heads * hd), ws)
-            return w.view(w.shape[0], -1, heads, hd).transpose(1, 2), padded
-
-        qw, padded = to_windows(q)
-        kw, _ = to_windows(k)
-        vw, _ = to_windows(v)
-        n_win = qw.shape[0] // B
-        if P:  # every window also sees the prefix (cls) tokens
-            kp = k[:, :, :P].repeat_interleave(n_win, dim=0)
-            vp = v[:, :, :P].repeat_interleave(n_win, dim=0)
-            kw, vw = torch.cat([kp, kw], dim=2), torch.cat([vp, vw], dim=2)
-        mask = _window_key_mask(grid, ws, P, q.device)
-        if mask is not None:
-            mask = mask.repeat(B, 1, 1, 1)
-        out_w = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask, dropout_p=drop)
-        # (B*nW, heads, T*ws*ws, hd) -> (B, heads, T*H*W, hd)
-        out_w = out_w.transpose(1, 2).reshape(out_w.shape[0], -1, heads * hd)
-        out_p = window_unpartition(out_w, ws, grid, padded).view(B, T * H * W, heads, hd).transpose(1, 2)
+        qw = _to_windows(q[:, :, P:], grid, ws)  # (B, h, nW, L, hd)
+        kw = _to_windows(k[:, :, P:], grid, ws)
+        vw = _to_windows(v[:, :, P:], grid, ws)
+        n_win = qw.shape[2]
+        valid = _window_valid(grid, ws, q.device)  # (nW, L) or None
+        if P:  # every window also sees the prefix (cls) tokens: keys [prefix, window]
+            kw = torch.cat([k[:, :, None, :P].expand(-1, -1, n_win, -1, -1), kw], dim=3)
+            vw = torch.cat([v[:, :, None, :P].expand(-1, -1, n_win, -1, -1), vw], dim=3)
+        L, S = qw.shape[3], kw.shape[3]
+        mask = None
+        if valid is not None:  # padded slots are never keys
+            keys = torch.cat([valid.new_ones(n_win, P), valid], dim=1) if P else valid
+            # additive float mask: unlike a boolean one it keeps SDPA on the fused CPU kernel
+            mask = torch.zeros(keys.shape, dtype=qw.dtype, device=qw.device).masked_fill_(~keys, float("-inf"))
+            mask = mask[None, :, None, :].repeat(1, heads, 1, 1)  # (1, h*nW, 1, S)
+        # 4-D (B, h*nW, ., hd) views: the fused CPU/GPU kernels take 4-D inputs
+        out = F.scaled_dot_product_attention(
+            qw.view(B, heads * n_win, L, hd), kw.view(B, heads * n_win, S, hd),
+            vw.view(B, heads * n_win, S, hd), attn_mask=mask, dropout_p=drop,
+        )
+        out = _from_windows(out.view(B, heads, n_win, L, hd), grid, ws)
         if not P:
-            return out_p
-        out_prefix = F.scaled_dot_product_attention(q[:, :, :P], k, v, dropout_p=drop)
-        return torch.cat([out_prefix, out_p], dim=2)
+            return out
+        # Prefix tokens attend globally: over the windowed keys viewed flat (no copy), counting the
+        # prefix keys once (window 0) and skipping padding. The query is cloned so backward does
+        # not keep the whole qkv projection alive.
+        keep = torch.ones(n_win, S, dtype=torch.bool, device=q.device)
+        keep[1:, :P] = False
+        if valid is not None:
+            keep[:, P:] = valid
+        out_prefix = F.scaled_dot_product_attention(
+            q[:, :, :P].clone(), kw.view(B, heads, n_win * S, hd), vw.view(B, heads, n_win * S, hd),
+            attn_mask=keep.view(1, 1, 1, n_win * S), dropout_p=drop,
+        )
+        return torch.cat([out_prefix, out], dim=2)
 
 
 class Block(nn.Module):
