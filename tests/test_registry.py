@@ -78,9 +78,11 @@ def test_prithvi_multitemporal_and_coordinates():
     with_coords = backbone(x, **coords)[-1]
     assert plain.shape == (2, 3 * 64, 2, 3) and backbone.out_channels == [192]
     assert not torch.allclose(plain, with_coords)
-    # channels are (t, d): frame 0's features come first
-    frame0 = rsfm.create_backbone("prithvi_eo_v2_300m_tl", num_frames=3, **TINY)
-    assert frame0.out_channels[0] // 3 == 64
+    # channels are (t, d): the first D channels are frame 0's tokens, laid out on the grid
+    tokens, grid = backbone.forward_tokens(x)
+    assert grid == (3, 2, 3)
+    frame1 = tokens[-1][:, 1 + 6 : 1 + 12].reshape(2, 2, 3, 64).permute(0, 3, 1, 2)
+    torch.testing.assert_close(plain[:, 64:128], frame1)
     with pytest.raises(ValueError, match=r"temporal_coords must be \(B, T, 2\)"):
         backbone(x, temporal_coords=torch.zeros(2, 2, 2))
 

@@ -198,7 +198,7 @@ def sincos_3d_grid(embed_dim: int, grid: Grid) -> Tensor:
     return torch.cat([w_emb, h_emb, t_emb], dim=-1).reshape(T * H * W, embed_dim)
 
 
-def trunc_normal_init(module: nn.Module) -> None:
+def mae_init(module: nn.Module) -> None:
     """MAE-style init: xavier-uniform Linear weights, zero biases, unit LayerNorms."""
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)

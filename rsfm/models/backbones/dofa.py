@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsfm.models.backbones.vit import ViTBackbone
-from rsfm.models.layers import Grid, check_divisible, sincos_1d, trunc_normal_init
+from rsfm.models.layers import Grid, check_divisible, mae_init, sincos_1d
 
 __all__ = ["DOFAViT"]
 
@@ -138,7 +138,7 @@ class DOFAViT(ViTBackbone):
         self.register_buffer("pos_embed", _sincos_2d(embed_dim, grid)[None])
         self.register_buffer("wavelengths", torch.tensor(list(wavelengths), dtype=torch.float32), persistent=False)
         nn.init.normal_(self.cls_token, std=0.02)
-        self.blocks.apply(trunc_normal_init)
+        self.blocks.apply(mae_init)
 
     @property
     def in_chans(self) -> int:

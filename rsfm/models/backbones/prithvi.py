@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsfm.models.backbones.vit import ViTBackbone
-from rsfm.models.layers import Grid, check_divisible, sincos_1d, sincos_3d_grid, trunc_normal_init
+from rsfm.models.layers import Grid, check_divisible, mae_init, sincos_1d, sincos_3d_grid
 
 __all__ = ["PrithviViT"]
 
@@ -132,7 +132,7 @@ class PrithviViT(ViTBackbone):
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
-        self.blocks.apply(trunc_normal_init)
+        self.blocks.apply(mae_init)
 
     def positional_embedding(self, grid: Grid) -> Tensor:
         """``(1, T*h*w, D)`` table for a token grid, following the official interpolation."""
