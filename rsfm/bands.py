@@ -24,11 +24,15 @@ from rsfm.errors import BandError
 
 __all__ = [
     "SENSORS",
+    "SPECTRAL_INDICES",
     "Band",
     "band_names",
     "custom_band",
+    "declared_band",
     "get_band",
     "list_sensors",
+    "match_bands",
+    "resolve_band",
     "resolve_bands",
     "sensor_bands",
     "wavelengths",
@@ -37,22 +41,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Band:
-    """One spectral band.
+    """One input band: a catalog band, or a band the user declared (DEM, QA, a land-cover layer).
 
     Attributes:
-        name: The band's name on its sensor (``"B8A"``) or its common name for generic bands.
+        name: The band's name on its sensor (``"B8A"``), its common name for generic bands, or
+            the declared name.
         common_name: What the band measures (``"NIR_NARROW"``); used to match pretrained filters.
-        wavelength_um: Central wavelength in micrometres (C-band SAR: 5.405).
+            ``None`` for declared bands that are not spectral (they match by exact name only).
+        wavelength_um: Central wavelength in micrometres (C-band SAR: 5.405); ``None`` when
+            the band has none (an elevation model, a mask).
         bandwidth_um: Full width at half maximum in micrometres (0 when not meaningful).
-        sensor: Catalog sensor key, or ``"generic"``.
+        sensor: Catalog sensor key, ``"generic"``, or ``"custom"`` for declared bands.
+        description: Free text for declared bands (shown in reports and model cards).
         aliases: Other spellings that resolve to this band (``"B08"``, ``"B8"``).
     """
 
     name: str
-    common_name: str
-    wavelength_um: float
+    common_name: str | None
+    wavelength_um: float | None
     bandwidth_um: float = 0.0
     sensor: str = "generic"
+    description: str = field(default="", compare=False)
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -152,8 +161,24 @@ _RGB = [
 ]
 
 
+_NIR = ("NIR_BROAD", "NIR_NARROW")
+
+# Spectral indices that can be appended as input channels (computed in rsfm.data.indices).
+# name -> (first band roles, second band roles, description); index = (a - b) / (a + b).
+SPECTRAL_INDICES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "NDVI": (_NIR, ("RED",), "vegetation: (NIR - RED) / (NIR + RED)"),
+    "NDWI": (("GREEN",), _NIR, "open water (McFeeters): (GREEN - NIR) / (GREEN + NIR)"),
+    "MNDWI": (("GREEN",), ("SWIR_1",), "water, modified: (GREEN - SWIR1) / (GREEN + SWIR1)"),
+    "NDMI": (_NIR, ("SWIR_1",), "moisture: (NIR - SWIR1) / (NIR + SWIR1)"),
+    "NBR": (_NIR, ("SWIR_2",), "burn ratio: (NIR - SWIR2) / (NIR + SWIR2)"),
+    "NDBI": (("SWIR_1",), _NIR, "built-up: (SWIR1 - NIR) / (SWIR1 + NIR)"),
+    "NDRE": (_NIR, ("RED_EDGE_1",), "red edge: (NIR - RE1) / (NIR + RE1)"),
+    "NDSI": (("GREEN",), ("SWIR_1",), "snow: (GREEN - SWIR1) / (GREEN + SWIR1)"),
+}
+
+
 def _make(sensor: str, rows: list[tuple]) -> tuple[Band, ...]:
-    return tuple(Band(n, c, wl, bw, sensor, tuple(a)) for n, c, wl, bw, a in rows)
+    return tuple(Band(n, c, wl, bw, sensor, aliases=tuple(a)) for n, c, wl, bw, a in rows)
 
 
 SENSORS: dict[str, tuple[Band, ...]] = {
@@ -258,7 +283,7 @@ def get_band(name: str | Band, sensor: str | None = None) -> Band:
 def resolve_bands(names: Iterable[str | Band], sensor: str | None = None) -> list[Band]:
     """Resolve a list of band names; duplicate bands are an error."""
     names = list(names)
-    bands = [get_band(n, sensor) for n in names]
+    bands = [resolve_band(n, sensor) for n in names]
     seen: dict[str, str] = {}
     for raw, band in zip(names, bands):
         label = raw if isinstance(raw, str) else raw.name
@@ -273,7 +298,7 @@ def band_names(bands: Iterable[Band]) -> list[str]:
     return [b.name for b in bands]
 
 
-def wavelengths(names: Iterable[str | Band], sensor: str | None = None) -> list[float]:
+def wavelengths(names: Iterable[str | Band], sensor: str | None = None) -> list[float | None]:
     """Central wavelengths (micrometres) of the named bands, in order."""
     return [b.wavelength_um for b in resolve_bands(names, sensor)]
 
@@ -283,3 +308,86 @@ def custom_band(name: str, wavelength_um: float, common_name: str | None = None)
     return replace(
         Band(name, common_name or _key(name), float(wavelength_um)), sensor="custom"
     )
+
+
+def declared_band(name: str, wavelength_um: float | None = None, description: str = "",
+                  sensor: str | None = None) -> Band:
+    """A band the user declared: ``{name: DEM, wavelength: null}`` or ``{name: B4, wavelength: 0.66}``.
+
+    A declared name that the catalog knows keeps its common name (so pretrained filters still
+    match) and takes the declared wavelength when one is given. Any other name becomes a
+    ``custom`` band without a common name: it matches only a band of the same name, so a DEM
+    never borrows a spectral filter.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise BandError(f"Band names must be non-empty strings, got {name!r}.")
+    try:
+        known = get_band(name, sensor)
+    except BandError:
+        known = None
+    if known is not None:
+        if wavelength_um is not None:
+            known = replace(known, wavelength_um=float(wavelength_um))
+        return replace(known, description=description) if description else known
+    wave = None if wavelength_um is None else float(wavelength_um)
+    return Band(name.strip(), None, wave, sensor="custom", description=description)
+
+
+def resolve_band(spec: str | Band, sensor: str | None = None) -> Band:
+    """The one band resolver: a catalog name, or a declared band, into a :class:`Band`.
+
+    Args:
+        spec: A band name (``"B8A"``, ``"landsat8:B5"``, ``"NIR_NARROW"``), or a :class:`Band`
+            (returned as is). Declarations (``{name, wavelength, description}``) are turned
+            into bands by :func:`declared_band`.
+        sensor: Sensor of the data, for bare sensor-specific names.
+
+    Raises:
+        BandError: An unknown name; the message shows how to declare a band the catalog lacks.
+    """
+    if isinstance(spec, Band):
+        return spec
+    try:
+        return get_band(spec, sensor)
+    except BandError as err:
+        if not isinstance(spec, str) or ":" in spec:
+            raise
+        raise BandError(
+            f"{err} For a layer that is not a catalog band (elevation, QA, land cover...), "
+            f"declare it: {{name: {spec}, wavelength: null}} (wavelength in micrometres, or null)."
+        ) from None
+
+
+def _same_band(a: Band, b: Band) -> bool:
+    if a.sensor != "custom" and b.sensor != "custom":  # two catalog bands: the same entry
+        return (a.sensor, a.name) == (b.sensor, b.name)
+    keys = {_key(b.name), *(_key(x) for x in b.aliases)}
+    return _key(a.name) in keys or any(_key(x) in keys for x in a.aliases)
+
+
+def match_bands(wanted: Iterable[Band], available: Iterable[Band]) -> list[int | None]:
+    """The one band matcher: for each wanted band, the index of the available band it is.
+
+    Used everywhere bands meet: a file's bands, a checkpoint's pretraining bands, a card's
+    normalisation statistics. Rules, per wanted band in order: the same name (case and ``-``/
+    ``_`` insensitive, aliases included; two catalog bands must be the same catalog entry, so
+    Landsat's ``B5`` is not Sentinel-2's ``B5``), then the same common name (``B8A`` is
+    ``NIR_NARROW`` is Landsat's ``B5``). Each available band is used at most once; bands without a common name
+    (declared layers such as ``DEM``) match by name only.
+
+    Returns:
+        One index into ``available`` (or ``None`` when nothing matches) per wanted band.
+    """
+    wanted, available = list(wanted), list(available)
+    used: set[int] = set()
+    out: list[int | None] = []
+    for band in wanted:
+        hit = next((i for i, a in enumerate(available)
+                    if i not in used and _same_band(band, a)), None)
+        if hit is None and band.common_name is not None:
+            hit = next((i for i, a in enumerate(available)
+                        if i not in used and a.common_name == band.common_name), None)
+        if hit is not None:
+            used.add(hit)
+        out.append(hit)
+    return out

@@ -30,7 +30,7 @@ __all__ = [
     "AdapterCard",
     "BandSpec",
     "KeyMap",
-    "Normalization",
+    "CardNormalization",
     "WeightsSource",
     "adapter_dirs",
     "add_adapter_dir",
@@ -67,7 +67,7 @@ class BandSpec:
 
 
 @dataclass(frozen=True)
-class Normalization:
+class CardNormalization:
     """Per-band statistics the pretrained model expects: ``(x - mean) / std`` on raw values.
 
     ``value_scale`` says what raw values are (e.g. "HLS surface reflectance x 10000").
@@ -111,7 +111,7 @@ class AdapterCard:
     description: str
     arch: dict[str, Any]
     bands: tuple[BandSpec, ...]
-    normalization: Normalization
+    normalization: CardNormalization
     state_dict: KeyMap
     license: str
     weights: WeightsSource | None = None

@@ -1,7 +1,13 @@
-"""Typed model configuration, shared by ``rsfm.create_model``, recipes and ``config.json``.
+"""Typed model configuration: what builds a model (``ModelConfig``) and how LoRA adapts it.
 
-Stdlib frozen dataclasses: models never import pydantic. Recipes validate these same classes with
-pydantic at the YAML boundary (``extra: forbid`` turns a misspelt key into an error naming it).
+Stdlib frozen dataclasses: models never import pydantic. The same classes are validated by
+pydantic at the YAML / ``config.json`` boundary (``extra: forbid`` turns a misspelt key into an
+error naming it), and each class checks its own values in ``__post_init__``: that one validator
+runs for recipes, saved configs and direct construction alike.
+
+The bands, wavelengths and classes written here are what the user *stated*; they are resolved
+once, with the backbone card and the data section, into an :class:`rsfm.spec.InputSpec`, which is
+what every consumer reads.
 """
 
 from __future__ import annotations
@@ -9,11 +15,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+from rsfm.errors import ConfigError
+
 __all__ = [
     "HEADS",
     "TASKS",
+    "BandDecl",
+    "ClassDecl",
+    "LoraSettings",
     "ModelConfig",
     "NeckConfig",
+    "freeze_sequences",
 ]
 
 Task = Literal["segmentation", "detection", "classification"]
@@ -27,7 +39,59 @@ TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classification",),
 }
 HEADS = tuple(h for heads in TASKS.values() for h in heads)
-_FORBID: dict[str, Any] = {"extra": "forbid"}
+FORBID: dict[str, Any] = {"extra": "forbid"}
+
+
+def freeze_sequences(obj: Any, *names: str) -> None:
+    """Turn list values of the named fields of a frozen dataclass into tuples (hashable, and the
+    same value whether it came from YAML or from Python)."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            object.__setattr__(obj, name, tuple(value))
+
+
+def check(ok: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{key}: {message}", key=key)
+
+
+@dataclass(frozen=True)
+class BandDecl:
+    """A band written as a mapping: a layer the catalog lacks, or a catalog band with its own
+    wavelength. ``{name: DEM, wavelength: null, description: "SRTM elevation, m"}``.
+
+    Attributes:
+        name: The band's name (as in the files' band descriptions or ``file_bands``).
+        wavelength: Central wavelength in micrometres, or ``None`` (elevation, QA, masks).
+            DOFA needs one for every band.
+        description: Free text shown in reports and model cards.
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    name: str
+    wavelength: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check(bool(self.name and self.name.strip()), "name", "must be a non-empty band name")
+        check(self.wavelength is None or self.wavelength > 0, "wavelength",
+              f"must be > 0 micrometres or null (got {self.wavelength!r})")
+
+
+@dataclass(frozen=True)
+class ClassDecl:
+    """A class written as a mapping: ``{name: water, color: "#1f78b4"}`` (colour for maps,
+    plots and the class raster's colour table)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    name: str
+    color: str | tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "color")
+        check(bool(self.name and self.name.strip()), "name", "must be a non-empty class name")
 
 
 @dataclass(frozen=True)
@@ -38,11 +102,17 @@ class NeckConfig:
     ResNets.
     """
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     kind: Literal["auto", "simple_feature_pyramid", "stages", "fpn", "none"] = "auto"
     out_channels: int = 256
     scale_factors: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5)
     extra_stride64: bool = False
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "scale_factors")
+        check(self.out_channels >= 1, "out_channels", f"must be >= 1 (got {self.out_channels})")
+        check(all(s > 0 for s in self.scale_factors), "scale_factors",
+              f"must be positive (got {list(self.scale_factors)})")
 
 
 @dataclass(frozen=True)
@@ -54,8 +124,10 @@ class ModelConfig:
         backbone: A registered backbone name (``rsfm.list_backbones()``).
         head: Head kind; must belong to ``task`` (see ``TASKS``).
         num_classes: Number of classes (detection: without background).
-        bands: Input band names; None = the backbone card's pretraining bands.
-        wavelengths: DOFA only: wavelengths (micrometres) for bands the catalog lacks.
+        bands: Input bands (names, or ``{name, wavelength, description}`` for layers the catalog
+            lacks); None = the backbone card's pretraining bands. May instead be given as
+            ``data.bands`` in a recipe (not both, unless they agree).
+        wavelengths: Wavelengths (micrometres) for the bands, one per band (DOFA).
         pretrained: Load the backbone's official weights.
         weights: Local path or ``hf://`` URL of backbone weights instead of the card's file.
         num_frames: Prithvi multi-temporal input frames.
@@ -68,15 +140,15 @@ class ModelConfig:
         neck: Neck settings.
         head_kwargs: Head-specific options (e.g. ``aspp_rates``, ``anchor_sizes``, ``aux_head``).
         backbone_kwargs: Architecture overrides passed to ``create_backbone`` (tiny test models).
-        classes: Optional class names (kept with the model for plots, rasters and the Hub card).
+        classes: Optional class names (or ``{name, color}``); may instead be ``data.classes``.
     """
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     task: Task
     backbone: str
     head: HeadKind
     num_classes: int
-    bands: tuple[str, ...] | None = None
+    bands: tuple[str | BandDecl, ...] | None = None
     wavelengths: tuple[float, ...] | None = None
     pretrained: bool = False
     weights: str | None = None
@@ -90,8 +162,60 @@ class ModelConfig:
     neck: NeckConfig = field(default_factory=NeckConfig)
     head_kwargs: dict[str, Any] = field(default_factory=dict)
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
-    classes: tuple[str, ...] | None = None
+    classes: tuple[str | ClassDecl, ...] | None = None
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "bands", "wavelengths", "global_blocks", "out_indices", "classes")
+        if isinstance(self.neck, str):  # create_model(neck="fpn")
+            object.__setattr__(self, "neck", NeckConfig(kind=self.neck))  # type: ignore[arg-type]
+        check(self.task in TASKS, "task", f"{self.task!r} is not one of {sorted(TASKS)}")
+        if self.head not in TASKS[self.task]:
+            owner = [t for t, heads in TASKS.items() if self.head in heads]
+            hint = f" ({self.head!r} is a {owner[0]} head)" if owner else ""
+            check(False, "head", f"{self.head!r} does not fit task {self.task!r}{hint}; "
+                                 f"{self.task} heads: {list(TASKS[self.task])}")
+        check(isinstance(self.num_classes, int) and not isinstance(self.num_classes, bool)
+              and self.num_classes >= 1, "num_classes",
+              f"must be a positive integer (got {self.num_classes!r})")
+        if self.classes is not None:
+            check(len(self.classes) == self.num_classes, "classes",
+                  f"{len(self.classes)} names but num_classes is {self.num_classes}")
+        if isinstance(self.bands, str):
+            check(False, "bands", f"must be a list of band names, e.g. [{self.bands!r}]")
+        if self.wavelengths is not None and self.bands is not None:
+            check(len(self.wavelengths) == len(self.bands), "wavelengths",
+                  f"{len(self.wavelengths)} values for {len(self.bands)} bands")
+        check(self.num_frames >= 1, "num_frames", f"must be >= 1 (got {self.num_frames})")
+        check(self.task != "detection" or self.num_frames == 1, "num_frames",
+              "detection takes single images (num_frames=1): torchvision's detection transform "
+              "pads (C, H, W) images only")
+        check(self.output_stride in (None, 8, 16, 32), "output_stride",
+              f"must be 8, 16 or 32 (got {self.output_stride!r})")
+        check(self.window_size is None or self.window_size >= 0, "window_size",
+              f"must be >= 0 (got {self.window_size})")
+        check(not (self.pretrained and self.weights), "weights",
+              "give either pretrained: true (the card's checkpoint) or weights: <file>, not both")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA through peft (the recipe's ``lora:`` section, also kept in ``config.json``).
+
+    ``target_modules`` None = the backbone card's ``lora_targets``.
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "target_modules")
+        check(self.r >= 1, "r", f"must be >= 1 (got {self.r})")
+        check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1) (got {self.dropout})")

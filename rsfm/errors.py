@@ -37,7 +37,15 @@ class BandError(RsfmError, ValueError):
 
 
 class ConfigError(RsfmError, ValueError):
-    """A bad argument or configuration value (names the argument and the allowed values)."""
+    """A bad argument or configuration value (names the argument and the allowed values).
+
+    ``key`` is the field at fault when the error comes from a config class's own check; the
+    recipe and ``config.json`` readers prefix it with the section's path (``train.epochs``).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(RsfmError, ValueError):

@@ -162,7 +162,7 @@ def save_pretrained(
     """
     from rsfm.lora import is_lora
     from rsfm.lora import save_adapter as _save_adapter
-    from rsfm.train.checkpoint import atomic_write_json, atomic_write_text, save_safetensors
+    from rsfm.io import atomic_write_json, atomic_write_text, save_safetensors
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -112,7 +112,7 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     import shutil
     import tempfile
 
-    from rsfm.train.checkpoint import save_safetensors
+    from rsfm.io import save_safetensors
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)

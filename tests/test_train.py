@@ -197,7 +197,8 @@ def test_unfreeze_specs():
 
 
 def test_atomic_write_keeps_previous_file(tmp_path):
-    from rsfm.train.checkpoint import atomic_write, atomic_write_text, find_latest_checkpoint
+    from rsfm.io import atomic_write, atomic_write_text
+    from rsfm.train.checkpoint import find_latest_checkpoint
 
     target = atomic_write_text(tmp_path / "f.txt", "old")
 

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = schema_json() + "\n"
     if args.out:
-        from rsfm.train.checkpoint import atomic_write_text
+        from rsfm.io import atomic_write_text
 
         atomic_write_text(args.out, text)
     else:

@@ -13,25 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsfm.bands import SPECTRAL_INDICES as INDICES
 from rsfm.bands import Band
 from rsfm.errors import BandError
 
 __all__ = ["INDICES", "IndexPlan", "compute_index", "plan_indices"]
-
-_NIR = ("NIR_BROAD", "NIR_NARROW")
-
-# name -> (first band roles, second band roles, description); index = (a - b) / (a + b).
-INDICES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    "NDVI": (_NIR, ("RED",), "vegetation: (NIR - RED) / (NIR + RED)"),
-    "NDWI": (("GREEN",), _NIR, "open water (McFeeters): (GREEN - NIR) / (GREEN + NIR)"),
-    "MNDWI": (("GREEN",), ("SWIR_1",), "water, modified: (GREEN - SWIR1) / (GREEN + SWIR1)"),
-    "NDMI": (_NIR, ("SWIR_1",), "moisture: (NIR - SWIR1) / (NIR + SWIR1)"),
-    "NBR": (_NIR, ("SWIR_2",), "burn ratio: (NIR - SWIR2) / (NIR + SWIR2)"),
-    "NDBI": (("SWIR_1",), _NIR, "built-up: (SWIR1 - NIR) / (SWIR1 + NIR)"),
-    "NDRE": (_NIR, ("RED_EDGE_1",), "red edge: (NIR - RE1) / (NIR + RE1)"),
-    "NDSI": (("GREEN",), ("SWIR_1",), "snow: (GREEN - SWIR1) / (GREEN + SWIR1)"),
-}
-
 
 @dataclass(frozen=True)
 class IndexPlan:

@@ -18,6 +18,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from rsfm.errors import ConfigError
+from rsfm.schema import AUGMENTATIONS
 
 __all__ = [
     "BandJitter",
@@ -163,7 +164,7 @@ class SampleTransform:
         return f"SampleTransform(geometric={self.geometric}, spectral={self.spectral})"
 
 
-_KEYS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "noise", "haze")
+_KEYS = AUGMENTATIONS
 
 
 def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None:

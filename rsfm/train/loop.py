@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from rsfm.errors import ConfigError, RsfmError
+from rsfm.io import atomic_write_text
 from rsfm.recipe import Recipe, load_recipe, recipe_to_yaml
 
 __all__ = ["NonFiniteLossError", "TrainState", "build_model", "train"]
@@ -116,7 +117,6 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     import csv
     import io
 
-    from rsfm.train.checkpoint import atomic_write_text
 
     flat = [{k: v for k, v in h.items() if not isinstance(v, (dict, list))} for h in history]
     atomic_write_text(run_dir / "metrics.jsonl",
@@ -225,7 +225,7 @@ def train(
         if ckpt is None and recipe.output.overwrite:
             _clear_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        ck.atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
     accelerator.wait_for_everyone()
 
     # ---- data

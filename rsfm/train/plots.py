@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsfm.train.checkpoint import atomic_write
+from rsfm.io import atomic_write
 
 __all__ = ["plot_confusion", "plot_history", "plot_predictions"]
 

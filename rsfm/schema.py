@@ -1,0 +1,382 @@
+"""The recipe schema: one frozen dataclass per YAML section (``model`` is :class:`ModelConfig`).
+
+Reading YAML, ``include:``, overrides and error formatting live in :mod:`rsfm.recipe`; this module
+holds only the types. Each class checks its own values in ``__post_init__`` (the one validator of
+that section, also run by pydantic when a recipe is read), and :class:`Recipe` checks what spans
+sections (class counts against ``num_classes``, the metric against the task).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from rsfm.config import (
+    FORBID,
+    BandDecl,
+    ClassDecl,
+    LoraSettings,
+    ModelConfig,
+    check,
+    freeze_sequences,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "TASK_METRICS",
+    "DataConfig",
+    "DataSource",
+    "EarlyStoppingConfig",
+    "EvalConfig",
+    "FreezeConfig",
+    "LossConfig",
+    "NormalizationConfig",
+    "OptimizerConfig",
+    "OutputConfig",
+    "Recipe",
+    "SchedulerConfig",
+    "TrainConfig",
+    "UnfreezeStep",
+]
+
+Metric = Literal["miou", "macro_f1", "accuracy", "loss", "map", "map_50", "map50"]  # map50: 0.1 name
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "segmentation": ("miou", "macro_f1", "accuracy", "loss"),
+    "classification": ("accuracy", "macro_f1", "loss"),
+    "detection": ("map", "map_50", "loss"),
+}
+AUGMENTATIONS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "noise", "haze")
+DEFAULT_METRIC = {"segmentation": "miou", "classification": "accuracy", "detection": "map"}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where one split's files are: folders, a manifest CSV, or both plus a split filter."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    images: str | tuple[str, ...] | None = None
+    labels: str | tuple[str, ...] | None = None
+    manifest: str | None = None
+    split: str | None = None
+    split_file: str | None = None
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "images", "labels")
+        check(self.images is not None or self.manifest is not None, "images",
+              "give the image folder/files (images:) or a manifest CSV (manifest:)")
+
+
+@dataclass(frozen=True)
+class NormalizationConfig:
+    """How raw pixels become model input.
+
+    ``card``: the backbone's pretraining statistics (mean/std picked by band);
+    ``stats``: ``mean``/``std`` given here (typically ``include:``-d from ``rsfm stats`` output);
+    ``per_tile``: per tile and band standardisation; ``minmax``: per tile to [0, 1]; ``none``.
+    ``value_scale`` multiplies raw values first (``card`` uses the card's ``1 / divide_by``).
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    mode: Literal["card", "stats", "per_tile", "minmax", "none"] = "card"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    value_scale: float | None = None
+    bands: tuple[str, ...] | None = None  # the bands mean/std belong to (stats files say it)
+    # informative keys written by ``rsfm stats`` (accepted so its YAML can be included as is)
+    count: int | None = None
+    min: tuple[float, ...] | None = None
+    max: tuple[float, ...] | None = None
+    files: int | None = None
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "mean", "std", "bands", "min", "max")
+        check((self.mean is None) == (self.std is None), "mean",
+              "give both mean and std, or neither")
+        if self.mean is not None and self.std is not None:
+            check(len(self.mean) == len(self.std), "std",
+                  f"needs {len(self.mean)} values like mean (got {list(self.std)})")
+            check(all(s > 0 for s in self.std), "std", f"must be > 0 (got {list(self.std)})")
+        check(self.mode != "stats" or self.mean is not None, "mode",
+              "'stats' needs mean and std (e.g. include: a YAML written by `rsfm stats`)")
+        check(self.value_scale is None or self.value_scale > 0, "value_scale",
+              f"must be > 0 (got {self.value_scale})")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data:`` section. ``bands``/``classes`` may instead be given in ``model:``."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    train: DataSource
+    val: DataSource | None = None
+    test: DataSource | None = None
+    kind: Literal["chips", "scenes", "class_folders"] = "chips"  # class_folders: images/<class>/
+    val_fraction: float = 0.0  # hold out this share of train (seeded) when val is absent
+    val_block_size: float | None = None  # ... as spatial blocks of this size (map units)
+    classes: tuple[str | ClassDecl, ...] | None = None
+    bands: tuple[str | BandDecl, ...] | None = None
+    indices: tuple[str, ...] = ()  # spectral indices appended as channels (NDVI, NDWI, ...)
+    file_bands: tuple[str, ...] | None = None
+    sensor: str | None = None
+    nodata: float | None = None
+    ignore_index: int = -1
+    label_map: dict[int, int] | None = None
+    label_ignore_values: tuple[int, ...] = ()
+    image_suffix: str = ""
+    label_suffix: str = ""
+    color_map: dict[str, int] | None = None  # colour masks: "#RRGGBB" -> class id
+    label_format: Literal["raster", "voc", "yolo", "coco"] | None = None
+    align_labels: bool = False  # resample label rasters on another grid/CRS onto the images
+    tile_size: int | None = None  # scenes: tile side; chips: informative (inference tiling)
+    stride: int | None = None
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    augment: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 8
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    skip_nodata: bool = True
+    missing_labels: Literal["error", "skip"] = "error"  # chips: images without a label file
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "classes", "bands", "indices", "file_bands", "label_ignore_values")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
+        check(self.eval_batch_size is None or self.eval_batch_size >= 1, "eval_batch_size",
+              f"must be >= 1 (got {self.eval_batch_size})")
+        check(0 <= self.val_fraction < 1, "val_fraction",
+              f"must be in [0, 1) (got {self.val_fraction})")
+        check(self.num_workers >= 0, "num_workers", f"must be >= 0 (got {self.num_workers})")
+        check(self.tile_size is None or self.tile_size >= 8, "tile_size",
+              f"must be >= 8 pixels (got {self.tile_size})")
+        check(self.stride is None or self.stride >= 1, "stride", f"must be >= 1 (got {self.stride})")
+        if isinstance(self.bands, str):
+            check(False, "bands", f"must be a list of band names, e.g. [{self.bands!r}]")
+        for key in self.augment:
+            close = difflib.get_close_matches(str(key), AUGMENTATIONS, n=2, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            check(key in AUGMENTATIONS, f"augment.{key}",
+                  f"unknown augmentation.{hint} Allowed: {list(AUGMENTATIONS)}")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW or SGD; ``layer_decay`` < 1 gives ViT blocks layer-wise learning-rate decay."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9
+    layer_decay: float | None = None
+    backbone_lr_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "betas")
+        check(self.lr > 0, "lr", f"must be > 0 (got {self.lr})")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0 (got {self.weight_decay})")
+        check(self.layer_decay is None or 0 < self.layer_decay <= 1, "layer_decay",
+              f"must be in (0, 1] (got {self.layer_decay})")
+        check(self.backbone_lr_mult >= 0, "backbone_lr_mult",
+              f"must be >= 0 (got {self.backbone_lr_mult})")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Per-step schedule: linear warmup then ``cosine`` / ``linear`` decay, or ``constant``."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    name: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_steps: int | None = None
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0 (got {self.warmup_epochs})")
+        check(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps",
+              f"must be >= 0 (got {self.warmup_steps})")
+        check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio",
+              f"must be in [0, 1] (got {self.min_lr_ratio})")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Segmentation/classification loss (detection models return torchvision's own losses)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    name: Literal["ce", "dice", "focal", "ce+dice", "focal+dice"] = "ce"
+    class_weights: tuple[float, ...] | None = None
+    dice_weight: float = 1.0
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "class_weights")
+        check(self.dice_weight >= 0, "dice_weight", f"must be >= 0 (got {self.dice_weight})")
+        check(0 <= self.label_smoothing < 1, "label_smoothing",
+              f"must be in [0, 1) (got {self.label_smoothing})")
+
+
+@dataclass(frozen=True)
+class UnfreezeStep:
+    """At the start of ``epoch`` (0-based), make ``modules`` trainable.
+
+    Entries: ``backbone`` (all of it), ``layer3``/``layer4`` (ResNet stages), ``blocks.8-11``
+    (ViT blocks, inclusive range), ``last_blocks:4`` / ``last_stages:2``, or any module path.
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    epoch: int
+    modules: tuple[str, ...] = ("backbone",)
+    lr_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "modules")
+        check(self.epoch >= 0, "epoch", f"must be >= 0 (got {self.epoch})")
+
+
+@dataclass(frozen=True)
+class FreezeConfig:
+    """Backbone freezing (``model.freeze_backbone`` also starts frozen) and progressive unfreezing."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    backbone: bool = False
+    unfreeze: tuple[UnfreezeStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "unfreeze")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Stop when ``eval.metric`` has not improved by ``min_delta`` for ``patience`` evaluations."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    patience: int = 5
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.patience >= 1, "patience", f"must be >= 1 (got {self.patience})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train:`` section."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps in total
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    grad_accum_steps: int = 1
+    clip_grad_norm: float | None = 1.0
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: accelerate config
+    seed: int = 42
+    deterministic: bool = False
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    early_stopping: EarlyStoppingConfig | None = None
+    resume: bool | Literal["auto"] = False
+    checkpoint_every: int = 1  # epochs between resumable checkpoints
+    keep_checkpoints: int = 1
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, "epochs", f"must be >= 1 (got {self.epochs})")
+        check(self.max_steps is None or self.max_steps >= 1, "max_steps",
+              f"must be >= 1 (got {self.max_steps})")
+        check(self.grad_accum_steps >= 1, "grad_accum_steps",
+              f"must be >= 1 (got {self.grad_accum_steps})")
+        check(self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm",
+              f"must be > 0 or null (got {self.clip_grad_norm})")
+        check(self.checkpoint_every >= 1, "checkpoint_every",
+              f"must be >= 1 (got {self.checkpoint_every})")
+        check(self.keep_checkpoints >= 1, "keep_checkpoints",
+              f"must be >= 1 (got {self.keep_checkpoints})")
+        check(self.log_every >= 1, "log_every", f"must be >= 1 (got {self.log_every})")
+        for step in self.freeze.unfreeze:
+            check(step.epoch < self.epochs, "freeze.unfreeze",
+                  f"epoch {step.epoch} is not before the last epoch (epochs: {self.epochs})")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Validation: which metric picks the best checkpoint (``mode`` inferred from the metric)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    metric: Metric | None = None
+    mode: Literal["max", "min"] | None = None
+    every: int = 1
+    score_threshold: float = 0.05  # detection
+
+    def __post_init__(self) -> None:
+        check(self.every >= 1, "every", f"must be >= 1 (got {self.every})")
+        check(0 <= self.score_threshold < 1, "score_threshold",
+              f"must be in [0, 1) (got {self.score_threshold})")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where the run goes. ``dir`` may use ``{name}``; relative to the working directory."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    dir: str = "runs/{name}"
+    overwrite: bool = False
+    plots: bool = True
+    tensorboard: bool = True
+    push_to_hub: str | None = None
+    hub_private: bool = True
+    hub_datasets: tuple[str, ...] = ()  # Hub dataset ids for the model card metadata
+
+    def __post_init__(self) -> None:
+        freeze_sequences(self, "hub_datasets")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole training recipe."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
+    model: ModelConfig
+    data: DataConfig
+    name: str = "run"
+    description: str = ""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraSettings | None = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    source: str | None = None  # the file the recipe came from (set by load_recipe)
+
+    def __post_init__(self) -> None:
+        m, d = self.model, self.data
+        classes = d.classes if d.classes is not None else m.classes
+        if classes is not None:
+            where = "data.classes" if d.classes is not None else "model.classes"
+            check(len(classes) == m.num_classes, where,
+                  f"{len(classes)} names {[getattr(c, 'name', c) for c in classes]} but "
+                  f"model.num_classes is {m.num_classes}")
+        weights = self.train.loss.class_weights
+        if weights is not None:
+            check(len(weights) == m.num_classes, "train.loss.class_weights",
+                  f"needs {m.num_classes} values, one per class (got {list(weights)})")
+        check(self.metric in TASK_METRICS[m.task], "eval.metric",
+              f"{self.metric!r} is not a {m.task} metric; choose one of {list(TASK_METRICS[m.task])}")
+        check(m.task != "classification" or d.kind == "class_folders", "data.kind",
+              "classification recipes read kind: class_folders (images/<class name>/*.tif)")
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that selects the best checkpoint."""
+        metric = self.eval.metric or DEFAULT_METRIC[self.model.task]
+        return "map_50" if metric == "map50" else metric  # torchmetrics' name since 0.2
+
+    @property
+    def metric_mode(self) -> str:
+        """``max`` or ``min``."""
+        return self.eval.mode or ("min" if self.metric == "loss" else "max")
+
+    def output_dir(self) -> Path:
+        """The run directory with ``{name}`` filled in."""
+        return Path(self.output.dir.replace("{name}", self.name))
