@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(PY) -m rsfm demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from rsfm.cards import get_card
 from rsfm.errors import ConfigError, RsfmError
 from rsfm.schema import Recipe
 from rsfm.validation import dump, validate
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "apply_overrides",
@@ -154,12 +157,32 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- validation
+# Keys of rsfm 0.1 recipes that moved: read, converted, and reported once.
+def _migrate_keys(data: dict[str, Any]) -> dict[str, Any]:
+    train, output = data.get("train"), data.get("output")
+    if isinstance(train, dict) and "keep_checkpoints" in train:
+        log.warning("train.keep_checkpoints is now output.keep_checkpoints; please rename it.")
+        data = {**data, "train": {k: v for k, v in train.items() if k != "keep_checkpoints"},
+                "output": {**(output or {}), "keep_checkpoints": train["keep_checkpoints"]}}
+        output = data["output"]
+    if isinstance(output, dict) and "tensorboard" in output:
+        log.warning("output.tensorboard is now output.trackers: [tensorboard]; please rename it.")
+        trackers = list(output.get("trackers") or [])
+        if output["tensorboard"] and "tensorboard" not in trackers:
+            trackers.append("tensorboard")
+        data = {**data, "output": {**{k: v for k, v in output.items() if k != "tensorboard"},
+                                   "trackers": trackers}}
+    return data
+
+
 def validate_recipe(data: Mapping[str, Any]) -> Recipe:
     """Validate a recipe mapping (already include-resolved) into a :class:`Recipe`.
 
     Raises:
         ConfigError: Every problem with its YAML path, the value, and close matches.
     """
+    if isinstance(data, Mapping):
+        data = _migrate_keys(dict(data))
     recipe = validate(Recipe, data, "recipe")
     try:
         get_card(recipe.model.backbone)

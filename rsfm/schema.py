@@ -51,6 +51,36 @@ AUGMENTATIONS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "nois
 DEFAULT_METRIC = {"segmentation": "miou", "classification": "accuracy", "detection": "map"}
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: str | float, key: str = "max_time") -> float:
+    """``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"`` or a number of seconds -> seconds (> 0).
+
+    Raises:
+        ConfigError: Not a duration (names ``key``).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text, seconds, number = str(value).strip().lower().replace(" ", ""), 0.0, ""
+        ok = bool(text)
+        for ch in text:
+            if ch.isdigit() or ch == ".":
+                number += ch
+            elif ch in _UNITS and number:
+                seconds += float(number) * _UNITS[ch]
+                number = ""
+            else:
+                ok = False
+                break
+        if number:  # trailing bare number: seconds
+            seconds += float(number)
+        check(ok, key, f"{value!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m")
+    check(seconds > 0, key, f"must be > 0 (got {value!r})")
+    return seconds
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where one split's files are: folders, a manifest CSV, or both plus a split filter."""
@@ -267,6 +297,7 @@ class TrainConfig:
     __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps in total
+    max_time: str | float | None = None  # wall-time budget: "90s", "10m", "2h", "1h30m" or seconds
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -279,7 +310,6 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig | None = None
     resume: bool | Literal["auto"] = False
     checkpoint_every: int = 1  # epochs between resumable checkpoints
-    keep_checkpoints: int = 1
     log_every: int = 10
     progress: bool = True
 
@@ -293,8 +323,8 @@ class TrainConfig:
               f"must be > 0 or null (got {self.clip_grad_norm})")
         check(self.checkpoint_every >= 1, "checkpoint_every",
               f"must be >= 1 (got {self.checkpoint_every})")
-        check(self.keep_checkpoints >= 1, "keep_checkpoints",
-              f"must be >= 1 (got {self.keep_checkpoints})")
+        if self.max_time is not None:
+            parse_duration(self.max_time, "max_time")
         check(self.log_every >= 1, "log_every", f"must be >= 1 (got {self.log_every})")
         for step in self.freeze.unfreeze:
             check(step.epoch < self.epochs, "freeze.unfreeze",
@@ -325,13 +355,16 @@ class OutputConfig:
     dir: str = "runs/{name}"
     overwrite: bool = False
     plots: bool = True
-    tensorboard: bool = True
+    trackers: tuple[str, ...] = ()  # accelerate trackers: tensorboard, wandb, mlflow, comet_ml, ...
+    keep_checkpoints: int = 1  # resumable checkpoints kept (only the newest keeps optimizer state)
     push_to_hub: str | None = None
     hub_private: bool = True
     hub_datasets: tuple[str, ...] = ()  # Hub dataset ids for the model card metadata
 
     def __post_init__(self) -> None:
-        freeze_sequences(self, "hub_datasets")
+        freeze_sequences(self, "hub_datasets", "trackers")
+        check(self.keep_checkpoints >= 1, "keep_checkpoints",
+              f"must be >= 1 (got {self.keep_checkpoints})")
 
 
 @dataclass(frozen=True)
@@ -365,6 +398,12 @@ class Recipe:
               f"{self.metric!r} is not a {m.task} metric; choose one of {list(TASK_METRICS[m.task])}")
         check(m.task != "classification" or d.kind == "class_folders", "data.kind",
               "classification recipes read kind: class_folders (images/<class name>/*.tif)")
+
+    @property
+    def max_seconds(self) -> float | None:
+        """``train.max_time`` in seconds (None: no time budget)."""
+        return None if self.train.max_time is None else parse_duration(self.train.max_time,
+                                                                         "train.max_time")
 
     @property
     def metric(self) -> str:
