@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("rsfm.commands.push", "upload a trained run or saved model to the Hugging Face Hub"),
     "predict": ("rsfm.commands.predict", "predict GeoTIFF scenes -> class COG, probabilities, vectors, preview"),
     "export": ("rsfm.commands.export", "export a model to ONNX / torch.export with a parity check"),
+    "convert": ("rsfm.commands.convert", "convert other tools' configs (TerraTorch) into an rsfm recipe"),
 }
 
 
