@@ -26,6 +26,9 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from rsfm.data.rasters import bands_of_file
+from rsfm.spec import InputSpec, Normalization
+
 TILE = 256
 BANDS = 6
 
@@ -51,6 +54,12 @@ def build_cog(path: Path, size: int, seed: int = 0) -> None:
     rasterio.shutil.copy(tmp, path, driver="COG", compress="DEFLATE", blocksize=512,
                          overviews="AUTO", BIGTIFF="IF_SAFER")
     tmp.unlink()
+
+
+def _spec(path: Path) -> InputSpec:
+    """Every band of the COG (band1..band6), mean/std normalisation to float32."""
+    return InputSpec(bands_of_file(path),
+                     Normalization("stats", (3000.0,) * BANDS, (1000.0,) * BANDS))
 
 
 def windows(size: int, n: int, seed: int = 0) -> list[Window]:
@@ -110,8 +119,7 @@ def bench_rsfm(path: Path, wins: list[Window], workers: int) -> tuple[float, flo
 
     _r._handles.clear()  # a fresh handle: no decoded blocks left from an earlier run
     t0 = time.perf_counter()
-    ds = SceneDataset(path, task="none", tile_size=TILE, mean=[3000.0] * BANDS,
-                      std=[1000.0] * BANDS)
+    ds = SceneDataset(path, None, _spec(path), task="none", tile_size=TILE)
     build = time.perf_counter() - t0
     pos = {(c, r): i for i, (_, c, r) in enumerate(ds.items)}
     order = [pos[(int(w.col_off), int(w.row_off))] for w in wins]
@@ -129,8 +137,7 @@ def bench_paired(path: Path, wins: list[Window], chunk: int = 64) -> tuple[float
     from rsfm.data import rasters as _r
 
     _r._handles.clear()
-    ds = SceneDataset(path, task="none", tile_size=TILE, mean=[3000.0] * BANDS,
-                      std=[1000.0] * BANDS)
+    ds = SceneDataset(path, None, _spec(path), task="none", tile_size=TILE)
     pos = {(c, r): i for i, (_, c, r) in enumerate(ds.items)}
     t_plain = t_rsfm = 0.0
     with rasterio.open(path) as src:

@@ -17,6 +17,7 @@ Names resolve in this order:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -321,6 +322,8 @@ def declared_band(name: str, wavelength_um: float | None = None, description: st
     """
     if not isinstance(name, str) or not name.strip():
         raise BandError(f"Band names must be non-empty strings, got {name!r}.")
+    if sensor is not None:
+        _sensor_key(sensor)  # a misspelt sensor is an error, not a reason to declare the band
     try:
         known = get_band(name, sensor)
     except BandError:
@@ -337,7 +340,8 @@ def resolve_band(spec: str | Band, sensor: str | None = None) -> Band:
     """The one band resolver: a catalog name, or a declared band, into a :class:`Band`.
 
     Args:
-        spec: A band name (``"B8A"``, ``"landsat8:B5"``, ``"NIR_NARROW"``), or a :class:`Band`
+        spec: A band name (``"B8A"``, ``"landsat8:B5"``, ``"NIR_NARROW"``), a position
+            (``"band3"``: the third band of files without band descriptions), or a :class:`Band`
             (returned as is). Declarations (``{name, wavelength, description}``) are turned
             into bands by :func:`declared_band`.
         sensor: Sensor of the data, for bare sensor-specific names.
@@ -347,6 +351,8 @@ def resolve_band(spec: str | Band, sensor: str | None = None) -> Band:
     """
     if isinstance(spec, Band):
         return spec
+    if isinstance(spec, str) and re.fullmatch(r"(?i)band\d+", spec.strip()):
+        return declared_band(spec.strip())  # "band3": the file's third band, read by position
     try:
         return get_band(spec, sensor)
     except BandError as err:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from rsfm.errors import ConfigError
 
 __all__ = [
+    "AUGMENTATIONS",
     "HEADS",
     "TASKS",
     "BandDecl",
@@ -39,6 +40,8 @@ TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classification",),
 }
 HEADS = tuple(h for heads in TASKS.values() for h in heads)
+# The recipe's data.augment keys (rsfm.data.transforms builds them; a test keeps both equal).
+AUGMENTATIONS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "noise", "haze")
 FORBID: dict[str, Any] = {"extra": "forbid"}
 
 

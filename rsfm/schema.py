@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from rsfm.config import (
+    AUGMENTATIONS,
     FORBID,
     BandDecl,
     ClassDecl,
@@ -47,7 +48,6 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "macro_f1", "loss"),
     "detection": ("map", "map_50", "loss"),
 }
-AUGMENTATIONS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "noise", "haze")
 DEFAULT_METRIC = {"segmentation": "miou", "classification": "accuracy", "detection": "map"}
 
 
@@ -142,7 +142,8 @@ class DataConfig:
     train: DataSource
     val: DataSource | None = None
     test: DataSource | None = None
-    kind: Literal["chips", "scenes", "class_folders"] = "chips"  # class_folders: images/<class>/
+    # class_folders: images/<class>/; arcgis: an ArcGIS "Export Training Data" folder
+    kind: Literal["chips", "scenes", "class_folders", "arcgis"] = "chips"
     val_fraction: float = 0.0  # hold out this share of train (seeded) when val is absent
     val_block_size: float | None = None  # ... as spatial blocks of this size (map units)
     classes: tuple[str | ClassDecl, ...] | None = None
@@ -396,7 +397,7 @@ class Recipe:
                   f"needs {m.num_classes} values, one per class (got {list(weights)})")
         check(self.metric in TASK_METRICS[m.task], "eval.metric",
               f"{self.metric!r} is not a {m.task} metric; choose one of {list(TASK_METRICS[m.task])}")
-        check(m.task != "classification" or d.kind == "class_folders", "data.kind",
+        check(m.task != "classification" or d.kind in ("class_folders", "arcgis"), "data.kind",
               "classification recipes read kind: class_folders (images/<class name>/*.tif)")
 
     @property

@@ -212,11 +212,12 @@ def resolve_bands_stated(stated: Sequence[str | BandDecl | Band], sensor: str | 
 
 
 def _classes(names: Sequence[str | ClassDecl], color_map: dict[str, int] | None,
-             key: str) -> tuple[ClassInfo, ...]:
+             key: str, background_first: bool) -> tuple[ClassInfo, ...]:
     by_id: dict[int, tuple[int, int, int]] = {}
     for color, cls in (color_map or {}).items():
         by_id.setdefault(int(cls), parse_color(color))  # a colour mask's colours are the classes'
-    palette = class_colors(len(names))
+    # the palette's first colour is a background grey: detection classes are all objects
+    palette = class_colors(len(names) + 1)[1:] if not background_first else class_colors(len(names))
     out = []
     for i, item in enumerate(names):
         name = item.name if isinstance(item, ClassDecl) else str(item)
@@ -313,7 +314,8 @@ def resolve_input_spec(model: ModelConfig, card: AdapterCard,
     names = stated if stated is not None else [f"class_{i}" for i in range(model.num_classes)]
     if len(names) != model.num_classes:
         raise ConfigError(f"{key}: {len(names)} names but model.num_classes is {model.num_classes}.")
-    classes = _classes(names, data.color_map if data is not None else None, key)
+    classes = _classes(names, data.color_map if data is not None else None, key,
+                       background_first=model.task != "detection")
 
     try:
         return InputSpec(

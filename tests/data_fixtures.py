@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
+
+from rsfm.bands import Band, declared_band
+from rsfm.colors import class_colors
+from rsfm.data.labels import LabelRules
+from rsfm.data.rasters import bands_of_file
+from rsfm.spec import ClassInfo, InputSpec, Normalization
 
 DATA = Path(__file__).parent / "data"
 S1 = DATA / "sen1floods11" / "S1Hand"
@@ -20,13 +27,36 @@ DUBAI = DATA / "dubai"
 LANDSAT7 = DATA / "landsat7" / "RGB.byte.crop.tif"
 RGBN = DATA / "rgbn" / "rgbn.crop.tif"
 
-S1_KW = {"image_suffix": "_S1Hand", "label_suffix": "_LabelHand", "classes": ["dry", "water"],
-         "bands": ["VV", "VH"], "label_ignore_values": [-1]}
+
+
+def make_spec(bands: Sequence[str | Band] | str | Path, classes: Sequence[str] = (), *,
+              mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              mode: str | None = None, value_scale: float = 1.0, file_bands=None,
+              sensor: str | None = None, **kw) -> InputSpec:
+    """An InputSpec for tests: band names (catalog or declared, ``band3`` by position) or a file
+    (all its bands), class names (palette colours), normalisation as keywords."""
+    if isinstance(bands, (str, Path)):
+        found = bands_of_file(bands, file_bands, sensor)
+    else:
+        found = tuple(b if isinstance(b, Band) else declared_band(b, sensor=sensor) for b in bands)
+    norm = Normalization(mode or ("stats" if mean is not None else "none"),
+                         None if mean is None else tuple(mean),
+                         None if std is None else tuple(std), value_scale)
+    infos = tuple(ClassInfo(n, c) for n, c in zip(classes, class_colors(len(classes))))
+    return InputSpec(bands=found, normalization=norm, classes=infos, sensor=sensor,
+                     file_bands=None if file_bands is None else tuple(file_bands), **kw)
+
+
+S1_SPEC = make_spec(["VV", "VH"], ["dry", "water"])
+S1_KW = {"image_suffix": "_S1Hand", "label_suffix": "_LabelHand",
+         "label_rules": LabelRules(ignore_values=(-1,))}
 # Dubai colour table from PROVENANCE.md: the masks use #6EC1E4 for roads (classes.json says
 # #1BB3F5); black border pixels are ignored on purpose.
 DUBAI_CLASSES = ["Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"]
 DUBAI_COLORS = {"#3C1098": 0, "#8429F6": 1, "#6EC1E4": 2, "#FEDD3A": 3, "#E2A929": 4,
                 "#9B9B9B": 5, "#000000": -1}
+DUBAI_SPEC = make_spec(["RED", "GREEN", "BLUE"], DUBAI_CLASSES, mode="minmax")
+DUBAI_RULES = LabelRules(color_map=DUBAI_COLORS)
 
 
 def write_tif(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32633",

@@ -8,16 +8,32 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from data_fixtures import DUBAI, DUBAI_CLASSES, DUBAI_COLORS, S1, S1_KW, S1_LABELS, S2_CHIP, TREES
+from data_fixtures import (
+    DUBAI,
+    DUBAI_COLORS,
+    DUBAI_RULES,
+    DUBAI_SPEC,
+    S1,
+    S1_KW,
+    S1_LABELS,
+    S1_SPEC,
+    S2_CHIP,
+    TREES,
+    make_spec,
+)
 from torch.utils.data import DataLoader
 
-from rsfm.data import ChipDataset, collate_fn
+from rsfm.data import ChipDataset, LabelRules, collate_fn
 from rsfm.data.labels import read_voc
 from rsfm.errors import DataError
+from rsfm.spec import resolve_bands_stated
+
+RGB = ["RED", "GREEN", "BLUE"]
 
 
 def test_sen1floods11_chips_nodata_and_ignore():
-    ds = ChipDataset(S1, S1_LABELS, mean=[-10.0, -17.0], std=[4.0, 5.0], **S1_KW)
+    spec = make_spec(["VV", "VH"], ["dry", "water"], mean=[-10.0, -17.0], std=[4.0, 5.0])
+    ds = ChipDataset(S1, S1_LABELS, spec, **S1_KW)
     # Paraguay_34417 is entirely NaN: skipped and counted
     assert len(ds) == 3
     assert ds.stats["skipped_nodata"] == 1 and "Paraguay_34417" in ds.stats["skipped_items"][0]
@@ -44,19 +60,20 @@ def test_custom_ignore_index_and_manifest_split(tmp_path):
                         ("Spain_7370579", "train")):
         rows.append(f"{S1}/{stem}_S1Hand.tif,{S1_LABELS}/{stem}_LabelHand.tif,{split}")
     (tmp_path / "m.csv").write_text("\n".join(rows))
-    kw = {k: v for k, v in S1_KW.items() if "suffix" not in k}
-    ds = ChipDataset(manifest=tmp_path / "m.csv", split="train", ignore_index=255, **kw)
+    ds = ChipDataset(None, None, make_spec(["VV", "VH"], ["dry", "water"], ignore_index=255),
+                     manifest=tmp_path / "m.csv", split="train", label_rules=S1_KW["label_rules"])
     assert len(ds) == 2 and ds.ignore_index == 255
     assert 255 in ds[0]["mask"].unique()  # the -1 labels of Bolivia
     (tmp_path / "val.txt").write_text("Ghana_53713_S1Hand.tif\n")
-    ds2 = ChipDataset(S1, S1_LABELS, split_file=tmp_path / "val.txt", **S1_KW)
+    ds2 = ChipDataset(S1, S1_LABELS, S1_SPEC, split_file=tmp_path / "val.txt", **S1_KW)
     assert ds2.names() == ["Ghana_53713_S1Hand.tif"]
 
 
 def test_s2_chip_bands_by_name_and_indices():
-    ds = ChipDataset([S2_CHIP], task="none", bands=["B04", "B03", "B02", "NIR_NARROW"],
-                     indices=["NDVI", "ndwi"], value_scale=1e-4)
-    assert ds.bands == ["B04", "B03", "B02", "NIR_NARROW", "NDVI", "NDWI"]
+    bands = resolve_bands_stated(["B04", "B03", "B02", "NIR_NARROW"])
+    ds = ChipDataset([S2_CHIP], None, make_spec(bands, indices=("NDVI", "ndwi"), value_scale=1e-4),
+                     task="none")
+    assert ds.bands == ["B4", "B3", "B2", "NIR_NARROW", "NDVI", "NDWI"]  # catalog names
     img = ds[0]["image"]
     assert img.shape == (6, 128, 128)
     with rasterio.open(S2_CHIP) as src:
@@ -72,8 +89,7 @@ def src_band(i):
 
 
 def test_dubai_colour_masks_road_quirk():
-    ds = ChipDataset(DUBAI / "images", DUBAI / "masks", classes=DUBAI_CLASSES,
-                     color_map=DUBAI_COLORS, normalize="minmax")
+    ds = ChipDataset(DUBAI / "images", DUBAI / "masks", DUBAI_SPEC, label_rules=DUBAI_RULES)
     assert ds.bands == ["RED", "GREEN", "BLUE"]
     s = ds[0]
     assert s["image"].shape[0] == 3 and s["image"].min() >= 0 and s["image"].max() <= 1
@@ -84,14 +100,16 @@ def test_dubai_colour_masks_road_quirk():
     bad = dict(DUBAI_COLORS)
     del bad["#6EC1E4"]
     bad["#1BB3F5"] = 2
-    ds2 = ChipDataset(DUBAI / "images", DUBAI / "masks", classes=DUBAI_CLASSES, color_map=bad)
+    ds2 = ChipDataset(DUBAI / "images", DUBAI / "masks", DUBAI_SPEC,
+                      label_rules=LabelRules(color_map=bad), on_invalid_label="ignore")
     m2 = ds2[0]["mask"]
     assert (m2 == 2).sum() == 0 and ds2.stats["unknown_color_pixels"] == counts[3]
 
 
 def test_voc_detection_chips_and_loader():
     ds = ChipDataset([TREES / "images/OSBS_029.tif", TREES / "images/SOAP_061.png"],
-                     TREES / "annotations", task="detection", classes=["Tree", "Alive", "Dead"])
+                     TREES / "annotations", make_spec(RGB, ["Tree", "Alive", "Dead"]),
+                     task="detection")
     s = ds[0]
     assert s["boxes"].shape == (61, 4) and s["boxes"].dtype == torch.float32
     assert (s["labels"] == 0).all() and s["labels"].dtype == torch.int64
@@ -111,7 +129,8 @@ def test_coco_detection(tmp_path):
                             "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
                                      float(b[3] - b[1])]} for i, b in enumerate(boxes)]}
     (tmp_path / "coco.json").write_text(json.dumps(doc))
-    ds = ChipDataset([TREES / "images/OSBS_029.tif"], tmp_path / "coco.json", task="detection")
+    ds = ChipDataset([TREES / "images/OSBS_029.tif"], tmp_path / "coco.json", make_spec(RGB),
+                     task="detection")
     assert ds.classes == ["Tree"]
     s = ds[0]
     assert torch.equal(s["boxes"], torch.from_numpy(boxes)) and (s["labels"] == 0).all()
@@ -121,12 +140,12 @@ def test_multitemporal_chips_and_workers():
     a, b = S1 / "Bolivia_312675_S1Hand.tif", S1 / "Ghana_53713_S1Hand.tif"
     # Two different chips are not co-registered: refused with both names
     with pytest.raises(DataError, match="co-registered"):
-        ChipDataset([[a, b]], task="none")
-    ds = ChipDataset([[a, a]], [S1_LABELS / "Bolivia_312675_LabelHand.tif"],
-                     classes=["dry", "water"], label_ignore_values=[-1])
+        ChipDataset([[a, b]], None, S1_SPEC, task="none")
+    ds = ChipDataset([[a, a]], [S1_LABELS / "Bolivia_312675_LabelHand.tif"], S1_SPEC,
+                     label_rules=LabelRules(ignore_values=(-1,)))
     s = ds[0]
     assert s["image"].shape == (2, 2, 128, 128) and s["mask"].shape == (128, 128)
-    ds1 = ChipDataset(S1, S1_LABELS, **S1_KW)
+    ds1 = ChipDataset(S1, S1_LABELS, S1_SPEC, **S1_KW)
     loader = DataLoader(ds1, batch_size=2, num_workers=2, collate_fn=collate_fn)
     shapes = [tuple(b["image"].shape) for b in loader]
     assert shapes == [(2, 2, 128, 128), (1, 2, 128, 128)]
@@ -137,7 +156,8 @@ def test_yolo_chip_class_out_of_range_and_clipped_boxes(tmp_path):
 
     img = TREES / "images/OSBS_029.tif"
     (tmp_path / "OSBS_029.txt").write_text("0 0.99 0.5 0.1 0.1\n")  # overhangs the right edge
-    ds = ChipDataset([img], tmp_path, task="detection", classes=["Tree"], label_format="yolo")
+    ds = ChipDataset([img], tmp_path, make_spec(RGB, ["Tree"]), task="detection",
+                     label_format="yolo")
     b = ds[0]["boxes"]
     assert b.shape == (1, 4) and b[0, 2] == 400 and np.isclose(b[0, 0].item(), 376.0)
     (tmp_path / "OSBS_029.txt").write_text("3 0.5 0.5 0.1 0.1\n")
@@ -157,7 +177,7 @@ def test_partly_annotated_voc_folder(tmp_path, caplog):
     shutil.copy(TREES / "images/OSBS_029.tif", images)
     shutil.copy(TREES / "images/OSBS_029.tif", images / "no_label.tif")
     with pytest.raises(DataError, match="missing_labels='skip'"):
-        ChipDataset(images, TREES / "annotations", task="detection", classes=["Tree"])
-    ds = ChipDataset(images, TREES / "annotations", task="detection", classes=["Tree"],
+        ChipDataset(images, TREES / "annotations", make_spec(RGB, ["Tree"]), task="detection")
+    ds = ChipDataset(images, TREES / "annotations", make_spec(RGB, ["Tree"]), task="detection",
                      missing_labels="skip")
     assert len(ds) == 1 and "1 image(s) without a label" in caplog.text

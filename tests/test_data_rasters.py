@@ -7,8 +7,10 @@ import pytest
 from data_fixtures import LANDSAT7, RGBN, S1, S1_LABELS, S2_CHIP, write_tif
 from rasterio.windows import Window
 
+from rsfm.bands import declared_band
 from rsfm.data import rasters
 from rsfm.data.rasters import (
+    bands_of_file,
     check_same_grid,
     inspect_raster,
     invalid_mask,
@@ -22,9 +24,13 @@ def test_select_by_file_descriptions_and_common_names():
     info = inspect_raster(S2_CHIP)  # real S2 chip: descriptions B1..B12 incl. B8A
     sel = select_bands(info, ["B02", "NIR_NARROW", "B8", "SWIR_1"])
     assert sel.indexes == (2, 9, 8, 12)
-    assert sel.names == ("B02", "NIR_NARROW", "B8", "SWIR_1")
+    assert sel.names == ("B2", "NIR_NARROW", "B8", "SWIR_1")  # catalog names
     assert [b.common_name for b in sel.bands] == ["BLUE", "NIR_NARROW", "NIR_BROAD", "SWIR_1"]
     assert select_bands(info, ["B8A"]).indexes == (9,)  # exact name first
+    # the one matcher uses each file band once
+    with pytest.raises(BandError, match=r"select band 'B8A' of .*S2Hand.tif' twice"):
+        select_bands(info, ["NIR_NARROW", "B8A"])
+    assert [b.name for b in bands_of_file(S2_CHIP)][7:10] == ["B8", "B8A", "B9"]
 
 
 def test_select_without_descriptions_needs_order(tmp_path):
@@ -34,8 +40,12 @@ def test_select_without_descriptions_needs_order(tmp_path):
     sel = select_bands(info, ["NIR", "RED"], file_bands=["RED", "GREEN", "BLUE", "NIR"])
     assert sel.indexes == (4, 1)
     assert select_bands(info, [4, "band1"]).indexes == (4, 1)
+    assert select_bands(info, [declared_band("band2")]).indexes == (2,)
+    assert [b.name for b in bands_of_file(RGBN)] == ["band1", "band2", "band3", "band4"]
     with pytest.raises(BandError, match="out of range"):
         select_bands(info, [5])
+    with pytest.raises(BandError, match="out of range"):
+        select_bands(info, ["band5"])
     # sensor order: 4-band NAIP is R, G, B, N
     assert select_bands(info, ["NIR_BROAD"], sensor="naip").indexes == (4,)
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import rasterio
 import torch
-from data_fixtures import LANDSAT7, SPACENET, SPACENET_VEC, SPACENET_YOLO, write_tif
+from data_fixtures import LANDSAT7, SPACENET, SPACENET_VEC, SPACENET_YOLO, make_spec, write_tif
 from rasterio.features import rasterize
 from rasterio.warp import transform_geom
 from torch.utils.data import DataLoader
@@ -16,7 +16,9 @@ from rsfm.data import SceneDataset, collate_fn
 from rsfm.data.labels import read_yolo
 from rsfm.data.scenes import grid_offsets
 
-SEG = {"classes": ["background", "building"]}
+SEG = make_spec(SPACENET, ["background", "building"])  # the file's one band: band1
+DET = make_spec(SPACENET, ["building"])
+NONE = make_spec(LANDSAT7)  # RED, GREEN, BLUE from the colour interpretation
 
 
 def _full_mask() -> np.ndarray:
@@ -33,7 +35,7 @@ def test_grid_offsets_overlap_and_edge():
 
 
 def test_vector_segmentation_tiles_match_full_rasterisation():
-    ds = SceneDataset(SPACENET, SPACENET_VEC, tile_size=256, stride=200, **SEG)
+    ds = SceneDataset(SPACENET, SPACENET_VEC, SEG, tile_size=256, stride=200)
     assert len(ds) == 25 and ds.bands == ["band1"]
     full = _full_mask()
     for i in (0, 7, 24):
@@ -53,7 +55,7 @@ def test_vector_labels_reprojected_to_raster_crs(tmp_path):
         f["geometry"] = transform_geom("EPSG:32616", "EPSG:4326", f["geometry"], precision=-1)
     doc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
     (tmp_path / "wgs84.geojson").write_text(json.dumps(doc))
-    ds = SceneDataset(SPACENET, tmp_path / "wgs84.geojson", tile_size=300, **SEG)
+    ds = SceneDataset(SPACENET, tmp_path / "wgs84.geojson", SEG, tile_size=300)
     full = _full_mask()
     got = np.zeros_like(full)
     for i in range(len(ds)):
@@ -64,16 +66,15 @@ def test_vector_labels_reprojected_to_raster_crs(tmp_path):
 
 
 def test_detection_boxes_clipped_match_yolo_file():
-    ds = SceneDataset(SPACENET, SPACENET_VEC, task="detection", classes=["building"],
-                      tile_size=900, min_visible=0.0)
+    ds = SceneDataset(SPACENET, SPACENET_VEC, DET, task="detection", tile_size=900,
+                      min_visible=0.0)
     s = ds[0]
     yolo, _ = read_yolo(SPACENET_YOLO, 900, 900)
     assert len(s["boxes"]) == len(yolo) == 43
     # same buildings: every vector box has a YOLO box within half a pixel per edge
     d = np.abs(s["boxes"].numpy()[:, None, :] - yolo[None, :, :]).max(axis=2)
     assert (d.min(axis=1) < 1.0).all()
-    tiles = SceneDataset(SPACENET, SPACENET_VEC, task="detection", classes=["building"],
-                         tile_size=450)
+    tiles = SceneDataset(SPACENET, SPACENET_VEC, DET, task="detection", tile_size=450)
     for i in range(len(tiles)):
         b = tiles[i]["boxes"]
         assert ((b >= 0) & (b <= 450)).all() and (b[:, 2] > b[:, 0]).all()
@@ -86,7 +87,7 @@ def test_label_raster_scene_and_out_of_range(tmp_path, caplog):
     full = _full_mask().astype(np.uint8)
     full[:10, :10] = 7  # not a declared class
     lab = write_tif(tmp_path / "lab.tif", full, crs=profile["crs"], transform=profile["transform"])
-    ds = SceneDataset(SPACENET, lab, tile_size=300, **SEG)
+    ds = SceneDataset(SPACENET, lab, SEG, tile_size=300)
     with caplog.at_level("WARNING"):
         m = ds[0]["mask"]
     assert (m[:10, :10] == -1).all() and "100 pixels" in caplog.text
@@ -94,7 +95,7 @@ def test_label_raster_scene_and_out_of_range(tmp_path, caplog):
 
 
 def test_nodata_collar_tiles_skipped_and_masked():
-    ds = SceneDataset(LANDSAT7, task="none", tile_size=64)
+    ds = SceneDataset(LANDSAT7, None, NONE, task="none", tile_size=64)
     assert len(ds) + ds.stats["skipped_nodata"] == 16
     assert ds.stats["skipped_nodata"] >= 3
     # a kept tile on the collar edge: nodata pixels are 0 in the input
@@ -108,9 +109,9 @@ def test_nodata_collar_tiles_skipped_and_masked():
 
 
 def test_random_windows_deterministic_and_loader_workers():
-    kw = dict(tile_size=128, sampling="random", samples_per_epoch=6, seed=3, **SEG)
-    a = SceneDataset(SPACENET, SPACENET_VEC, **kw)
-    b = SceneDataset(SPACENET, SPACENET_VEC, **kw)
+    kw = {"tile_size": 128, "sampling": "random", "samples_per_epoch": 6, "seed": 3}
+    a = SceneDataset(SPACENET, SPACENET_VEC, SEG, **kw)
+    b = SceneDataset(SPACENET, SPACENET_VEC, SEG, **kw)
     wa = [a[i]["meta"]["window"].tolist() for i in range(6)]
     assert wa == [b[i]["meta"]["window"].tolist() for i in range(6)]
     a.set_epoch(1)
@@ -121,7 +122,7 @@ def test_random_windows_deterministic_and_loader_workers():
 
 
 def test_time_series_scene_is_c_t_h_w():
-    ds = SceneDataset([[SPACENET, SPACENET]], SPACENET_VEC, tile_size=300, **SEG)
+    ds = SceneDataset([[SPACENET, SPACENET]], SPACENET_VEC, SEG, tile_size=300)
     s = ds[0]
     assert s["image"].shape == (1, 2, 300, 300) and s["mask"].shape == (300, 300)
     assert torch.equal(s["image"][:, 0], s["image"][:, 1])
@@ -141,8 +142,8 @@ def test_label_raster_on_other_grid_is_aligned_on_request(tmp_path):
                   dst_crs="EPSG:4326", resampling=Resampling.nearest)
     lab = write_tif(tmp_path / "lab4326.tif", dst, crs="EPSG:4326", transform=t)
     with pytest.raises(DataError, match="align_labels=True"):
-        SceneDataset(SPACENET, lab, tile_size=300, **SEG)
-    ds = SceneDataset(SPACENET, lab, tile_size=300, align_labels=True, **SEG)
+        SceneDataset(SPACENET, lab, SEG, tile_size=300)
+    ds = SceneDataset(SPACENET, lab, SEG, tile_size=300, align_labels=True)
     got = np.zeros_like(full, dtype=np.int64)
     for i in range(len(ds)):
         c, r, ww, hh = ds[i]["meta"]["window"].tolist()
@@ -154,7 +155,8 @@ def test_batched_reads_equal_item_reads_without_copy():
     from rsfm.data import ChipDataset
     from rsfm.data.collate import collate_fn as collate
 
-    ds = SceneDataset(LANDSAT7, task="none", tile_size=64, mean=[50, 50, 50], std=[20, 20, 20])
+    ds = SceneDataset(LANDSAT7, None, make_spec(LANDSAT7, mean=[50, 50, 50], std=[20, 20, 20]),
+                      task="none", tile_size=64)
     idx = list(range(len(ds)))
     samples = ds.__getitems__(idx)
     batch = collate(samples)
@@ -166,9 +168,9 @@ def test_batched_reads_equal_item_reads_without_copy():
         got = torch.cat([b["image"] for b in loader])
         assert torch.equal(got, torch.stack([ds[k]["image"] for k in idx]))
     # chips with NaN nodata through the batch path (Bolivia first)
-    from data_fixtures import S1, S1_KW, S1_LABELS
+    from data_fixtures import S1, S1_KW, S1_LABELS, S1_SPEC
 
-    chips = ChipDataset(S1, S1_LABELS, **S1_KW)
+    chips = ChipDataset(S1, S1_LABELS, S1_SPEC, **S1_KW)
     b = next(iter(DataLoader(chips, batch_size=3, collate_fn=collate_fn)))
     for k in range(3):
         assert torch.equal(b["image"][k], chips[k]["image"])
@@ -180,8 +182,7 @@ def test_tiles_past_the_scene_edge_are_nodata_even_without_a_nodata_value(tmp_pa
     image = write_tif(tmp_path / "small.tif", np.full((2, 80, 100), 500, dtype=np.uint16),
                       descriptions=["VV", "VH"])
     label = write_tif(tmp_path / "lab.tif", np.ones((80, 100), dtype=np.uint8))
-    ds = SceneDataset(image, label, tile_size=128, classes=["dry", "water"], bands=["VV", "VH"],
-                      normalize="none")
+    ds = SceneDataset(image, label, make_spec(["VV", "VH"], ["dry", "water"]), tile_size=128)
     sample = ds[0]
     mask, img = sample["mask"], sample["image"]
     assert mask.shape == (128, 128)
@@ -196,4 +197,4 @@ def test_polygon_segmentation_needs_a_background_class():
     from rsfm.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"classes=\['background', 'building'\]"):
-        SceneDataset(SPACENET, SPACENET_VEC, classes=["building"], tile_size=256)
+        SceneDataset(SPACENET, SPACENET_VEC, DET, tile_size=256)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from data_fixtures import S1, S1_KW, S1_LABELS, SPACENET, SPACENET_VEC
+from data_fixtures import S1, S1_KW, S1_LABELS, S1_SPEC, SPACENET, SPACENET_VEC, make_spec
 from shapely.geometry import box
 
 from rsfm.data import ChipDataset, SceneDataset
@@ -41,7 +41,8 @@ def test_block_split_no_tile_straddles_splits():
 
 
 def test_block_split_on_scene_and_balance():
-    ds = SceneDataset(SPACENET, SPACENET_VEC, tile_size=150, classes=["background", "building"])
+    ds = SceneDataset(SPACENET, SPACENET_VEC, make_spec(SPACENET, ["background", "building"]),
+                      tile_size=150)
     # 75 m tiles, 100 m blocks: without dropping, every tile lands in the block of its centre
     res = block_split(ds, block_size=100, fractions={"train": 0.5, "val": 0.5}, seed=0,
                       drop_straddling=False)
@@ -58,7 +59,7 @@ def test_block_split_on_scene_and_balance():
 
 
 def test_geographic_crs_needs_degrees():
-    ds = ChipDataset(S1, S1_LABELS, **S1_KW)  # EPSG:4326
+    ds = ChipDataset(S1, S1_LABELS, S1_SPEC, **S1_KW)  # EPSG:4326
     with pytest.raises(ConfigError, match="geographic"):
         block_split(ds, block_size=5000)
     res = block_split(ds, block_size=0.05, fractions={"train": 1.0})
@@ -70,7 +71,7 @@ def test_random_and_file_splits(tmp_path):
     assert sorted(res["train"] + res["val"]) == list(range(10)) and len(res["train"]) == 6
     with pytest.raises(ConfigError, match="sum to 1"):
         random_split(10, {"train": 0.6, "val": 0.6})
-    ds = ChipDataset(S1, S1_LABELS, **S1_KW)
+    ds = ChipDataset(S1, S1_LABELS, S1_SPEC, **S1_KW)
     (tmp_path / "train.txt").write_text("Bolivia_312675_S1Hand\nSpain_7370579_S1Hand.tif\n")
     (tmp_path / "val.txt").write_text("Ghana_53713_S1Hand.tif\n")
     res = file_split(ds, {"train": tmp_path / "train.txt", "val": tmp_path / "val.txt"})

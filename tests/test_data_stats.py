@@ -26,6 +26,8 @@ def test_matches_numpy_over_valid_pixels_of_real_chips():
         assert np.isclose(stats["mean"][b], v.mean(), rtol=1e-10)
         assert np.isclose(stats["std"][b], v.std(), rtol=1e-10)
     assert stats["bands"] == ["VV", "VH"] and stats["files"] == 4
+    by_index = compute_stats([S1], bands=[2])  # a 1-based index names the file's band
+    assert by_index["bands"] == ["VH"] and by_index["mean"] == [stats["mean"][1]]
     assert stats["count"] == min(len(np.concatenate(x)) for x in vals)
 
 

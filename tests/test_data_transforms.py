@@ -98,3 +98,10 @@ def test_build_transforms_errors():
         build_transforms({"resized_crop": {"scale": [0.5, 1]}})
     with pytest.raises(ConfigError, match="Bad augmentation option"):
         build_transforms({"noise": {"sigma": 1}})
+
+
+def test_augmentation_names_match_the_recipe_schema():
+    from rsfm.data.transforms import _AUGMENTATIONS
+    from rsfm.config import AUGMENTATIONS
+
+    assert set(_AUGMENTATIONS) == set(AUGMENTATIONS)

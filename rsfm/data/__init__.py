@@ -1,5 +1,9 @@
-"""The geospatial data layer: chip folders, large scenes, labels, bands, normalisation, splits,
-augmentation and ``show_batch``.
+"""The geospatial data layer: chip folders, large scenes, class folders, labels, bands,
+normalisation, splits, augmentation and ``show_batch``.
+
+Every dataset reads what an :class:`~rsfm.spec.InputSpec` says (bands, normalisation, nodata,
+classes, ignore index) and turns labels into class ids by one set of
+:class:`~rsfm.data.labels.LabelRules`.
 
 Names load lazily so ``import rsfm.data`` stays cheap (no torch/rasterio until used).
 """
@@ -12,7 +16,12 @@ from typing import Any
 _EXPORTS = {
     "ChipDataset": "rsfm.data.chips",
     "SceneDataset": "rsfm.data.scenes",
+    "ClassFolderDataset": "rsfm.data.class_folders",
     "GeoDataset": "rsfm.data.base",
+    "EpochSampler": "rsfm.data.samplers",
+    "LabelRules": "rsfm.data.labels",
+    "apply_label_rules": "rsfm.data.labels",
+    "bands_of_file": "rsfm.data.rasters",
     "Normalizer": "rsfm.data.normalize",
     "ImageReader": "rsfm.data.reader",
     "inspect_raster": "rsfm.data.rasters",
@@ -37,10 +46,15 @@ _EXPORTS = {
 __all__ = [
     "INDICES",
     "ChipDataset",
+    "ClassFolderDataset",
+    "EpochSampler",
     "GeoDataset",
     "ImageReader",
+    "LabelRules",
     "Normalizer",
     "SceneDataset",
+    "apply_label_rules",
+    "bands_of_file",
     "block_split",
     "build_transforms",
     "check_same_grid",

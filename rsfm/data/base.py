@@ -1,22 +1,30 @@
-"""What every rsfm dataset shares: the sample format, label handling options and the report."""
+"""What every rsfm dataset shares: the sample format, the input spec, label rules and the report."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from rasterio.windows import Window
+from torch.utils.data import Dataset, get_worker_info
 
-from rsfm.data.labels import map_label_values
-from rsfm.data.normalize import Normalizer
+from rsfm.data.labels import LabelCount, LabelRules, apply_label_rules, is_vector_file
+from rsfm.data.rasters import (
+    RasterInfo,
+    check_same_grid,
+    inspect_raster,
+    read_aligned,
+    read_window,
+)
 from rsfm.data.reader import ImageReader
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, DataError
+from rsfm.spec import InputSpec
 
-__all__ = ["TASKS", "DataReport", "GeoDataset"]
+__all__ = ["TASKS", "DataReport", "GeoDataset", "LabelSample"]
 
 log = logging.getLogger(__name__)
 
@@ -51,77 +59,92 @@ class DataReport:
         }
 
 
+@dataclass(frozen=True)
+class LabelSample:
+    """What :meth:`GeoDataset.check_labels_sample` read.
+
+    Attributes:
+        targets: Targets read.
+        labelled: Label pixels that got a class id.
+        invalid: Label pixels outside the classes (values or unknown colours).
+    """
+
+    targets: int = 0
+    labelled: int = 0
+    invalid: int = 0
+
+
 class GeoDataset(Dataset):
     """Base of :class:`~rsfm.data.chips.ChipDataset` and :class:`~rsfm.data.scenes.SceneDataset`.
 
     Subclasses set ``self.items`` and implement ``_load(i) -> (image, bad, target, meta)``.
 
-    Args (keyword-only, shared by every dataset):
+    Args:
+        spec: What to read and how (bands, the files' band order, sensor, nodata,
+            normalisation, spectral indices, classes, ignore index); see
+            :class:`~rsfm.spec.InputSpec`.
         task: ``"segmentation"``, ``"detection"`` or ``"none"``.
-        classes: Class names; index = class id.
-        bands: Band names (catalog or file descriptions) or 1-based indexes to read.
-        file_bands: The files' band order when they have no band descriptions.
-        sensor: Sensor of the files (band order; resolves bare names such as ``B5``).
-        nodata: Nodata override (else the file's; NaN/inf are always invalid).
-        mean, std: Per-band statistics (adapter card or ``rsfm stats``) for ``"stats"``
-            normalisation; ``value_scale`` multiplies raw values first.
-        normalize: ``"stats"``, ``"minmax"``, ``"standardize"`` or ``"none"``.
-        indices: Spectral indices appended as channels (``["NDVI"]``).
-        ignore_index: Target value of invalid pixels (nodata, unknown classes); default -1.
-        label_map: Raw label value -> class id.
-        label_ignore_values: Raw label values meaning "no label" (e.g. -1, 255).
-        on_invalid_label: ``"warn"``, ``"error"`` or ``"ignore"`` for out-of-range values.
+        label_rules: How raw label values or colours become class ids (the same for every
+            source); see :class:`~rsfm.data.labels.LabelRules`. Default: values as class ids.
+        on_invalid_label: ``"warn"``, ``"error"`` or ``"ignore"`` for label pixels outside the
+            classes (values, or colours missing from the colour map).
         align_labels: Resample label rasters on another grid onto the image grid (nearest).
         transforms: Callable on the sample dict (see :func:`rsfm.data.transforms.build_transforms`).
+
+    Raises:
+        ConfigError: Not an InputSpec, unknown task or ``on_invalid_label``, segmentation
+            without classes.
     """
 
     def __init__(
         self,
+        spec: InputSpec,
         *,
         task: str = "segmentation",
-        classes: Sequence[str] | None = None,
-        bands: Sequence[str | int] | None = None,
-        file_bands: Sequence[str] | None = None,
-        sensor: str | None = None,
-        nodata: float | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        value_scale: float = 1.0,
-        normalize: str | None = None,
-        indices: Sequence[str] = (),
-        ignore_index: int = -1,
-        label_map: Mapping[int, int] | None = None,
-        label_ignore_values: Sequence[int] = (),
+        label_rules: LabelRules | None = None,
         on_invalid_label: str = "warn",
         align_labels: bool = False,
         transforms: Callable[[dict], dict] | None = None,
     ) -> None:
+        if not isinstance(spec, InputSpec):
+            raise ConfigError(f"spec must be an rsfm.spec.InputSpec, got {type(spec).__name__}; "
+                              "build one with InputSpec(bands=...) or resolve_input_spec(...).")
         if task not in TASKS:
             raise ConfigError(f"task {task!r} is not one of {list(TASKS)}.")
         if on_invalid_label not in ("warn", "error", "ignore"):
             raise ConfigError(
                 f"on_invalid_label {on_invalid_label!r} is not one of ['warn', 'error', 'ignore']."
             )
+        if task == "segmentation" and not spec.classes:
+            raise ConfigError("Segmentation needs classes: InputSpec(classes=(ClassInfo(name, "
+                              "color), ...)) (index = class id), or task='none' for images only.")
+        self.spec = spec
         self.task = task
-        self.classes = list(classes) if classes is not None else None
-        self.ignore_index = int(ignore_index)
-        self.label_map = dict(label_map) if label_map else None
-        self.label_ignore_values = tuple(label_ignore_values)
+        self.label_rules = label_rules if label_rules is not None else LabelRules()
         self.on_invalid_label = on_invalid_label
         self.align_labels = bool(align_labels)
         self.transforms = transforms
-        self.reader = ImageReader(
-            bands=bands, file_bands=file_bands, sensor=sensor, nodata=nodata,
-            normalizer=Normalizer(normalize, mean, std, value_scale), indices=indices,
-        )
+        self.reader = ImageReader(spec)
         self.report = DataReport()
         self.items: list[Any] = []
+        # set by check_labels_sample while it reads: (label file, LabelCount) per target
+        self._label_log: list[tuple[str, LabelCount]] | None = None
 
     # -- public attributes other modules rely on
     @property
     def bands(self) -> list[str]:
-        """Names of the image channels (selected bands, then spectral indices)."""
-        return list(self.reader.band_names or [])
+        """Names of the image channels (the spec's bands, then its spectral indices)."""
+        return self.spec.channel_names
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names (index = class id), ``None`` when the spec has no classes."""
+        return self.spec.class_names or None
+
+    @property
+    def ignore_index(self) -> int:
+        """Target value of pixels without a class (the spec's)."""
+        return self.spec.ignore_index
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -130,43 +153,59 @@ class GeoDataset(Dataset):
 
     @property
     def num_classes(self) -> int | None:
-        """Number of classes (``None`` when ``classes`` was not given)."""
-        return len(self.classes) if self.classes is not None else None
+        """Number of classes (``None`` when the spec has no classes)."""
+        return self.spec.num_classes or None
 
     def __len__(self) -> int:
         return len(self.items)
 
     # -- helpers for subclasses
-    def _map_mask(self, raw: np.ndarray, bad: np.ndarray | None, source: str) -> np.ndarray:
-        if self.classes is None:
-            raise ConfigError("Segmentation labels need classes=[...] (names, index = class id).")
-        mask, n_bad = map_label_values(
-            raw, len(self.classes), self.ignore_index, self.label_map, self.label_ignore_values,
-            self.on_invalid_label, source,
-        )
-        self.report.out_of_range_pixels += n_bad
-        if bad is not None:
-            mask[bad] = self.ignore_index
-        return mask
+    def _check_label_raster(self, image: RasterInfo, label: RasterInfo) -> None:
+        """Same grid (or, with ``align_labels``, two georeferenced files that can be aligned), and
+        the bands the label rules read."""
+        if not (self.align_labels and image.georeferenced and label.georeferenced):
+            check_same_grid(image, label)
+        if self.label_rules.color_map and label.count < 3:
+            raise DataError(f"color_map is set but label '{label.path}' has {label.count} "
+                            "band(s); colour masks need R, G, B.")
 
-    def _check_label_grid(self, image: Any, label: Any) -> None:
-        """Same grid, or (``align_labels=True``) two georeferenced files that can be aligned."""
-        from rsfm.data.rasters import check_same_grid
+    def _read_label(self, label: Any, image: RasterInfo, window: Window | None) -> np.ndarray:
+        """The label bands (band 1, or R, G, B for colour masks) for ``window`` of ``image``.
 
-        if self.align_labels and image.georeferenced and label.georeferenced:
-            return
-        check_same_grid(image, label)
-
-    def _read_label(self, label: Any, image: Any, window: Any) -> np.ndarray:
-        """Band 1 of a label raster for ``window`` of ``image`` (resampled if misaligned)."""
-        from rsfm.data.rasters import inspect_raster, read_aligned, read_window
-
+        Returns:
+            ``(H, W)`` values or ``(3, H, W)`` colours; resampled onto the image grid when the
+            label is on another grid and ``align_labels`` is set.
+        """
+        bands = self.label_rules.label_bands
         linfo = inspect_raster(label)
         if self.align_labels and (linfo.width, linfo.height, linfo.crs, linfo.transform) != (
             image.width, image.height, image.crs, image.transform
         ):
-            return read_aligned(label, image, window)
-        return read_window(label, window, [1])[0]
+            raw = read_aligned(label, image, window, bands)
+        else:
+            raw = read_window(label, window, bands)
+        return raw if len(bands) > 1 else raw[0]
+
+    def _label_mask(self, raw: np.ndarray, bad: np.ndarray | None, path: str,
+                    where: str = "") -> np.ndarray:
+        """Class ids of one label (by the dataset's :class:`LabelRules`); ``bad`` pixels ignored.
+
+        Args:
+            raw: ``(H, W)`` values or ``(3, H, W)`` colours.
+            bad: Pixels to ignore whatever their label (nodata in the image, outside the scene).
+            path: The label file (for messages).
+            where: The window inside it (``@col=..,row=..``), for messages.
+        """
+        on_invalid = "ignore" if self._label_log is not None else self.on_invalid_label
+        mask, count = apply_label_rules(raw, self.label_rules, self.spec.num_classes,
+                                        self.ignore_index, on_invalid, f"{path}{where}", bad)
+        if self.label_rules.color_map:
+            self.report.unknown_color_pixels += count.invalid
+        else:
+            self.report.out_of_range_pixels += count.invalid
+        if self._label_log is not None:
+            self._label_log.append((str(path), count))
+        return mask
 
     def _load(
         self, index: int, out: np.ndarray | None = None
@@ -197,8 +236,6 @@ class GeoDataset(Dataset):
         what otherwise separates a training loader from plain windowed reads. Samples whose shape
         differs, and datasets with ``transforms``, take the per-item path.
         """
-        from torch.utils.data import get_worker_info
-
         indices = list(indices)
         if self.transforms is not None or len(indices) < 2:
             return [self[i] for i in indices]
@@ -229,6 +266,65 @@ class GeoDataset(Dataset):
             self.read_target(i)
         return self.stats
 
+    def check_labels_sample(self, n_tiles: int = 8, max_invalid: float = 0.5) -> LabelSample:
+        """Read the targets of the first ``n_tiles`` samples and fail when labels do not fit.
+
+        A label file whose pixels (among those not ignored on purpose) fall outside the classes,
+        or have colours missing from the colour map, for more than ``max_invalid`` of them is a
+        wrong configuration (a colour mask read as values, labels 1/2 for classes 0/1, 255 for
+        "no label"...), not a few stray pixels: this is what ``rsfm check --data`` runs, so the
+        error comes before training rather than as a warning per tile. Nothing is logged per
+        tile while it reads. Other tasks than segmentation are not checked.
+
+        Args:
+            n_tiles: Number of samples (chips or tiles) whose targets are read.
+            max_invalid: Largest share of invalid pixels per label file that passes.
+
+        Returns:
+            The counts read.
+
+        Raises:
+            DataError: Names each offending label file, its share of invalid pixels and the
+                values (or colours) found, with the classes and how to map them.
+        """
+        if self.task != "segmentation" or len(self) == 0:
+            return LabelSample()
+        self._label_log = []
+        try:
+            for i in range(min(n_tiles, len(self))):
+                self.read_target(i)
+            log_ = self._label_log
+        finally:
+            self._label_log = None
+        per_file: dict[str, LabelCount] = {}
+        for path, count in log_:
+            acc = per_file.setdefault(path, LabelCount())
+            acc.labelled += count.labelled
+            acc.invalid += count.invalid
+            acc.values.extend(v for v in count.values if v not in acc.values)
+        bad = {p: c for p, c in per_file.items()
+               if c.invalid and c.invalid > max_invalid * (c.labelled + c.invalid)}
+        if bad:
+            lines = [f"'{p}': {100 * c.invalid / (c.labelled + c.invalid):.0f}% of its labelled "
+                     f"pixels have {'colours' if self.label_rules.color_map else 'values'} "
+                     f"{c.values[:10]}" for p, c in list(bad.items())[:5]]
+            classes = ", ".join(f"{i}={n}" for i, n in enumerate(self.spec.class_names))
+            if self.label_rules.color_map:
+                hint = ("Add the colours to color_map (colour -> class id), or check that these "
+                        "files are colour masks.")
+            else:
+                hint = ("Map the values to class ids with label_map (e.g. {255: 1}), list "
+                        "'no label' values in label_ignore_values, or declare the classes.")
+                if any(inspect_raster(p).count >= 3 for p in bad if not is_vector_file(p)):
+                    hint += (" A 3-band label looks like a colour mask: give color_map "
+                             "(colour -> class id).")
+            raise DataError(
+                f"Labels outside the classes ({classes}) for most pixels of the first "
+                f"{min(n_tiles, len(self))} samples:\n  " + "\n  ".join(lines) + f"\n{hint}"
+            )
+        return LabelSample(len(log_), sum(c.labelled for c in per_file.values()),
+                           sum(c.invalid for c in per_file.values()))
+
     def read_target(self, index: int) -> dict[str, np.ndarray]:
         """The target of sample ``index`` (mask or boxes/labels) without reading the image."""
         raise NotImplementedError
@@ -255,3 +351,4 @@ def window_meta(path: str, col: int, row: int, width: int, height: int, info: An
         "transform": torch.tensor(values, dtype=torch.float64),
         "crs": info.crs.to_string() if info.crs is not None else "",
     }
+

@@ -8,40 +8,33 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rsfm.colors import class_colors
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import apply_color_map, clip_boxes, read_coco, read_voc, read_yolo
-from rsfm.data.rasters import inspect_raster, read_window
+from rsfm.data.labels import LabelRules, clip_boxes, read_coco, read_voc, read_yolo
+from rsfm.data.rasters import (
+    IMAGE_SUFFIXES,
+    inspect_raster,
+    invalid_mask,
+    list_images,
+    read_window,
+)
 from rsfm.errors import ConfigError, DataError
+from rsfm.spec import ClassInfo, InputSpec
 
-__all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]  # the last two live in rasters
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
 _LABEL_SUFFIXES = {"raster": IMAGE_SUFFIXES, "voc": (".xml",), "yolo": (".txt",)}
 
 PathLike = str | Path
-
-
-def list_images(folder: PathLike) -> list[Path]:
-    """Raster files directly in ``folder`` (sorted by name).
-
-    Raises:
-        DataError: Missing folder, or no raster files in it.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"Image folder not found: '{folder}'.")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in '{folder}'.")
-    return files
 
 
 def _key(path: Path, suffix: str) -> str:
@@ -69,16 +62,23 @@ class ChipDataset(GeoDataset):
 
     Build it from folders (pairing by name), from a manifest CSV, or from explicit lists::
 
-        ChipDataset("S1Hand", "LabelHand", image_suffix="_S1Hand", label_suffix="_LabelHand",
-                    classes=["dry", "water"], bands=["VV", "VH"], label_ignore_values=[-1])
-        ChipDataset("images", "masks", color_map={"#3C1098": 0, ...}, classes=[...])
-        ChipDataset("images", "annotations", task="detection", classes=["Tree"])  # VOC XML
-        ChipDataset("images", "coco.json", task="detection")                      # COCO
+        spec = InputSpec(bands=resolve_bands_stated(["VV", "VH"]),
+                         classes=(ClassInfo("dry", (60, 60, 60)), ClassInfo("water", (0, 114, 178))))
+        ChipDataset("S1Hand", "LabelHand", spec, image_suffix="_S1Hand",
+                    label_suffix="_LabelHand", label_rules=LabelRules(ignore_values=(-1,)))
+        ChipDataset("images", "masks", spec, label_rules=LabelRules(color_map={"#3C1098": 0}))
+        ChipDataset("images", "annotations", spec, task="detection")   # VOC XML
+        ChipDataset("images", "coco.json", spec, task="detection")     # COCO
+        ChipDataset(None, None, spec, manifest="chips.csv", split="train")
 
     Args:
         images: Image folder, list of files, or list of lists of files (time series, in time
-            order: the image is then ``(C, T, H, W)``). Optional with ``manifest``.
-        labels: Label folder, list of files (parallel to ``images``), or a COCO JSON file.
+            order: the image is then ``(C, T, H, W)``). ``None`` with ``manifest``.
+        labels: Label folder, list of files (parallel to ``images``), a COCO JSON file, or
+            ``None`` (``task="none"``, or with ``manifest``).
+        spec: Bands, normalisation, nodata, classes and ignore index (see
+            :class:`~rsfm.data.base.GeoDataset`). For COCO labels a spec without classes takes
+            the file's categories.
         task: ``"segmentation"``, ``"detection"`` or ``"none"`` (images only, e.g. for stats).
         manifest: CSV with an ``image`` column (``;`` separates time steps), optional ``label``
             and ``split`` columns; relative paths are relative to the CSV.
@@ -86,25 +86,23 @@ class ChipDataset(GeoDataset):
         split_file: Text file listing chip names (file names or stems, one per line) to keep.
         image_suffix, label_suffix: Stem endings removed before pairing (``"_S1Hand"``).
         label_format: ``"raster"``, ``"voc"``, ``"yolo"`` or ``"coco"``; guessed when ``None``.
-        color_map: Colour (``"#RRGGBB"`` or RGB triple) -> class id for colour-coded masks.
         skip_nodata: Drop chips whose pixels are all nodata (counted in ``stats``).
         missing_labels: ``"error"`` (default) or ``"skip"``: images in a folder with no label
             file next to them are left out (with a warning), e.g. partly annotated VOC folders.
-        **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`
-            (``classes``, ``bands``, ``file_bands``, ``sensor``, ``nodata``, ``mean``, ``std``,
-            ``value_scale``, ``normalize``, ``indices``, ``ignore_index``, ``label_map``,
-            ``label_ignore_values``, ``on_invalid_label``, ``align_labels``, ``transforms``).
+        label_rules, on_invalid_label, align_labels, transforms: See
+            :class:`~rsfm.data.base.GeoDataset`.
 
     Raises:
         DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset.
-        BandError: Requested bands not in a file.
+        BandError: Bands of the spec not in a file.
         ConfigError: Inconsistent arguments.
     """
 
     def __init__(
         self,
-        images: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]] | None = None,
-        labels: PathLike | Sequence[PathLike] | None = None,
+        images: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]] | None,
+        labels: PathLike | Sequence[PathLike] | None,
+        spec: InputSpec,
         *,
         task: str = "segmentation",
         manifest: PathLike | None = None,
@@ -113,16 +111,19 @@ class ChipDataset(GeoDataset):
         image_suffix: str = "",
         label_suffix: str = "",
         label_format: str | None = None,
-        color_map: Mapping[Any, int] | None = None,
         skip_nodata: bool = True,
         missing_labels: str = "error",
-        **kwargs: Any,
+        label_rules: LabelRules | None = None,
+        on_invalid_label: str = "warn",
+        align_labels: bool = False,
+        transforms: Callable[[dict], dict] | None = None,
     ) -> None:
-        super().__init__(task=task, **kwargs)
+        super().__init__(spec, task=task, label_rules=label_rules,
+                         on_invalid_label=on_invalid_label, align_labels=align_labels,
+                         transforms=transforms)
         if missing_labels not in ("error", "skip"):
             raise ConfigError(f"missing_labels must be 'error' or 'skip', got {missing_labels!r}.")
         self.missing_labels = missing_labels
-        self.color_map = dict(color_map) if color_map else None
         self.label_format = label_format
         self._coco: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         pairs = self._collect(images, labels, manifest, split, split_file, image_suffix,
@@ -185,8 +186,9 @@ class ChipDataset(GeoDataset):
         if isinstance(labels, (str, Path)) and Path(labels).suffix.lower() == ".json":
             self.label_format = "coco"
             names, self._coco = read_coco(labels, self.classes)
-            if self.classes is None:
-                self.classes = names
+            if self.classes is None:  # the file's categories, in id order
+                self.spec = replace(self.spec, classes=tuple(
+                    ClassInfo(n, c) for n, c in zip(names, class_colors(len(names)))))
             return [(im, Path(labels)) for im in image_items]
         if isinstance(labels, (str, Path)):
             folder = Path(labels)
@@ -243,11 +245,7 @@ class ChipDataset(GeoDataset):
                                       "give VOC XML, YOLO txt, COCO JSON or use SceneDataset "
                                       "with vector labels.")
                 if fmt == "raster":
-                    linfo = inspect_raster(label)
-                    self._check_label_grid(info, linfo)
-                    if self.color_map and linfo.count < 3:
-                        raise DataError(f"color_map is set but label '{label}' has {linfo.count} "
-                                        "band(s); colour masks need R, G, B.")
+                    self._check_label_raster(info, inspect_raster(label))
                 elif not label.exists():
                     raise DataError(f"Label file not found: '{label}'.")
             if skip_nodata and self._all_nodata(images):
@@ -268,8 +266,6 @@ class ChipDataset(GeoDataset):
             # A decimated read keeps the scan cheap; chips are small, so 1/4 is safe.
             raw = read_window(im, None, plan.selection.indexes,
                               out_shape=(max(1, h // 4), max(1, w // 4)))
-            from rsfm.data.rasters import invalid_mask
-
             if not invalid_mask(raw, plan.nodata)[1].all():
                 return False
         return True
@@ -282,13 +278,8 @@ class ChipDataset(GeoDataset):
             return {}
         fmt = self._guess_format(label)
         if fmt == "raster":
-            if self.color_map:
-                rgb = read_window(label, None, [1, 2, 3])
-                mask, n_unknown = apply_color_map(rgb, self.color_map, self.ignore_index)
-                self.report.unknown_color_pixels += n_unknown
-                return {"mask": mask}
             raw = self._read_label(label, info, None)
-            return {"mask": self._map_mask(raw, None, str(label))}
+            return {"mask": self._label_mask(raw, None, str(label))}
         if fmt == "voc":
             _, boxes, labels = read_voc(label, self.classes)
         elif fmt == "yolo":

@@ -20,13 +20,16 @@ from typing import Any
 import numpy as np
 
 from rsfm.errors import ConfigError, DataError
+from rsfm.spec import parse_color
 
 __all__ = [
+    "LabelCount",
+    "LabelRules",
     "VectorLabels",
-    "apply_color_map",
-    "map_label_values",
-    "parse_color",
+    "apply_label_rules",
+    "is_vector_file",
     "read_coco",
+    "read_kitti",
     "read_vector",
     "read_voc",
     "read_yolo",
@@ -38,101 +41,158 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- class values
 
 
-def map_label_values(
-    mask: np.ndarray,
-    num_classes: int,
-    ignore_index: int = -1,
-    value_map: Mapping[int, int] | None = None,
-    source_ignore: Sequence[int] = (),
-    on_invalid: str = "warn",
-    source: str = "label",
-) -> tuple[np.ndarray, int]:
-    """Map raw label values to class ids; everything else becomes ``ignore_index``.
+@dataclass(frozen=True)
+class LabelRules:
+    """How raw label pixels become class ids, the same for every source (chips, scenes, ...).
 
-    Args:
-        mask: Raw label values ``(H, W)``.
-        num_classes: Valid ids are ``0 .. num_classes - 1``.
-        ignore_index: Value written for invalid pixels.
-        value_map: Raw value -> class id (e.g. ``{255: 1}``); unmapped values are kept as is.
-        source_ignore: Raw values the dataset itself uses for "no label" (e.g. Sen1Floods11's
-            -1): they become ``ignore_index`` silently.
-        on_invalid: ``"warn"`` (log a count), ``"error"`` (raise) or ``"ignore"`` for values
-            outside the classes.
-        source: File name for messages.
+    ``value_map``/``ignore_values`` apply to label values (single-band rasters, rasterised
+    polygons), ``color_map`` to colour masks; a label is one or the other.
 
-    Returns:
-        ``(mask int64, n_out_of_range)``.
-
-    Raises:
-        DataError: Out-of-range values and ``on_invalid="error"``.
+    Attributes:
+        value_map: Raw label value -> class id (e.g. ``{255: 1}``); unmapped values are kept.
+        ignore_values: Raw values meaning "no label" (e.g. Sen1Floods11's -1): they become
+            ``ignore_index`` silently.
+        color_map: Colour (``"#RRGGBB"`` or an RGB triple) -> class id, for colour-coded masks
+            (3-band label rasters or PNGs). A colour mapped to a value that is not a class id
+            (e.g. -1) is ignored on purpose; other colours are counted as unknown.
     """
-    out = mask.astype(np.int64, copy=True)
-    if value_map:
-        mapped = out.copy()
-        for raw, cls in value_map.items():
-            mapped[mask == raw] = cls
-        out = mapped
-    silent = np.isin(mask, list(source_ignore)) if source_ignore else np.zeros(mask.shape, bool)
-    bad = ((out < 0) | (out >= num_classes)) & ~silent
-    n_bad = int(bad.sum())
-    if n_bad:
-        values = np.unique(mask[bad])[:10].tolist()
-        msg = (
-            f"{source}: {n_bad} pixels have values {values} outside the {num_classes} declared "
-            f"classes (ids 0..{num_classes - 1}); they are set to ignore_index={ignore_index}."
-        )
-        if on_invalid == "error":
-            raise DataError(msg + " Declare these classes, map them with label_map, or set "
-                            "on_invalid_label='warn'.")
-        if on_invalid == "warn":
-            log.warning(msg)
-    out[bad | silent] = ignore_index
-    return out, n_bad
+
+    value_map: Mapping[int, int] | None = None
+    ignore_values: tuple[int, ...] = ()
+    color_map: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ignore_values", tuple(int(v) for v in self.ignore_values))
+        if self.value_map is not None:
+            object.__setattr__(self, "value_map",
+                               {int(k): int(v) for k, v in self.value_map.items()} or None)
+        if self.color_map is not None:
+            colors = {}
+            for color, cls in self.color_map.items():
+                colors["#{:02X}{:02X}{:02X}".format(*parse_color(color))] = int(cls)
+            object.__setattr__(self, "color_map", colors or None)
+
+    @property
+    def label_bands(self) -> list[int]:
+        """1-based bands of a label raster to read: R, G, B for colour masks, else band 1."""
+        return [1, 2, 3] if self.color_map else [1]
 
 
-def parse_color(color: str | Sequence[int]) -> tuple[int, int, int]:
-    """``"#3C1098"`` or ``(60, 16, 152)`` -> ``(60, 16, 152)``.
+@dataclass
+class LabelCount:
+    """What :func:`apply_label_rules` found in one label.
 
-    Raises:
-        ConfigError: Not a hex colour or an RGB triple.
+    Attributes:
+        labelled: Pixels that got a class id.
+        invalid: Pixels outside the classes (values, or colours missing from ``color_map``).
+        values: Up to 10 of the offending raw values (ints) or colours (``"#RRGGBB"``).
     """
-    if isinstance(color, str):
-        h = color.strip().lstrip("#")
-        if len(h) == 6:
-            try:
-                return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
-            except ValueError:
-                pass
-        raise ConfigError(f"Colour {color!r} is not '#RRGGBB'.")
-    rgb = tuple(int(c) for c in color)
-    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise ConfigError(f"Colour {color!r} is not an (R, G, B) triple of 0..255.")
-    return rgb  # type: ignore[return-value]
+
+    labelled: int = 0
+    invalid: int = 0
+    values: list[Any] = field(default_factory=list)
 
 
-def apply_color_map(
-    rgb: np.ndarray, color_map: Mapping[Any, int], ignore_index: int = -1
-) -> tuple[np.ndarray, int]:
-    """Convert a colour-coded mask ``(3, H, W)`` to class ids via ``colour -> class id``.
-
-    Colours not in the table become ``ignore_index``; their pixel count is returned. Map a colour
-    to ``ignore_index`` explicitly (e.g. a black border) to ignore it without counting it.
-    """
-    if rgb.shape[0] < 3:
-        raise DataError(f"A colour mask needs 3 bands (R, G, B), got {rgb.shape[0]}.")
+def _color_ids(rgb: np.ndarray, color_map: Mapping[str, int],
+               ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(3, H, W)`` colours -> (ids with ``ignore_index`` for unknown colours, known mask)."""
     code = (rgb[0].astype(np.int64) << 16) | (rgb[1].astype(np.int64) << 8) | rgb[2]
     out = np.full(code.shape, ignore_index, dtype=np.int64)
-    matched = np.zeros(code.shape, dtype=bool)
+    known = np.zeros(code.shape, dtype=bool)
     for color, cls in color_map.items():
         r, g, b = parse_color(color)
         hit = code == ((r << 16) | (g << 8) | b)
         out[hit] = cls
-        matched |= hit
-    n_unknown = int((~matched).sum())  # colours mapped to ignore_index on purpose are not counted
-    return out, n_unknown
+        known |= hit
+    return out, known
+
+
+def apply_label_rules(
+    raw: np.ndarray,
+    rules: LabelRules,
+    num_classes: int,
+    ignore_index: int = -1,
+    on_invalid: str = "warn",
+    source: str = "label",
+    ignore: np.ndarray | None = None,
+) -> tuple[np.ndarray, LabelCount]:
+    """Raw label pixels -> class ids, for every label source (the one place this happens).
+
+    Values (single-band rasters, rasterised polygons) go through ``rules.value_map``; colour
+    masks (``(3, H, W)``) through ``rules.color_map``. Pixels in ``rules.ignore_values``, equal
+    to ``ignore_index``, or of a colour mapped to a non-class id become ``ignore_index``
+    silently; any other pixel outside ``0 .. num_classes - 1`` (or of an unknown colour) becomes
+    ``ignore_index`` and is counted as invalid.
+
+    Args:
+        raw: ``(H, W)`` raw values, or ``(3, H, W)`` colours when ``rules.color_map`` is set.
+        rules: The dataset's :class:`LabelRules`.
+        num_classes: Valid ids are ``0 .. num_classes - 1``.
+        ignore_index: Value written for pixels without a class.
+        on_invalid: ``"warn"`` (log a count), ``"error"`` (raise) or ``"ignore"`` for invalid
+            pixels.
+        source: File (and window) for messages.
+        ignore: ``(H, W)`` pixels that become ``ignore_index`` whatever their label (nodata in
+            the image, outside the scene); they are not counted.
+
+    Returns:
+        ``(mask int64 (H, W), LabelCount)``.
+
+    Raises:
+        DataError: A colour mask with fewer than 3 bands, or invalid pixels with
+            ``on_invalid="error"``.
+    """
+    if rules.color_map:
+        if raw.ndim != 3 or raw.shape[0] < 3:
+            bands = raw.shape[0] if raw.ndim == 3 else 1
+            raise DataError(f"{source}: color_map is set but the label has {bands} band(s); "
+                            "colour masks need R, G, B.")
+        out, known = _color_ids(raw, rules.color_map, ignore_index)
+        silent = known & ((out < 0) | (out >= num_classes))  # colours ignored on purpose
+        if ignore is not None:
+            silent |= ignore
+        bad = ~known & ~silent
+        values = ["#{:02X}{:02X}{:02X}".format(*c) for c in
+                  np.unique(raw[:3, bad].T, axis=0)[:10].tolist()] if bad.any() else []
+        what = "colours not in color_map"
+    else:
+        if raw.ndim == 3:
+            raw = raw[0]
+        out = raw.astype(np.int64, copy=True)
+        if rules.value_map:
+            for value, cls in rules.value_map.items():
+                out[raw == value] = cls
+        silent = out == ignore_index
+        if rules.ignore_values:
+            silent |= np.isin(raw, rules.ignore_values)
+        if ignore is not None:
+            silent |= ignore
+        bad = ((out < 0) | (out >= num_classes)) & ~silent
+        values = np.unique(raw[bad])[:10].tolist() if bad.any() else []
+        what = f"values outside the {num_classes} declared classes (ids 0..{num_classes - 1})"
+    n_bad = int(bad.sum())
+    out[bad | silent] = ignore_index
+    count = LabelCount(labelled=int(out.size - n_bad - int(np.count_nonzero(silent))),
+                       invalid=n_bad, values=values)
+    if n_bad and on_invalid != "ignore":
+        msg = (f"{source}: {n_bad} pixels have {what}: {values}; they are set to "
+               f"ignore_index={ignore_index}.")
+        if on_invalid == "error":
+            raise DataError(msg + " Declare these classes, map them with label_map (or "
+                            "color_map), list them in label_ignore_values, or set "
+                            "on_invalid_label='warn'.")
+        log.warning(msg)
+    return out, count
 
 
 # --------------------------------------------------------------------------- vectors
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml")
+
+
+def is_vector_file(path: str | Path) -> bool:
+    """True for a vector label file (GeoJSON, GeoPackage, Shapefile...), by its suffix."""
+    return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
 @dataclass
@@ -332,7 +392,14 @@ def read_vector(
 # --------------------------------------------------------------------------- detection files
 
 
-def _class_id(name: str, classes: Sequence[str] | None, path: Path) -> int:
+def _class_id(name: str, classes: Sequence[str] | None, path: Path,
+              class_ids: Mapping[str, int] | None = None) -> int:
+    if class_ids is not None:  # other spellings first: ArcGIS writes class values ("1")
+        for key in (name, name.strip().lower()):
+            if key in class_ids:
+                return int(class_ids[key])
+        if classes is None:
+            raise DataError(f"'{path}': class {name!r} is none of {sorted(class_ids)}.")
     if classes is None:
         raise ConfigError(f"Detection labels in '{path}' use class names; pass classes=[...].")
     lookup = {str(c).lower(): i for i, c in enumerate(classes)}
@@ -341,8 +408,15 @@ def _class_id(name: str, classes: Sequence[str] | None, path: Path) -> int:
     return lookup[str(name).lower()]
 
 
-def read_voc(path: str | Path, classes: Sequence[str] | None) -> tuple[str, np.ndarray, np.ndarray]:
+def read_voc(path: str | Path, classes: Sequence[str] | None,
+             class_ids: Mapping[str, int] | None = None) -> tuple[str, np.ndarray, np.ndarray]:
     """Read one PASCAL VOC XML file (ArcGIS "Export Training Data" detection format).
+
+    Args:
+        path: The XML file.
+        classes: Class names (index = class id), matched case-insensitively to ``<name>``.
+        class_ids: Other spellings of ``<name>`` -> class id, tried first (exact, then lower
+            case); ArcGIS exports write the class *value* (``<name>1</name>``).
 
     Returns:
         ``(image file name, boxes (N, 4) xyxy float32, labels (N,) int64)``. VOC coordinates are
@@ -369,7 +443,7 @@ def read_voc(path: str | Path, classes: Sequence[str] | None) -> tuple[str, np.n
             boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
         except (TypeError, ValueError):
             raise DataError(f"'{path}': a <bndbox> lacks xmin/ymin/xmax/ymax numbers.") from None
-        labels.append(_class_id(name.strip(), classes, path))
+        labels.append(_class_id(name.strip(), classes, path, class_ids))
     return (root.findtext("filename") or "", np.asarray(boxes, np.float32).reshape(-1, 4),
             np.asarray(labels, np.int64))
 
@@ -416,6 +490,41 @@ def read_coco(
     out = {fn: (np.asarray(b, np.float32).reshape(-1, 4), np.asarray(lab, np.int64))
            for fn, (b, lab) in per.items()}
     return names, out
+
+
+def read_kitti(path: str | Path, class_ids: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read a KITTI label file: one object per line, space separated; column 1 is the class,
+    columns 5-8 the box ``left top right bottom`` in pixels, the other columns are not used
+    (ArcGIS "Export Training Data" writes 15 columns with the class *value* in column 1).
+
+    Args:
+        path: The ``.txt`` file.
+        class_ids: Class token (value or name; also tried in lower case) -> class id.
+
+    Returns:
+        ``(boxes (N, 4) xyxy float32, labels (N,) int64)``; an empty file gives no objects.
+
+    Raises:
+        DataError: Missing file, a line with fewer than 8 columns or non-numeric box columns
+            (the message gives its number), an unknown class.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"KITTI label file not found: '{path}'.")
+    boxes, labels = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) < 8:
+                raise ValueError
+            boxes.append([float(v) for v in parts[4:8]])
+        except ValueError:
+            raise DataError(f"'{path}' line {n} is not KITTI 'class truncated occluded alpha "
+                            f"left top right bottom ...': {line!r}") from None
+        labels.append(_class_id(parts[0], None, path, class_ids))
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
 
 
 def read_yolo(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,82 +1,48 @@
-"""Normalisation of raw pixel values to model input.
+"""Normalisation of raw pixel values to model input, as an :class:`~rsfm.spec.Normalization` says.
 
-Three modes, all of which set invalid (nodata / NaN) values to 0 *after* normalising, i.e. to the
-band mean for ``"stats"``:
+Four modes (the spec's vocabulary), all of which set invalid (nodata / NaN) values to 0 *after*
+normalising, i.e. to the band mean for ``"stats"``:
 
 - ``"stats"``: ``(raw * value_scale - mean) / std`` per band, with mean/std from the backbone's
   adapter card (pretraining statistics) or from ``rsfm stats`` over the training set.
   ``value_scale`` converts the file's values to the units of the statistics, e.g. ``1e-4`` when
   the file stores reflectance x 10000 but the statistics are in reflectance (and 1 when both use
   the same scale).
+- ``"per_tile"``: per tile and band, valid values to zero mean / unit variance.
 - ``"minmax"``: per tile and band, valid values mapped to [0, 1] (simple RGB workflows).
-- ``"standardize"``: per tile and band, valid values to zero mean / unit variance.
 - ``"none"``: ``raw * value_scale`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 
 import numpy as np
 
-from rsfm.errors import ConfigError
+from rsfm.spec import Normalization
 
-__all__ = ["MODES", "Normalizer"]
-
-MODES = ("stats", "minmax", "standardize", "none")
+__all__ = ["Normalizer"]
 
 
 class Normalizer:
     """Turn raw band values into normalised float32 model input.
 
-    Args:
-        mode: One of :data:`MODES`. Defaults to ``"stats"`` when ``mean``/``std`` are given,
-            else ``"none"``.
-        mean: Per-band means (in ``value_scale`` units), required for ``"stats"``.
-        std: Per-band standard deviations, required for ``"stats"``.
-        value_scale: Factor applied to raw values first (see the module docstring).
-        eps: Guards divisions by zero for flat bands.
+    The statistics were checked when the :class:`~rsfm.spec.Normalization` was built (one per
+    band, ``std > 0``), so this class only computes.
 
-    Raises:
-        ConfigError: Unknown mode, missing or non-positive statistics.
+    Args:
+        normalization: Mode, mean/std and value scale (default: none).
+        eps: Guards divisions by zero for flat bands.
     """
 
-    def __init__(
-        self,
-        mode: str | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        value_scale: float = 1.0,
-        eps: float = 1e-6,
-    ) -> None:
-        if mode is None:
-            mode = "stats" if mean is not None else "none"
-        if mode not in MODES:
-            raise ConfigError(f"normalize mode {mode!r} is not one of {list(MODES)}.")
-        if mode == "stats":
-            if mean is None or std is None:
-                raise ConfigError("normalize mode 'stats' needs both mean and std (one per band).")
-            if len(mean) != len(std):
-                raise ConfigError(f"mean has {len(mean)} values but std has {len(std)}.")
-            if any(s <= 0 for s in std):
-                raise ConfigError(f"std values must be > 0, got {list(std)}.")
-        self.mode = mode
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
-        self.std = None if std is None else np.asarray(std, dtype=np.float32)
-        self.value_scale = float(value_scale)
+    def __init__(self, normalization: Normalization | None = None, eps: float = 1e-6) -> None:
+        self.normalization = normalization if normalization is not None else Normalization()
+        n = self.normalization
+        self.mode = n.mode
+        self.mean = None if n.mean is None else np.asarray(n.mean, dtype=np.float32)
+        self.std = None if n.std is None else np.asarray(n.std, dtype=np.float32)
+        self.value_scale = float(n.value_scale)
         self.eps = eps
-
-    def check_bands(self, n_bands: int, names: Sequence[str] = ()) -> None:
-        """Fail early when the statistics do not have one value per band.
-
-        Raises:
-            ConfigError: The lengths differ (the message lists the bands).
-        """
-        if self.mean is not None and len(self.mean) != n_bands:
-            raise ConfigError(
-                f"normalisation has {len(self.mean)} mean/std values but {n_bands} bands are read "
-                f"({list(names)}); give one value per band in the same order."
-            )
 
     def __call__(self, raw: np.ndarray, bad: np.ndarray | None = None, inplace: bool = False,
                  finite: bool = False) -> np.ndarray:
@@ -103,7 +69,7 @@ class Normalizer:
         if self.mode == "stats":
             x -= self.mean.reshape(shape)
             x /= self.std.reshape(shape)
-        elif self.mode in ("minmax", "standardize"):
+        elif self.mode in ("minmax", "per_tile"):
             flat = x.reshape(x.shape[0], -1)
             with np.errstate(all="ignore"), _quiet_nan():
                 if self.mode == "minmax":
@@ -125,8 +91,6 @@ class _quiet_nan:
     """Silence numpy's 'All-NaN slice' warnings for all-nodata bands (handled: they become 0)."""
 
     def __enter__(self) -> None:
-        import warnings
-
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -9,32 +9,43 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from rsfm.bands import Band, get_band, sensor_bands
+from rsfm.bands import Band, declared_band, match_bands, sensor_bands
 from rsfm.errors import BandError, DataError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "BandSelection",
     "RasterInfo",
+    "bands_of_file",
     "check_same_grid",
+    "file_band_names",
     "get_handle",
     "inspect_raster",
     "invalid_mask",
+    "list_images",
+    "outside_mask",
     "read_aligned",
     "read_window",
     "select_bands",
 ]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt")
 
 _MAX_HANDLES = 64  # chip folders have thousands of files: keep the most recent open only
 _handles: OrderedDict[str, Any] = OrderedDict()
@@ -56,6 +67,21 @@ def _open(path: str | Path) -> Any:
             f"Cannot read '{path}' as a raster (not a GeoTIFF/PNG/JPEG GDAL can open, or a "
             f"truncated/corrupt file): {err}"
         ) from None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Raster files directly in ``folder`` (sorted by name).
+
+    Raises:
+        DataError: Missing folder, or no raster files in it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Image folder not found: '{folder}'.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in '{folder}'.")
+    return files
 
 
 def get_handle(path: str | Path) -> Any:
@@ -195,27 +221,21 @@ class BandSelection:
 
     Attributes:
         indexes: 1-based band indexes in the file, in output order.
-        names: Output band names (the names the user asked for, or the file's).
-        bands: Catalog bands when known (``None`` entries for unknown names), for spectral indices
-            and pretrained-filter matching.
-        file_names: The names of all bands of the file (descriptions, ``file_bands`` or sensor).
+        names: Output band names (the names of the requested bands, or the file's).
+        bands: The requested bands (or the file's bands, for index requests), in output order.
+        file_names: The names of all bands of the file (descriptions, ``file_bands`` or sensor),
+            or ``None`` when the file does not say.
+        file_bands: All bands of the file as :class:`~rsfm.bands.Band` (catalog bands where the
+            name is known, declared bands otherwise), or ``None`` like ``file_names``.
+        by_position: Some band was selected by its position in the file, not by its name.
     """
 
     indexes: tuple[int, ...]
     names: tuple[str, ...]
-    bands: tuple[Band | None, ...]
+    bands: tuple[Band, ...]
     file_names: tuple[str, ...] | None
-
-
-def _try_band(name: str, sensor: str | None) -> Band | None:
-    try:
-        return get_band(name, sensor)
-    except BandError:
-        return None
-
-
-def _norm(name: str) -> str:
-    return name.strip().upper().replace("-", "_").replace(" ", "_")
+    file_bands: tuple[Band, ...] | None = None
+    by_position: bool = False
 
 
 def file_band_names(
@@ -252,77 +272,118 @@ def file_band_names(
     return None
 
 
+def bands_of_file(
+    file: str | Path | RasterInfo, file_bands: Sequence[str] | None = None,
+    sensor: str | None = None,
+) -> tuple[Band, ...]:
+    """All bands of a file as :class:`~rsfm.bands.Band`, in file order.
+
+    Named bands (see :func:`file_band_names`) become catalog bands when the catalog knows the
+    name (``B8A``, ``VV``, ``RED``) and declared bands otherwise (``DEM``); the bands of a file
+    that does not name them are ``band1``, ``band2``... (selected by position). Use it to read
+    every band: ``InputSpec(bands=bands_of_file("scene.tif"))``.
+
+    Raises:
+        DataError: The file is unreadable, or ``file_bands``/``sensor`` do not fit it.
+    """
+    info = file if isinstance(file, RasterInfo) else inspect_raster(file)
+    names = file_band_names(info, file_bands, sensor)
+    if names is None:
+        return tuple(declared_band(f"band{i}") for i in range(1, info.count + 1))
+    return tuple(_named_band(n, sensor) for n in names)
+
+
+@lru_cache(maxsize=4096)
+def _named_band(name: str, sensor: str | None) -> Band:
+    """The band a file (or a request) calls ``name``: catalog band, else a declared one (cached:
+    chip folders ask for the same few names thousands of times)."""
+    return declared_band(name, sensor=sensor)
+
+
+def _position(band: Band | str) -> int | None:
+    """N for a band called ``bandN`` (a file band selected by its 1-based position)."""
+    name = band if isinstance(band, str) else band.name
+    match = re.fullmatch(r"band(\d+)", name.strip(), flags=re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
 def select_bands(
     info: RasterInfo,
-    bands: Sequence[str | int] | None = None,
+    bands: Sequence[Band | str | int] | None = None,
     file_bands: Sequence[str] | None = None,
     sensor: str | None = None,
 ) -> BandSelection:
-    """Match requested band names against a file's bands and return the indexes to read.
+    """Find requested bands in a file and return the 1-based indexes to read.
 
-    Matching, per requested name: an exact (case-insensitive) name match first, then the catalog
-    common name (a request for ``NIR_NARROW`` finds a band described ``B8A`` and vice versa).
-    Integers are 1-based band indexes. Without file band names only indexes (or ``"band3"``) work.
+    The file's named bands are matched with :func:`rsfm.bands.match_bands` (the one band
+    matcher: the same band first, then the same common name, so a request for ``NIR_NARROW``
+    finds a band described ``B8A``). Files that do not name their bands are read by position:
+    an integer is a 1-based band index and a band called ``band3`` is the third band (also when
+    the file names its bands but none is called ``band3``).
 
     Args:
         info: The raster header (see :func:`inspect_raster`).
-        bands: Names or 1-based indexes to read, in output order; ``None`` reads every band.
+        bands: Bands (or names, or 1-based indexes) to read, in output order; ``None`` reads
+            every band.
         file_bands: The file's band order when it has no band descriptions.
         sensor: Sensor of the file (gives the band order and resolves bare names like ``B5``).
 
     Raises:
-        BandError: A name is not in the file, or the file's bands are unnamed.
+        BandError: A band is not in the file, the file's bands are unnamed, an index is out of
+            range, or two requests select the same band.
         DataError: ``file_bands`` does not match the band count.
     """
     names = file_band_names(info, file_bands, sensor)
+    available = tuple(_named_band(n, sensor) for n in names) if names is not None else None
     if bands is None:
-        idx = tuple(range(1, info.count + 1))
-        out = names or tuple(f"band{i}" for i in idx)
-        return BandSelection(idx, tuple(out), tuple(_try_band(n, sensor) for n in out), names)
-    file_cat = [_try_band(n, sensor) for n in names] if names else []
+        out = available or bands_of_file(info)
+        return BandSelection(tuple(range(1, info.count + 1)), tuple(b.name for b in out), out,
+                             names, available, by_position=names is None)
+    wanted = [b if isinstance(b, (Band, int)) else _named_band(str(b), sensor) for b in bands]
+    hits = iter(match_bands([w for w in wanted if isinstance(w, Band)], available or ()))
     indexes: list[int] = []
     out_names: list[str] = []
-    out_bands: list[Band | None] = []
-    for req in bands:
-        if isinstance(req, int) or (isinstance(req, str) and req.lower().startswith("band")
-                                    and req[4:].isdigit()):
-            i = int(req) if isinstance(req, int) else int(req[4:])
-            if not 1 <= i <= info.count:
+    out_bands: list[Band] = []
+    by_position = False
+    for req in wanted:
+        if isinstance(req, Band):
+            hit = next(hits)
+            i = hit + 1 if hit is not None else _position(req)
+            by_position |= hit is None
+            if i is None:
+                twice = match_bands([req], available or ())[0]
+                if twice is not None:
+                    raise BandError(f"Bands {[getattr(w, 'name', w) for w in wanted]} select "
+                                    f"band {names[twice]!r} of '{info.path}' twice.")
+                if names is None:
+                    raise BandError(
+                        f"Cannot find band {req.name!r} in '{info.path}': the file has "
+                        f"{info.count} bands without descriptions. State its band order with "
+                        "file_bands=[...] (or sensor=...), or select bands by position "
+                        "('band1', 'band2'...)."
+                    )
                 raise BandError(
-                    f"Band index {i} is out of range for '{info.path}', which has {info.count} "
-                    "bands (indexes are 1-based)."
+                    f"Band {req.name!r} is not in '{info.path}'. The file's bands are "
+                    f"{list(names)}."
                 )
-            indexes.append(i)
+        else:
+            i, by_position = int(req), True
+        if not 1 <= i <= info.count:
+            raise BandError(
+                f"Band index {i} is out of range for '{info.path}', which has {info.count} "
+                "bands (indexes are 1-based)."
+            )
+        indexes.append(i)
+        if isinstance(req, Band):
+            out_names.append(req.name)
+            out_bands.append(req)
+        else:
             out_names.append(names[i - 1] if names else f"band{i}")
-            out_bands.append(file_cat[i - 1] if names else None)
-            continue
-        if names is None:
-            raise BandError(
-                f"Cannot find band {req!r} in '{info.path}': the file has {info.count} bands "
-                "without descriptions. State its band order with file_bands=[...] (or sensor=...), "
-                "or select bands by 1-based index."
-            )
-        hit = [i for i, n in enumerate(names) if _norm(n) == _norm(req)]
-        if not hit:
-            want = _try_band(req, sensor)
-            if want is not None:
-                hit = [i for i, b in enumerate(file_cat) if b is not None
-                       and b.common_name == want.common_name]
-        if not hit:
-            raise BandError(
-                f"Band {req!r} is not in '{info.path}'. The file's bands are {list(names)}."
-            )
-        if len(hit) > 1:
-            raise BandError(
-                f"Band {req!r} matches several bands of '{info.path}' "
-                f"({[names[i] for i in hit]}); ask for the file's exact band name."
-            )
-        indexes.append(hit[0] + 1)
-        out_names.append(str(req))
-        out_bands.append(file_cat[hit[0]] or _try_band(str(req), sensor))
+            out_bands.append(available[i - 1] if available else declared_band(f"band{i}"))
     if len(set(indexes)) != len(indexes):
-        raise BandError(f"Bands {list(bands)} select the same band of '{info.path}' twice.")
-    return BandSelection(tuple(indexes), tuple(out_names), tuple(out_bands), names)
+        raise BandError(f"Bands {out_names} select the same band of '{info.path}' twice.")
+    return BandSelection(tuple(indexes), tuple(out_names), tuple(out_bands), names, available,
+                         by_position)
 
 
 def read_window(
@@ -421,18 +482,19 @@ def _representable(nodata: float | None, dtype: np.dtype) -> bool:
     return True
 
 
-def read_aligned(label: str | Path, image: RasterInfo, window: Window | None) -> np.ndarray:
-    """Read band 1 of ``label`` resampled onto ``image``'s grid (nearest neighbour), lazily.
+def read_aligned(label: str | Path, image: RasterInfo, window: Window | None,
+                 indexes: Sequence[int] = (1,)) -> np.ndarray:
+    """Read bands ``indexes`` of ``label`` resampled onto ``image``'s grid (nearest), lazily.
 
     Only defined when both files are georeferenced; a ``WarpedVRT`` per (label, image grid) and
     process reprojects just the requested window, so class ids are never blended.
 
+    Returns:
+        ``(len(indexes), H, W)`` in the label's dtype.
+
     Raises:
         DataError: A file has no CRS (the grids cannot be related).
     """
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
     src = get_handle(label)
     if src.crs is None or image.crs is None:
         raise DataError(
@@ -447,9 +509,22 @@ def read_aligned(label: str | Path, image: RasterInfo, window: Window | None) ->
                         nodata=src.nodata)
         _handles[key] = vrt
     try:
-        return vrt.read(1, window=window, boundless=window is not None and (
+        return vrt.read(list(indexes), window=window, boundless=window is not None and (
             window.col_off < 0 or window.row_off < 0
             or window.col_off + window.width > image.width
             or window.row_off + window.height > image.height))
     except RasterioIOError as err:
         raise DataError(f"Reading '{label}' aligned to '{image.path}' failed: {err}") from None
+
+
+def outside_mask(window: Window | None, width: int, height: int) -> np.ndarray | None:
+    """``(H, W)`` mask of the window's pixels that lie outside the raster, or None if none do."""
+    if window is None:
+        return None
+    c0, r0 = int(window.col_off), int(window.row_off)
+    h, w = int(window.height), int(window.width)
+    if c0 >= 0 and r0 >= 0 and c0 + w <= width and r0 + h <= height:
+        return None
+    rows = np.arange(r0, r0 + h)
+    cols = np.arange(c0, c0 + w)
+    return ((rows < 0) | (rows >= height))[:, None] | ((cols < 0) | (cols >= width))[None, :]

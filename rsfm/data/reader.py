@@ -1,7 +1,9 @@
 """Turn a raster window into a normalised image: band selection, nodata, indices, normalisation.
 
-Shared by the chip and scene datasets. One :class:`ImageReader` holds the user's choices; the
-per-file plan (which band indexes to read) is worked out once per file and cached.
+Shared by every rsfm dataset and by prediction. One :class:`ImageReader` reads what an
+:class:`~rsfm.spec.InputSpec` says (bands, the files' band order, sensor, nodata, normalisation,
+spectral indices); the per-file plan (which band indexes to read) is worked out once per file and
+cached.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from rsfm.data.normalize import Normalizer
 from rsfm.data.rasters import (
     BandSelection,
     RasterInfo,
-    _try_band,
     inspect_raster,
     invalid_mask,
+    outside_mask,
     read_window,
     select_bands,
 )
 from rsfm.errors import DataError
+from rsfm.spec import InputSpec
 
 __all__ = ["FilePlan", "ImageReader"]
 
@@ -41,64 +44,55 @@ class FilePlan:
 
 
 class ImageReader:
-    """Read windows of image files as normalised float32 arrays.
+    """Read windows of image files as normalised float32 arrays, as ``spec`` says.
 
     Args:
-        bands: Band names or 1-based indexes to read (``None``: all bands of the file).
-        file_bands: The files' band order when they carry no band descriptions.
-        sensor: Sensor of the files (band order, resolution of bare names like ``B5``).
-        nodata: Override of the files' nodata value.
-        normalizer: Normalisation (default: none).
-        indices: Spectral index names appended as extra channels (``["NDVI"]``).
+        spec: The input spec: ``bands`` (matched against each file's bands), ``file_bands``,
+            ``sensor``, ``nodata`` (overrides the files'), ``normalization`` and ``indices``
+            (spectral indices appended as extra channels).
     """
 
-    def __init__(
-        self,
-        bands: Sequence[str | int] | None = None,
-        file_bands: Sequence[str] | None = None,
-        sensor: str | None = None,
-        nodata: float | None = None,
-        normalizer: Normalizer | None = None,
-        indices: Sequence[str] = (),
-    ) -> None:
-        self.bands = None if bands is None else list(bands)
-        self.file_bands = None if file_bands is None else list(file_bands)
-        self.sensor = sensor
-        self.nodata = nodata
-        self.normalizer = normalizer or Normalizer("none")
-        self.indices = [i.upper() for i in indices]
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        self.normalizer = Normalizer(spec.normalization)
         self._plans: dict[str, FilePlan] = {}
-        self.band_names: list[str] | None = None  # fixed by the first file
+        self._positional_count: int | None = None  # band count of the first file read by position
+
+    @property
+    def band_names(self) -> list[str]:
+        """Names of the channels read: the spec's bands, then its spectral indices."""
+        return self.spec.channel_names
 
     def plan(self, path: str | Path) -> FilePlan:
-        """Inspect ``path`` (once) and check it gives the same bands as the files before it.
+        """Inspect ``path`` (once) and find the spec's bands in it.
 
         Raises:
-            DataError: The file is unreadable or yields different bands than the first file.
-            BandError: A requested band or index input is not in the file.
+            DataError: The file is unreadable, or (bands selected by position) it has another
+                band count than the files before it.
+            BandError: A band of the spec or an index input is not in the file.
         """
         key = str(path)
         found = self._plans.get(key)
         if found is not None:
             return found
+        spec = self.spec
         info = inspect_raster(path)
-        sel = select_bands(info, self.bands, self.file_bands, self.sensor)
+        sel = select_bands(info, spec.bands, spec.file_bands, spec.sensor)
+        if sel.by_position:  # files with another band count hold other bands there
+            if self._positional_count is None:
+                self._positional_count = info.count
+            elif info.count != self._positional_count:
+                raise DataError(
+                    f"'{path}' has {info.count} bands but earlier files have "
+                    f"{self._positional_count}, and bands {sel.names} are read by position; all "
+                    "images of a dataset must have the same bands (check band counts, or name "
+                    "the bands with descriptions or file_bands)."
+                )
         plans: list[IndexPlan] = []
-        if self.indices:
-            names = sel.file_names or ()
-            file_cat = [_try_band(n, self.sensor) for n in names] if names else []
-            plans = plan_indices(self.indices, file_cat, f"'{path}'")
+        if spec.indices:
+            plans = plan_indices(spec.indices, sel.file_bands or (), f"'{path}'")
         read = sorted({*sel.indexes, *(p.a for p in plans), *(p.b for p in plans)})
-        names = [*sel.names, *self.indices]
-        if self.band_names is None:
-            self.normalizer.check_bands(len(sel.names), sel.names)
-            self.band_names = names
-        elif names != self.band_names:
-            raise DataError(
-                f"'{path}' gives bands {names} but earlier files gave {self.band_names}; all "
-                "images of a dataset must have the same bands (check band descriptions/counts)."
-            )
-        nodata = self.nodata if self.nodata is not None else info.nodata
+        nodata = spec.nodata if spec.nodata is not None else info.nodata
         plan = FilePlan(info, sel, tuple(read), tuple(plans), nodata)
         self._plans[key] = plan
         return plan
@@ -130,7 +124,7 @@ class ImageReader:
         order = [pos[b] for b in plan.selection.indexes]
         sel = raw if order == list(range(len(raw))) else raw[order]
         bad_values, bad = invalid_mask(sel, plan.nodata, check_finite=is_float)
-        edge = _outside(window, plan.info.width, plan.info.height)
+        edge = outside_mask(window, plan.info.width, plan.info.height)
         if edge is not None:  # padding past the scene edge is nodata, whatever was filled in
             bad = bad | edge
             bad_values = bad_values | edge[None]
@@ -177,15 +171,3 @@ class ImageReader:
             bads.append(bad)
         return np.stack(images, axis=1), np.logical_and.reduce(bads)
 
-
-def _outside(window: Window | None, width: int, height: int) -> np.ndarray | None:
-    """``(H, W)`` mask of the window's pixels that lie outside the raster, or None if none do."""
-    if window is None:
-        return None
-    c0, r0 = int(window.col_off), int(window.row_off)
-    h, w = int(window.height), int(window.width)
-    if c0 >= 0 and r0 >= 0 and c0 + w <= width and r0 + h <= height:
-        return None
-    rows = np.arange(r0, r0 + h)
-    cols = np.arange(c0, c0 + w)
-    return ((rows < 0) | (rows >= height))[:, None] | ((cols < 0) | (cols >= width))[None, :]

@@ -10,7 +10,7 @@ for large scenes, reproducible for a seed and epoch).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,14 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import VectorLabels, read_vector
-from rsfm.data.rasters import inspect_raster, invalid_mask, read_window
+from rsfm.data.labels import LabelRules, VectorLabels, is_vector_file, read_vector
+from rsfm.data.rasters import inspect_raster, invalid_mask, outside_mask, read_window
 from rsfm.errors import ConfigError, DataError
+from rsfm.spec import InputSpec
 
 __all__ = ["SceneDataset", "grid_offsets"]
 
 PathLike = str | Path
-_VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml")
 
 
 def grid_offsets(size: int, tile: int, stride: int) -> list[int]:
@@ -44,19 +44,24 @@ class SceneDataset(GeoDataset):
 
     Examples::
 
-        SceneDataset("scene.tif", "labels.tif", tile_size=256, stride=128, classes=[...])
-        SceneDataset("scene.tif", "buildings.geojson", classes=["background", "building"])
-        SceneDataset("scene.tif", "buildings.gpkg", task="detection", classes=["building"],
-                     class_attribute="type")
-        SceneDataset(["a.tif", "b.tif"], sampling="random", samples_per_epoch=1000, task="none")
+        SceneDataset("scene.tif", "labels.tif", spec, tile_size=256, stride=128)
+        SceneDataset("scene.tif", "mask_rgb.tif", spec,
+                     label_rules=LabelRules(color_map={"#3C1098": 0, "#8429F6": 1}))
+        SceneDataset("scene.tif", "buildings.geojson", spec)  # classes: background, building
+        SceneDataset("scene.tif", "buildings.gpkg", spec, task="detection", class_attribute="type")
+        SceneDataset(["a.tif", "b.tif"], None, spec, sampling="random", samples_per_epoch=1000,
+                     task="none")
 
     Args:
         images: One scene path, a list of scene paths, or a list of lists (time series per scene,
             co-registered files in time order: images are ``(C, T, H, W)``).
-        labels: ``None``; a label raster per scene (same grid as its scene); or one vector file
-            (GeoJSON/GeoPackage/Shapefile) for all scenes, reprojected to each scene's CRS.
+        labels: ``None``; a label raster per scene (same grid as its scene; values, or colours
+            with ``label_rules.color_map``); or one vector file (GeoJSON/GeoPackage/Shapefile)
+            for all scenes, reprojected to each scene's CRS.
+        spec: Bands, normalisation, nodata, classes, ignore index and the default tile size
+            (see :class:`~rsfm.data.base.GeoDataset`).
         task: ``"segmentation"``, ``"detection"`` (vector labels -> boxes) or ``"none"``.
-        tile_size: Tile height and width in pixels.
+        tile_size: Tile height and width in pixels (default: ``spec.tile_size``, else 256).
         stride: Step between tiles (default ``tile_size``; smaller overlaps).
         class_attribute, class_map: How vector features get class ids (see
             :func:`~rsfm.data.labels.read_vector`). Segmentation without ``class_attribute``
@@ -68,7 +73,8 @@ class SceneDataset(GeoDataset):
         seed: Seed of the random windows (see :meth:`set_epoch`).
         skip_nodata: Drop tiles that are entirely nodata (found with a decimated scan of the
             scene, which uses overviews when the file has them).
-        **kwargs: Band, normalisation and label options of :class:`~rsfm.data.base.GeoDataset`.
+        label_rules, on_invalid_label, align_labels, transforms: See
+            :class:`~rsfm.data.base.GeoDataset`.
 
     Raises:
         DataError: Missing/corrupt files, grid mismatch, empty vector file, all-nodata scenes.
@@ -78,10 +84,11 @@ class SceneDataset(GeoDataset):
     def __init__(
         self,
         images: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]],
-        labels: PathLike | Sequence[PathLike] | None = None,
+        labels: PathLike | Sequence[PathLike] | None,
+        spec: InputSpec,
         *,
         task: str = "segmentation",
-        tile_size: int = 256,
+        tile_size: int | None = None,
         stride: int | None = None,
         class_attribute: str | None = None,
         class_map: Mapping[Any, int] | None = None,
@@ -91,9 +98,15 @@ class SceneDataset(GeoDataset):
         samples_per_epoch: int = 1000,
         seed: int = 0,
         skip_nodata: bool = True,
-        **kwargs: Any,
+        label_rules: LabelRules | None = None,
+        on_invalid_label: str = "warn",
+        align_labels: bool = False,
+        transforms: Callable[[dict], dict] | None = None,
     ) -> None:
-        super().__init__(task=task, **kwargs)
+        super().__init__(spec, task=task, label_rules=label_rules,
+                         on_invalid_label=on_invalid_label, align_labels=align_labels,
+                         transforms=transforms)
+        tile_size = tile_size or spec.tile_size or 256
         stride = tile_size if stride is None else stride
         if tile_size < 1 or stride < 1:
             raise ConfigError(f"tile_size and stride must be >= 1, got {tile_size} and {stride}.")
@@ -126,7 +139,11 @@ class SceneDataset(GeoDataset):
         if self.task == "none":
             return
         single = isinstance(labels, (str, Path))
-        if single and Path(labels).suffix.lower() in _VECTOR_SUFFIXES:
+        if single and is_vector_file(labels):
+            if self.label_rules.color_map:
+                raise ConfigError(f"color_map is for colour-mask rasters, but the labels "
+                                  f"'{labels}' are a vector file (classes come from "
+                                  "class_attribute/class_map).")
             if self.classes is None:
                 raise ConfigError("Vector labels need classes=[...] (index = class id).")
             if self.task == "segmentation" and len(self.classes) < 2:
@@ -155,7 +172,7 @@ class SceneDataset(GeoDataset):
                 self.reader.check_stack(paths)
             info = self.reader.plan(paths[0]).info
             if self.label_rasters[s] is not None:
-                self._check_label_grid(info, inspect_raster(self.label_rasters[s]))
+                self._check_label_raster(info, inspect_raster(self.label_rasters[s]))
             valid = self._scan(paths) if skip_nodata else None
             self._valid_grids.append(valid)
             if self.sampling == "random":
@@ -222,11 +239,15 @@ class SceneDataset(GeoDataset):
 
     # ------------------------------------------------------------------ reading
     def _target(self, s: int, col: int, row: int, bad: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Target of the tile at (col, row) of scene ``s``; ``bad`` pixels (nodata in the image)
+        become ``ignore_index``, and so do pixels past the scene edge."""
         t = self.tile_size
         info = self.reader.plan(self.scenes[s][0]).info
         window = Window(col, row, t, t)
         if self.task == "none":
             return {}
+        if bad is None:
+            bad = outside_mask(window, info.width, info.height)
         if self.vectors is not None:
             vec = self.vectors.to_crs(info.crs)
             wt = window_transform(window, info.transform)
@@ -234,10 +255,11 @@ class SceneDataset(GeoDataset):
                 boxes, labels = vec.boxes(wt, (t, t), min_visible=self.min_visible)
                 return {"boxes": boxes, "labels": labels}
             raw = vec.rasterize(wt, (t, t), background=0, all_touched=self.all_touched)
-            return {"mask": self._map_mask(raw, bad, self.vectors.path)}
+            return {"mask": self._label_mask(raw, bad, self.vectors.path,
+                                             f"@col={col},row={row}")}
         label = self.label_rasters[s]
         raw = self._read_label(label, info, window)
-        return {"mask": self._map_mask(raw, bad, f"{label}@col={col},row={row}")}
+        return {"mask": self._label_mask(raw, bad, str(label), f"@col={col},row={row}")}
 
     def read_target(self, index: int) -> dict[str, np.ndarray]:
         s, col, row = self._window_of(index)

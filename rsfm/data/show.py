@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from rsfm.bands import Band
 from rsfm.colors import class_colors_hex
 from rsfm.errors import ConfigError
+from rsfm.spec import InputSpec
 
 __all__ = ["show_batch"]
 
-# The class palette shared with training plots, rasters and previews.
+# The class palette shared with training plots, rasters and previews (datasets without a spec).
 _PALETTE = class_colors_hex(20)
 
 
@@ -21,9 +23,9 @@ _BACKGROUND = {"background", "bg", "none", "other", "nodata", "no data", "unlabe
 
 
 def _unwrap(data: Any) -> Any:
-    """The underlying rsfm dataset of a DataLoader / Subset (for band and class names)."""
+    """The underlying rsfm dataset of a DataLoader / Subset (for its spec)."""
     obj = getattr(data, "dataset", data)
-    while hasattr(obj, "dataset") and not hasattr(obj, "bands"):
+    while hasattr(obj, "dataset") and not hasattr(obj, "spec"):
         obj = obj.dataset
     return obj
 
@@ -52,7 +54,9 @@ def _samples(data: Any, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def _rgb_indexes(bands: Sequence[str], n_channels: int, rgb: Sequence[str | int] | None) -> list[int]:
+def _rgb_indexes(channels: Sequence[Band], n_channels: int,
+                 rgb: Sequence[str | int] | None) -> list[int]:
+    names = [b.name for b in channels]
     if rgb is not None:
         idx = []
         for r in rgb:
@@ -61,25 +65,20 @@ def _rgb_indexes(bands: Sequence[str], n_channels: int, rgb: Sequence[str | int]
                     raise ConfigError(f"rgb index {r} out of range for {n_channels} channels "
                                       "(0-based).")
                 idx.append(r)
-            elif r in bands:
-                idx.append(list(bands).index(r))
+            elif r in names:
+                idx.append(names.index(r))
             else:
-                raise ConfigError(f"rgb band {r!r} is not one of the dataset bands {list(bands)}.")
+                raise ConfigError(f"rgb band {r!r} is not one of the dataset bands {names}.")
         if len(idx) not in (1, 3):
             raise ConfigError(f"rgb needs 1 (grey) or 3 bands, got {list(rgb)}.")
         return idx
-    from rsfm.bands import get_band
-    from rsfm.errors import BandError
-
-    roles = {}
-    for i, name in enumerate(bands):
-        try:
-            roles.setdefault(get_band(name).common_name, i)
-        except BandError:
-            continue
+    roles: dict[str, int] = {}
+    for i, band in enumerate(channels):
+        if band.common_name is not None:
+            roles.setdefault(band.common_name, i)
     if all(k in roles for k in ("RED", "GREEN", "BLUE")):
         return [roles["RED"], roles["GREEN"], roles["BLUE"]]
-    if n_channels >= 3 and not bands:
+    if n_channels >= 3 and not channels:
         return [0, 1, 2]
     return [0]  # one band (or SAR, or unknown bands): grey
 
@@ -100,7 +99,7 @@ def show_batch(
     path: str | Path = "batch.png",
     rgb: Sequence[str | int] | None = None,
     classes: Sequence[str] | None = None,
-    colors: Sequence[str] | None = None,
+    colors: Sequence[str | Sequence[float]] | None = None,
     ncols: int = 4,
     percentiles: tuple[float, float] = (2.0, 98.0),
     alpha: float = 0.45,
@@ -110,21 +109,22 @@ def show_batch(
     """Draw ``n`` samples of a dataset or DataLoader to a PNG.
 
     Images are shown as an RGB composite of the dataset's red/green/blue bands (found by catalog
-    common name) or the ``rgb`` bands, else the first band in grey, with a 2-98 percentile
-    stretch over valid pixels. Masks are overlaid in class colours with a legend (ignored pixels
-    stay clear); boxes are drawn with their class names.
+    common name among the spec's bands) or the ``rgb`` bands, else the first band in grey, with
+    a 2-98 percentile stretch over valid pixels. Masks are overlaid in the spec's class colours
+    with a legend (ignored pixels stay clear); boxes are drawn with their class names.
 
     Args:
         data: An rsfm dataset, a ``Subset`` of one, or a DataLoader (batches from ``collate_fn``).
         n: Number of samples.
         path: Output PNG.
         rgb: 3 band names/0-based channel indexes for the composite, or 1 for grey.
-        classes: Class names (default: the dataset's).
-        colors: One colour per class (default: a colour-blind-friendly palette).
+        classes: Class names (default: the spec's).
+        colors: One colour per class, any matplotlib colour (default: the spec's class colours,
+            else a colour-blind-friendly palette).
         ncols: Panels per row.
         percentiles: Stretch percentiles.
         alpha: Mask opacity.
-        ignore_index: Mask value left clear (default: the dataset's).
+        ignore_index: Mask value left clear (default: the spec's).
         hide_classes: Classes not tinted in the overlay (default: a class named background/bg/
             none/other, so the image stays visible under the objects).
 
@@ -137,17 +137,21 @@ def show_batch(
     from matplotlib.patches import Patch, Rectangle
 
     base = _unwrap(data)
-    bands = list(getattr(base, "bands", []) or [])
-    classes = list(classes if classes is not None else (getattr(base, "classes", None) or []))
+    spec: InputSpec | None = getattr(base, "spec", None)
+    channels = list(spec.channels) if spec is not None else []
+    bands = [b.name for b in channels]
+    if classes is None:
+        classes = spec.class_names if spec is not None else []
+    classes = list(classes)
     if ignore_index is None:
-        ignore_index = getattr(base, "ignore_index", -1)
+        ignore_index = spec.ignore_index if spec is not None else -1
     samples = _samples(data, n)
     if not samples:
         raise ConfigError("show_batch: the dataset/loader yielded no samples.")
     n_cls = max(len(classes), 1)
-    # detection classes are all objects: skip the palette's background grey for them
-    shift = 1 if colors is None and getattr(_unwrap(data), "task", None) == "detection" else 0
-    palette = list(colors) if colors else [_PALETTE[(i + shift) % len(_PALETTE)] for i in range(n_cls)]
+    if colors is None and spec is not None and spec.num_classes >= len(classes) > 0:
+        colors = ["#{:02x}{:02x}{:02x}".format(*c) for c in spec.class_colors]
+    palette = list(colors) if colors else [_PALETTE[i % len(_PALETTE)] for i in range(n_cls)]
     if len(palette) < n_cls:
         raise ConfigError(f"show_batch: {len(palette)} colours for {n_cls} classes.")
     if hide_classes is None:
@@ -167,7 +171,7 @@ def show_batch(
             img = img[:, -1]
         mask = np.asarray(s["mask"]) if "mask" in s else None
         valid = (mask != ignore_index) if mask is not None else np.any(img != 0, axis=0)
-        idx = _rgb_indexes(bands, img.shape[0], rgb)
+        idx = _rgb_indexes(channels, img.shape[0], rgb)
         comp = _stretch(img[idx], valid, percentiles)
         ax.imshow(comp[..., 0] if len(idx) == 1 else comp, cmap="gray", interpolation="nearest")
         if mask is not None:

@@ -21,7 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from rsfm.bands import Band, declared_band
+from rsfm.data.rasters import (
+    bands_of_file,
+    get_handle,
+    inspect_raster,
+    invalid_mask,
+    list_images,
+    read_window,
+)
+from rsfm.data.reader import ImageReader
 from rsfm.errors import DataError
+from rsfm.spec import InputSpec
 
 __all__ = ["RunningStats", "add_arguments", "compute_stats", "run"]
 
@@ -63,8 +74,6 @@ class RunningStats:
 
 
 def _expand(paths: Sequence[str | Path]) -> list[Path]:
-    from rsfm.data.chips import list_images
-
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(list_images(p) if p.is_dir() else [p])
@@ -97,11 +106,10 @@ def compute_stats(
     Raises:
         DataError: Unreadable files, band mismatches, or no valid pixel at all.
     """
-    from rsfm.data.rasters import get_handle, invalid_mask, read_window
-    from rsfm.data.reader import ImageReader
-
     files = _expand(paths)
-    reader = ImageReader(bands=bands, file_bands=file_bands, sensor=sensor, nodata=nodata)
+    wanted = _stats_bands(files[0], bands, file_bands, sensor)
+    reader = ImageReader(InputSpec(bands=wanted, nodata=nodata, sensor=sensor,
+                                   file_bands=tuple(file_bands) if file_bands else None))
     acc: RunningStats | None = None
     for path in files:
         plan = reader.plan(path)
@@ -117,7 +125,7 @@ def compute_stats(
         raise DataError(f"rsfm stats: every pixel of {len(files)} file(s) is nodata "
                         f"(e.g. '{files[0]}'); check nodata and bands.")
     return {
-        "bands": list(reader.band_names or []),
+        "bands": reader.band_names,
         "mean": [float(x) for x in acc.mean],
         "std": [float(x) for x in acc.std],
         "count": int(acc.n.min()),
@@ -126,6 +134,22 @@ def compute_stats(
         "max": [float(x) for x in acc.max],
         "files": len(files),
     }
+
+
+def _stats_bands(first: Path, bands: Sequence[str | int] | None,
+                 file_bands: Sequence[str] | None, sensor: str | None) -> tuple[Band, ...]:
+    """The bands to summarise: every band of the first file, or the named/numbered ones."""
+    in_file = bands_of_file(inspect_raster(first), file_bands, sensor)
+    if bands is None:
+        return in_file
+    out = []
+    for b in bands:
+        if isinstance(b, int) or str(b).isdigit():  # a 1-based index: that band of the file
+            i = int(b)
+            out.append(in_file[i - 1] if 1 <= i <= len(in_file) else declared_band(f"band{i}"))
+        else:
+            out.append(declared_band(str(b), sensor=sensor))
+    return tuple(out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ Spectral transforms act on the *normalised* image (units of band standard deviat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -18,7 +18,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from rsfm.errors import ConfigError
-from rsfm.schema import AUGMENTATIONS
 
 __all__ = [
     "BandJitter",
@@ -164,7 +163,26 @@ class SampleTransform:
         return f"SampleTransform(geometric={self.geometric}, spectral={self.spectral})"
 
 
-_KEYS = AUGMENTATIONS
+def _resized_crop(o: dict[str, Any]) -> Any:
+    if "size" not in o:
+        raise ConfigError("augment.resized_crop needs size (output pixels).")
+    p = o.pop("p", 1.0)
+    crop = v2.RandomResizedCrop(size=o.pop("size"), scale=tuple(o.pop("scale", (0.5, 1.0))),
+                                ratio=tuple(o.pop("ratio", (3 / 4, 4 / 3))), **o)
+    return v2.RandomApply([crop], p=p) if p < 1 else crop
+
+
+# name -> (geometric?, default probability, builder from options), in the order they are applied.
+# rsfm.config.AUGMENTATIONS lists the same names for recipe validation (a test keeps them equal).
+_AUGMENTATIONS: dict[str, tuple[bool, float, Callable[[dict[str, Any]], Any]]] = {
+    "resized_crop": (True, 1.0, _resized_crop),
+    "hflip": (True, 0.5, lambda o: v2.RandomHorizontalFlip(**o)),
+    "vflip": (True, 0.5, lambda o: v2.RandomVerticalFlip(**o)),
+    "rot90": (True, 0.5, lambda o: RandomRot90(**o)),
+    "band_jitter": (False, 0.5, lambda o: BandJitter(**o)),
+    "noise": (False, 0.5, lambda o: GaussianNoise(**o)),
+    "haze": (False, 0.2, lambda o: CloudHaze(**o)),
+}
 
 
 def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None:
@@ -184,44 +202,25 @@ def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None
     """
     if not config:
         return None
-    unknown = sorted(set(config) - set(_KEYS))
+    unknown = sorted(set(config) - set(_AUGMENTATIONS))
     if unknown:
-        raise ConfigError(f"Unknown augmentation(s) {unknown}; allowed: {list(_KEYS)}.")
-
-    def opts(key: str, default_p: float) -> dict[str, Any] | None:
-        value = config.get(key)
-        if value is None or value is False:
-            return None
-        if value is True:
-            return {"p": default_p}
-        if isinstance(value, (int, float)):
-            return {"p": float(value)}
-        if isinstance(value, Mapping):
-            return dict(value)
-        raise ConfigError(f"augment.{key} must be a probability or a mapping, got {value!r}.")
-
+        raise ConfigError(f"Unknown augmentation(s) {unknown}; allowed: {list(_AUGMENTATIONS)}.")
     geometric: list[Any] = []
     spectral: list[Any] = []
-    try:
-        if (o := opts("resized_crop", 1.0)) is not None:
-            if "size" not in o:
-                raise ConfigError("augment.resized_crop needs size (output pixels).")
-            p = o.pop("p", 1.0)
-            crop = v2.RandomResizedCrop(size=o.pop("size"), scale=tuple(o.pop("scale", (0.5, 1.0))),
-                                        ratio=tuple(o.pop("ratio", (3 / 4, 4 / 3))), **o)
-            geometric.append(v2.RandomApply([crop], p=p) if p < 1 else crop)
-        if (o := opts("hflip", 0.5)) is not None:
-            geometric.append(v2.RandomHorizontalFlip(**o))
-        if (o := opts("vflip", 0.5)) is not None:
-            geometric.append(v2.RandomVerticalFlip(**o))
-        if (o := opts("rot90", 0.5)) is not None:
-            geometric.append(RandomRot90(**o))
-        if (o := opts("band_jitter", 0.5)) is not None:
-            spectral.append(BandJitter(**o))
-        if (o := opts("noise", 0.5)) is not None:
-            spectral.append(GaussianNoise(**o))
-        if (o := opts("haze", 0.2)) is not None:
-            spectral.append(CloudHaze(**o))
-    except TypeError as err:
-        raise ConfigError(f"Bad augmentation option: {err}") from None
+    for key, (is_geometric, default_p, build) in _AUGMENTATIONS.items():
+        value = config.get(key)
+        if value is None or value is False:
+            continue
+        if value is True:
+            opts: dict[str, Any] = {"p": default_p}
+        elif isinstance(value, (int, float)):
+            opts = {"p": float(value)}
+        elif isinstance(value, Mapping):
+            opts = dict(value)
+        else:
+            raise ConfigError(f"augment.{key} must be a probability or a mapping, got {value!r}.")
+        try:
+            (geometric if is_geometric else spectral).append(build(opts))
+        except TypeError as err:
+            raise ConfigError(f"Bad augmentation option: {err}") from None
     return SampleTransform(geometric, spectral)
