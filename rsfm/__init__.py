@@ -20,7 +20,7 @@ _EXPORTS = {
     "AdapterCard": "rsfm.cards",
     "get_band": "rsfm.bands",
     "resolve_bands": "rsfm.bands",
-    "create_model": "rsfm.models.factory",
+    "create_model": "rsfm.factory",
     "from_pretrained": "rsfm.hub",
     "load_recipe": "rsfm.recipe",
     "train": "rsfm.train.loop",

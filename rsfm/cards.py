@@ -23,32 +23,34 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from rsfm.bands import Band, custom_band
-from rsfm.errors import BandError, CardError, UnknownNameError
+from rsfm.bands import Band, custom_band, get_band
+from rsfm.config import FORBID
+from rsfm.errors import BandError, CardError, ConfigError, UnknownNameError
+from rsfm.validation import validate
 
 __all__ = [
     "AdapterCard",
     "BandSpec",
-    "KeyMap",
     "CardNormalization",
+    "KeyMap",
     "WeightsSource",
     "adapter_dirs",
     "add_adapter_dir",
     "all_cards",
     "get_card",
     "load_card",
+    "match_names",
 ]
 
 FAMILIES = ("resnet", "prithvi", "dofa")
 CARD_SCHEMA = 1
-_FORBID: dict[str, Any] = {"extra": "forbid"}
 
 
 @dataclass(frozen=True)
 class WeightsSource:
     """Where the pretrained file lives on the Hugging Face Hub."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     repo_id: str
     filename: str
     revision: str | None = None  # a 40-hex commit; None means the branch "main" (unpinned)
@@ -61,7 +63,7 @@ class WeightsSource:
 class BandSpec:
     """A pretraining band: its name (a catalog name) and central wavelength in micrometres."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     name: str
     wavelength_um: float
 
@@ -74,7 +76,7 @@ class CardNormalization:
     Mean/std are in those units. ``divide_by`` is applied before mean/std (e.g. 255 or 10000).
     """
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     mean: tuple[float, ...]
     std: tuple[float, ...]
     value_scale: str
@@ -92,7 +94,7 @@ class KeyMap:
     4. ``allow_missing``: fnmatch patterns of model keys that may be absent from the file.
     """
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     nested_key: str | None = None
     strip_prefixes: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
@@ -104,7 +106,7 @@ class KeyMap:
 class AdapterCard:
     """A pretrained checkpoint, described as data. See ``adapters/*.yaml``."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _FORBID
+    __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     schema: int
     name: str
     family: Literal["resnet", "prithvi", "dofa"]
@@ -131,8 +133,6 @@ class AdapterCard:
 
     def catalog_bands(self) -> list[Band]:
         """Pretraining bands as catalog bands (wavelengths from the card)."""
-        from rsfm.bands import get_band
-
         out = []
         for spec in self.bands:
             try:
@@ -176,12 +176,6 @@ def adapter_dirs() -> list[Path]:
     return dirs
 
 
-def _card_adapter() -> Any:
-    from pydantic import TypeAdapter  # pydantic only when cards are read: keeps `import rsfm` light
-
-    return TypeAdapter(AdapterCard)
-
-
 def load_card(path: str | os.PathLike[str]) -> AdapterCard:
     """Parse and validate one card file.
 
@@ -189,7 +183,6 @@ def load_card(path: str | os.PathLike[str]) -> AdapterCard:
         CardError: unreadable YAML, unknown or missing keys, wrong types (names file and key).
     """
     import yaml
-    from pydantic import ValidationError
 
     path = Path(path)
     try:
@@ -200,18 +193,9 @@ def load_card(path: str | os.PathLike[str]) -> AdapterCard:
         raise CardError(f"Adapter card {str(path)!r} must be a YAML mapping, got {type(data).__name__}.")
     data["source"] = str(path)
     try:
-        card = _card_adapter().validate_python(data)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            hint = ""
-            if e["type"] in ("unexpected_keyword_argument", "extra_forbidden") and e["loc"]:
-                fields = AdapterCard.__dataclass_fields__ if len(e["loc"]) == 1 else {}
-                close = difflib.get_close_matches(str(e["loc"][-1]), list(fields), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r:.60}){hint}")
-        raise CardError(f"Invalid adapter card {str(path)!r}:\n" + "\n".join(lines)) from err
+        card = validate(AdapterCard, data, f"adapter card {str(path)!r}")
+    except ConfigError as err:
+        raise CardError(str(err)) from None
     if card.schema != CARD_SCHEMA:
         raise CardError(f"{path}: schema {card.schema} is not supported (this rsfm reads {CARD_SCHEMA}).")
     if path.stem != card.name:

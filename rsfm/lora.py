@@ -8,15 +8,21 @@ everything else is frozen. The adapter is saved in peft's own format (``adapter_
 
 from __future__ import annotations
 
+import difflib
+import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from rsfm.cards import get_card
 from rsfm.errors import ConfigError
+from rsfm.io import save_safetensors
 
 __all__ = [
     "apply_lora",
@@ -34,9 +40,7 @@ ADAPTER_NAME = "default"
 
 def default_targets(backbone_name: str) -> list[str]:
     """LoRA target modules of a backbone family (the card's ``lora_targets``)."""
-    from rsfm.registry import backbone_card
-
-    return list(backbone_card(backbone_name).lora_targets)
+    return list(get_card(backbone_name).lora_targets)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -79,8 +83,6 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
         name.backbone if name is not None else backbone.card_name)
     names = [n for n, _ in backbone.named_modules()]
     if not any(n == t or n.endswith("." + t) for n in names for t in targets):
-        import difflib
-
         leaf = sorted({n.split(".", 2)[-1] for n in names if n.count(".") >= 2})
         close = sorted({c for t in targets for c in difflib.get_close_matches(t, leaf, n=3)})
         raise ConfigError(f"lora.target_modules {targets} match no module of the backbone."
@@ -103,22 +105,34 @@ def _head_neck_state(model: nn.Module) -> dict[str, Any]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
 
 
-def save_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
+def save_adapter(model: nn.Module, directory: str | os.PathLike[str], *,
+                 base_model: str | None = None) -> Path:
     """Save the LoRA adapter (peft format) and the neck/head weights (``head.safetensors``).
 
-    Files: ``adapter_config.json``, ``adapter_model.safetensors``, ``head.safetensors``.
-    Written to a temporary folder and renamed, so an interrupted save leaves the previous one.
+    Files: ``adapter_config.json``, ``adapter_model.safetensors``, ``head.safetensors`` (no
+    README: peft's template card would sit next to the real model card). Written to a temporary
+    folder and renamed, so an interrupted save leaves the previous one.
+
+    Args:
+        model: A model whose backbone is wrapped by :func:`apply_lora`.
+        directory: The adapter folder.
+        base_model: Hub repo of the base backbone's checkpoint, recorded as
+            ``base_model_name_or_path`` in ``adapter_config.json`` (None: trained from scratch).
     """
-    import shutil
-    import tempfile
-
-    from rsfm.io import save_safetensors
-
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        model.backbone.save_pretrained(str(tmp), safe_serialization=True)
+        # save_embedding_layers=False: backbones have no token embeddings, and peft's "auto"
+        # would look up base_model_name_or_path's config.json on the Hub at every save
+        model.backbone.save_pretrained(str(tmp), safe_serialization=True,
+                                       save_embedding_layers=False)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's "[More Information Needed]" template
+        config_path = tmp / "adapter_config.json"
+        peft_config = json.loads(config_path.read_text(encoding="utf-8"))
+        peft_config["base_model_name_or_path"] = base_model
+        config_path.write_text(json.dumps(peft_config, indent=2, sort_keys=True) + "\n",
+                               encoding="utf-8")
         save_safetensors(_head_neck_state(model), tmp / "head.safetensors",
                          metadata={"format": "pt", "content": "rsfm neck+head"})
         if directory.exists():

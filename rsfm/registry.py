@@ -4,23 +4,33 @@
 ['prithvi_eo_v1_100m', 'prithvi_eo_v2_300m', ...]
 >>> backbone = rsfm.create_backbone("prithvi_eo_v2_300m", pretrained=True, bands=["B02", "B03", "B04"])
 >>> features = backbone(x)  # list of (B, C, H/s, W/s)
+>>> backbone.load_report.bands  # which pretrained filter each band got
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from rsfm.bands import Band, resolve_bands
+import torch
+from torch import nn
+
+from rsfm.bands import Band, custom_band, resolve_bands
 from rsfm.cards import AdapterCard, get_card, match_names
 from rsfm.errors import ConfigError
+from rsfm.models.backbones import EXTRA_ARGS, FAMILIES, SHAPE_SAFE
+from rsfm.models.weights import load_pretrained, map_bands
 
-if TYPE_CHECKING:
-    from torch import nn
-
-__all__ = ["backbone_card", "count_parameters", "create_backbone", "list_backbones"]
+__all__ = [
+    "backbone_card",
+    "check_overrides",
+    "count_parameters",
+    "create_backbone",
+    "get_card",
+    "list_backbones",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +53,35 @@ def backbone_card(name: str) -> AdapterCard:
     return get_card(name)
 
 
-def _check_overrides(card: AdapterCard, overrides: dict[str, Any], loading: bool) -> None:
-    from rsfm.models.backbones import EXTRA_ARGS, SHAPE_SAFE
+def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bool,
+                    what: str | None = None) -> None:
+    """Reject architecture overrides the family does not know, or that break a pretrained load.
 
+    Args:
+        card: The backbone's card.
+        overrides: Architecture overrides (``create_backbone(**overrides)``,
+            ``model.backbone_kwargs``).
+        loading: Whether pretrained weights will be loaded.
+        what: How the caller names the overrides in messages (default:
+            ``create_backbone('<name>')``).
+
+    Raises:
+        ConfigError: Unknown keys (with the allowed ones), or shape-changing keys with weights.
+    """
+    what = what or f"create_backbone({card.name!r})"
     allowed = set(card.arch) | EXTRA_ARGS[card.family]
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise ConfigError(
-            f"create_backbone({card.name!r}) got unexpected argument(s) {unknown}. Architecture "
+            f"{what} got unexpected argument(s) {unknown}. Architecture "
             f"overrides allowed for the {card.family} family: {sorted(allowed)}."
         )
     if loading:
         unsafe = sorted(k for k, v in overrides.items() if k not in SHAPE_SAFE and v != card.arch.get(k))
         if unsafe:
             raise ConfigError(
-                f"Overrides {unsafe} change the architecture of {card.name!r}, so its pretrained "
-                f"weights cannot load. Use pretrained=False for a randomly initialised variant."
+                f"{what}: overrides {unsafe} change the architecture of {card.name!r}, so its "
+                f"pretrained weights cannot load. Use pretrained=False for a randomly initialised variant."
             )
 
 
@@ -84,9 +107,10 @@ def create_backbone(
         pretrained: Load the card's Hub checkpoint (``hf_hub_download`` at the pinned revision).
         weights: A local file or ``hf://org/repo/file[@rev]`` instead of the card's file
             (implies loading). Key layout must be the official one.
-        bands: The input bands by name (``["B02", "B03", "B04", "B8A"]``); default: the card's.
-            Pretrained filters are picked by band (see ``backbone.band_report``); DOFA uses the
-            bands' wavelengths instead.
+        bands: The input bands by name (``["B02", "B03", "B04", "B8A"]``) or as
+            :class:`~rsfm.bands.Band` objects (declared layers such as a DEM); default: the
+            card's. Pretrained filters are picked by band (see ``backbone.band_report``); DOFA
+            uses the bands' wavelengths instead.
         wavelengths: DOFA only: wavelengths in micrometres (one per input channel), for bands
             the catalog does not know.
         num_frames: Prithvi: frames per sample (``(B, C, T, H, W)`` input).
@@ -99,7 +123,8 @@ def create_backbone(
 
     Returns:
         An ``nn.Module`` with ``forward(x) -> list[Tensor]``, ``out_channels``, ``out_strides``,
-        ``bands`` and ``band_report``.
+        ``bands``, ``band_report`` (the band mapping, also previewed without weights) and
+        ``load_report`` (:class:`~rsfm.models.weights.LoadReport` of a pretrained load, or None).
 
     Raises:
         UnknownNameError: unknown name (with close matches).
@@ -107,32 +132,21 @@ def create_backbone(
         BandError: unknown band names.
         WeightsError: weights missing, corrupt, or of the wrong layout.
     """
-    from rsfm.models.backbones import FAMILIES
-    from rsfm.models.weights import (
-        adapt_input_channels,
-        load_into,
-        read_state_dict,
-        remap_keys,
-        resolve_weights,
-    )
-
     card = get_card(name)
     loading = pretrained or weights is not None
-    _check_overrides(card, overrides, loading)
+    check_overrides(card, overrides, loading)
     if num_frames < 1:
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
     if wavelengths is not None and card.family != "dofa":
         raise ConfigError(f"wavelengths= is for DOFA backbones; {card.name!r} maps bands by name (bands=...).")
     if isinstance(bands, str):
         raise ConfigError(f"bands must be a list of band names, e.g. [{bands!r}], got the string {bands!r}.")
-    pretrained_bands = card.catalog_bands()
-    target = pretrained_bands if bands is None else resolve_bands(bands)
+    pretrained_bands = tuple(card.catalog_bands())
+    target = pretrained_bands if bands is None else tuple(resolve_bands(bands))
     if wavelengths is not None and len(wavelengths) != len(target):
         if bands is not None:
             raise ConfigError(f"Got {len(wavelengths)} wavelengths for {len(target)} bands.")
-        from rsfm.bands import custom_band
-
-        target = [custom_band(f"band_{i}", w) for i, w in enumerate(wavelengths)]
+        target = tuple(custom_band(f"band_{i}", w) for i, w in enumerate(wavelengths))
     arch = {**card.arch, **overrides}
     model = FAMILIES[card.family](
         card, arch, target, num_frames=num_frames, img_size=img_size, window_size=window_size,
@@ -141,35 +155,19 @@ def create_backbone(
     model.card_name = card.name
     model.bands = [b.name for b in target]
     model.band_report = None
+    model.load_report = None
     if card.state_dict.first_conv and [b.name for b in target] != [b.name for b in pretrained_bands]:
         # the mapping a pretrained load applies (also shown without weights, to preview it)
-        import torch
-
-        _, model.band_report = adapt_input_channels(torch.zeros(1, len(pretrained_bands)), pretrained_bands, target)
+        model.band_report = map_bands(pretrained_bands, target)[1]
     if loading:
-        path = resolve_weights(card, weights, cache_dir)
-        from_card = weights is None and card.weights is not None
-        state = read_state_dict(path, card.state_dict.nested_key, card.weights.sha256 if from_card else None)
-        state = remap_keys(state, card.state_dict)
-        first = f"{card.state_dict.first_conv}.weight" if card.state_dict.first_conv else ""
-        if first and first in state and [b.name for b in target] != [b.name for b in pretrained_bands]:
-            if state[first].shape[1] != len(pretrained_bands):
-                raise ConfigError(
-                    f"{path}: {first} has {state[first].shape[1]} input channels but the card "
-                    f"{card.name!r} lists {len(pretrained_bands)} bands."
-                )
-            state[first], report = adapt_input_channels(state[first], pretrained_bands, target)
-            model.band_report = report
-            log.info("%s bands: %s", card.name, report)
-        load_into(model, state, card.state_dict, source=str(path))
-        log.info("Loaded %s weights from %s", card.name, path)
+        model.load_report = load_pretrained(model, card, target, weights, cache_dir)
+        if model.load_report.bands is not None:
+            model.band_report = model.load_report.bands
     return model
 
 
 def count_parameters(name: str, **overrides: Any) -> int:
     """Parameter count of a backbone, built on the meta device (no memory, no download)."""
-    import torch
-
     with torch.device("meta"):
         model = create_backbone(name, **overrides)
     return sum(p.numel() for p in model.parameters())

@@ -46,3 +46,16 @@ def test_duplicates_are_rejected_and_wavelengths_follow_order():
     with pytest.raises(BandError, match="listed twice"):
         resolve_bands(["B02", "B2"])
     assert wavelengths(["B04", "B03", "B02"]) == [0.665, 0.56, 0.49]
+
+
+def test_pretrained_filters_are_matched_by_the_one_band_matcher():
+    from rsfm.bands import declared_band, match_bands
+    from rsfm.cards import get_card
+    from rsfm.models.weights import map_bands
+
+    card = get_card("prithvi_eo_v2_300m").catalog_bands()  # HLS: BLUE GREEN RED NIR_NARROW SWIR_1 SWIR_2
+    wanted = [*resolve_bands(["landsat8:B5", "B04"]), declared_band("DEM")]
+    index, report = map_bands(card, wanted)
+    assert index == match_bands(wanted, card) == [3, 2, None]
+    assert report.kept == ["B5<-NIR_NARROW", "B4<-RED"] and report.initialized == ["DEM"]
+    assert report.scale == 2.0

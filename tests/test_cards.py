@@ -33,7 +33,7 @@ def test_bad_card_names_file_and_key(tmp_path):
     bad = tmp_path / "broken.yaml"
     text = Path(rsfm.backbone_card("resnet18").source).read_text()
     bad.write_text(text.replace("name: resnet18", "name: broken").replace("license:", "licence:"))
-    with pytest.raises(CardError, match=r"(?s)broken.yaml.*licence: Unexpected.*did you mean 'license'"):
+    with pytest.raises(CardError, match=r"(?s)broken.yaml.*licence: unknown key.*Did you mean 'license'"):
         load_card(bad)
     stem = tmp_path / "other.yaml"
     stem.write_text(text)

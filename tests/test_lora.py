@@ -16,7 +16,7 @@ TINY = {"task": "segmentation", "backbone": "dofa_base", "head": "fcn", "num_cla
 
 
 def tiny_model():
-    from rsfm.models.factory import create_model
+    from rsfm.factory import create_model
 
     torch.manual_seed(0)
     return create_model(TINY).eval()
@@ -94,7 +94,8 @@ def test_adapter_saved_in_peft_format_loads_onto_base_and_merges(tmp_path):
 def test_lora_training_run(tmp_path):
     from safetensors.torch import load_file
 
-    from rsfm.hub import from_pretrained, load_config
+    from rsfm.hub.save import from_pretrained
+    from rsfm.saved import read_saved_config
     from rsfm.train.loop import train
 
     snaps = {}
@@ -109,9 +110,9 @@ def test_lora_training_run(tmp_path):
     run = tmp_path / "lora"
     assert (run / "adapter" / "adapter_config.json").exists()
     assert (run / "adapter" / "head.safetensors").exists()
-    cfg = load_config(run)
-    assert cfg["lora"]["r"] == 4 and cfg["lora"]["target_modules"] == ["attn.qkv", "attn.proj"]
-    assert cfg["lora"]["base_model"]["repo_id"] == "earthflow/DOFA"
+    cfg = read_saved_config(run)
+    assert cfg.lora.r == 4 and cfg.lora.target_modules == ("attn.qkv", "attn.proj")
+    assert cfg.card.repo_id == "earthflow/DOFA"
     base_key = "backbone.base_model.model.blocks.0.attn.qkv.base_layer.weight"
     assert torch.equal(snaps[0][base_key], snaps[1][base_key])  # base weights stay frozen
     lora_key = "backbone.base_model.model.blocks.0.attn.qkv.lora_B.default.weight"

@@ -15,21 +15,25 @@ TINY_VIT = "model.backbone_kwargs={depth: 2, embed_dim: 64, num_heads: 2}"
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_model_trains_one_step(path):
+    from rsfm.cards import get_card
+    from rsfm.factory import check_model_config, create_model
     from rsfm.lora import apply_lora, count_parameters
     from rsfm.recipe import load_recipe
-    from rsfm.registry import backbone_card
-    from rsfm.train.loop import build_model
+    from rsfm.spec import resolve_input_spec
     from rsfm.train.losses import build_loss
     from rsfm.train.optim import build_optimizer
     from rsfm.train.unfreeze import UnfreezeScheduler
 
     recipe = load_recipe(path)
     overrides = ["model.pretrained=false", "model.neck.out_channels=32"]
-    if backbone_card(recipe.model.backbone).family != "resnet":
+    if get_card(recipe.model.backbone).family != "resnet":
         overrides.append(TINY_VIT)
     recipe = load_recipe(path, overrides)
     torch.manual_seed(0)
-    model = build_model(recipe)
+    spec = resolve_input_spec(recipe.model, get_card(recipe.model.backbone), recipe.data)
+    check_model_config(recipe.model, spec)  # every shipped recipe passes the pre-compute checks
+    model = create_model(recipe)
+    assert model.input_spec == spec
     if recipe.train.freeze.backbone:
         model.freeze_backbone()
     if recipe.lora is not None:
@@ -38,7 +42,7 @@ def test_recipe_model_trains_one_step(path):
         trainable, total = count_parameters(model)
         assert trainable < total
     opt = build_optimizer(model, recipe.train.optimizer)
-    n_bands = len(recipe.model.bands or backbone_card(recipe.model.backbone).band_names)
+    n_bands = len(spec.channels)
     x = torch.randn(2, n_bands, 64, 64)
     model.train()
     if recipe.model.task == "detection":

@@ -16,6 +16,11 @@ Forward contracts (``model(x, targets=None, return_aux=False, **backbone_kwargs)
 (Prithvi) or ``wavelengths`` (DOFA).
 
 Submodule names are stable (``backbone``, ``neck``, ``head``) for LoRA targets and freezing rules.
+
+What the model eats is ``model.input_spec`` (:class:`~rsfm.spec.InputSpec`: bands, normalisation,
+classes...); how to rebuild it is ``model.config`` (the architecture: a
+:class:`~rsfm.config.ModelConfig` without bands, wavelengths and classes). Together they rebuild
+the same model: ``rsfm.create_model(model.config, input_spec=model.input_spec)``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from rsfm.config import ModelConfig
+from rsfm.saved import architecture
+from rsfm.spec import InputSpec
 
 __all__ = ["RsfmModel"]
 
@@ -42,20 +49,29 @@ class RsfmModel(nn.Module):
         backbone: Backbone from ``rsfm.create_backbone``.
         neck: Neck from :mod:`rsfm.models.necks`.
         head: Head from :mod:`rsfm.models.heads`.
-        config: The configuration that rebuilds this model.
+        config: The configuration the model was built from.
+        input_spec: What the model eats (its channels are the backbone's input channels).
 
     Attributes:
+        config: The architecture (``rsfm.saved.architecture(config)``: bands, wavelengths and
+            classes are None; they live in ``input_spec``).
+        input_spec: The :class:`~rsfm.spec.InputSpec`.
+        load_report: The backbone's pretrained load (:class:`~rsfm.models.weights.LoadReport`,
+            with the band mapping in ``load_report.bands``), or None without pretrained weights.
         task: ``segmentation``, ``detection`` or ``classification``.
         num_classes: ``K`` (detection: without background).
         backbone_frozen: Whether :meth:`freeze_backbone` is in effect.
     """
 
-    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module, config: ModelConfig) -> None:
+    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module, config: ModelConfig,
+                 input_spec: InputSpec) -> None:
         super().__init__()
         self.backbone = backbone
         self.neck = neck
         self.head = head
-        self.config = config
+        self.config = architecture(config)
+        self.input_spec = input_spec
+        self.load_report = getattr(backbone, "load_report", None)
         self.task = config.task
         self.num_classes = config.num_classes
         self.backbone_frozen = False
@@ -108,7 +124,9 @@ class RsfmModel(nn.Module):
                 source.kwargs = {}
         if targets is not None:
             raise TypeError(f"targets= is for detection; a {self.task} model returns logits (compute the loss outside).")
-        assert isinstance(x, Tensor)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"A {self.task} model takes one (B, C, H, W) tensor, got {type(x).__name__} "
+                            "(lists of images are for detection).")
         features = self.forward_features(x, **backbone_kwargs)
         if self.task == "classification":
             return self.head(features)

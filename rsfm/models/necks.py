@@ -235,11 +235,17 @@ def _is_vit(backbone: nn.Module) -> bool:
 NECK_KINDS = ("auto", "simple_feature_pyramid", "stages", "fpn", "none")
 
 
-def resolve_neck_kind(kind: str, backbone: nn.Module, task: str) -> str:
-    """``auto`` -> SFP for ViTs (``none`` for classification); stages (``fpn`` for detection) for ResNets."""
+def resolve_neck_kind(kind: str, vit: bool, task: str) -> str:
+    """The neck a ``kind`` means for a ViT (``vit=True``) or a ResNet backbone and a task.
+
+    ``auto`` is the simple feature pyramid for ViTs (``none`` for classification) and the stages
+    (``fpn`` for detection) for ResNets.
+
+    Raises:
+        ConfigError: An unknown kind, or one that does not fit the backbone (names the fix).
+    """
     if kind not in NECK_KINDS:
-        raise ConfigError(f"neck={kind!r}; allowed: {list(NECK_KINDS)}.")
-    vit = _is_vit(backbone)
+        raise ConfigError(f"neck.kind {kind!r}; allowed: {list(NECK_KINDS)}.", key="neck.kind")
     if kind == "auto":
         if task == "classification":
             return "none"
@@ -247,11 +253,11 @@ def resolve_neck_kind(kind: str, backbone: nn.Module, task: str) -> str:
             return "simple_feature_pyramid"
         return "fpn" if task == "detection" else "stages"
     if vit and kind in ("stages", "fpn"):
-        raise ConfigError(f"neck={kind!r} needs a multi-stage backbone (ResNet); for ViTs use "
-                          "'simple_feature_pyramid', 'none' or 'auto'.")
+        raise ConfigError(f"neck.kind {kind!r} needs a multi-stage backbone (ResNet); for ViTs use "
+                          "'simple_feature_pyramid', 'none' or 'auto'.", key="neck.kind")
     if not vit and kind == "simple_feature_pyramid":
-        raise ConfigError("neck='simple_feature_pyramid' is for ViT backbones; for ResNets use "
-                          "'stages', 'fpn', 'none' or 'auto'.")
+        raise ConfigError("neck.kind 'simple_feature_pyramid' is for ViT backbones; for ResNets use "
+                          "'stages', 'fpn', 'none' or 'auto'.", key="neck.kind")
     return kind
 
 
@@ -270,7 +276,7 @@ def build_neck(
     Returns:
         A module with ``forward(list[Tensor]) -> list[Tensor]``, ``out_channels``, ``out_strides``.
     """
-    kind = resolve_neck_kind(kind, backbone, task)
+    kind = resolve_neck_kind(kind, _is_vit(backbone), task)
     if _is_vit(backbone):
         temporal = TemporalReduction(backbone.embed_dim, getattr(backbone, "num_frames", 1), temporal_reduction)
         if kind == "simple_feature_pyramid":

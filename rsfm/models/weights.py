@@ -1,4 +1,7 @@
-"""Fetching, reading, re-keying and strictly loading pretrained checkpoints.
+"""Fetching, reading, re-keying, band-adapting and strictly loading pretrained checkpoints.
+
+:func:`load_pretrained` is the whole sequence (the registry calls it after building a backbone);
+its :class:`LoadReport` carries the :class:`BandReport` of the first layer's band mapping.
 
 Every download goes through :func:`fetch`, i.e. ``huggingface_hub.hf_hub_download`` with the
 card's pinned revision (so ``HF_HOME``, ``HF_HUB_OFFLINE`` and ``HF_TOKEN`` apply). Files are read
@@ -12,13 +15,14 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from rsfm.bands import Band
+from rsfm.bands import Band, match_bands
 from rsfm.cards import AdapterCard, KeyMap
 from rsfm.errors import WeightsError
 
@@ -28,6 +32,8 @@ __all__ = [
     "adapt_input_channels",
     "fetch",
     "load_into",
+    "load_pretrained",
+    "map_bands",
     "read_state_dict",
     "remap_keys",
     "resolve_weights",
@@ -169,12 +175,40 @@ def remap_keys(state: dict[str, Tensor], key_map: KeyMap) -> dict[str, Tensor]:
 
 
 @dataclass
+class BandReport:
+    """How the user's bands were mapped onto the pretrained input layer."""
+
+    kept: list[str] = field(default_factory=list)  # "user <- pretrained"
+    dropped: list[str] = field(default_factory=list)  # pretrained bands the user does not have
+    initialized: list[str] = field(default_factory=list)  # user bands with no pretrained filter
+    scale: float = 1.0
+
+    def __str__(self) -> str:
+        return (
+            f"kept {self.kept or 'none'}; dropped {self.dropped or 'none'}; "
+            f"initialized from the mean filter {self.initialized or 'none'}"
+            + (f"; layer rescaled by {self.scale:.3g}" if self.scale != 1.0 else "")
+        )
+
+
+@dataclass
 class LoadReport:
-    """What a strict load found: keys missing from the file, unexpected in it, or of wrong shape."""
+    """What a strict load found, and how the input bands were mapped.
+
+    Attributes:
+        missing: Model keys absent from the file (only ``allow_missing`` ones get this far).
+        unexpected: File keys the model does not have.
+        mismatched: ``(key, file shape, model shape)`` of keys whose shapes differ.
+        bands: The band mapping applied to the first layer (None: the pretraining bands, or a
+            family without a first layer to adapt, such as DOFA).
+        source: The weights file.
+    """
 
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    bands: BandReport | None = None
+    source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -200,6 +234,9 @@ def load_into(model: nn.Module, state: dict[str, Tensor], key_map: KeyMap, sourc
 
     Only model keys matching ``key_map.allow_missing`` may be absent. Raises before touching the
     model if anything else is off, listing the first keys of each kind and naming ``source``.
+
+    Raises:
+        WeightsError: Missing, unexpected or mismatched keys.
     """
     expected = model.state_dict()
     report = LoadReport(
@@ -213,6 +250,7 @@ def load_into(model: nn.Module, state: dict[str, Tensor], key_map: KeyMap, sourc
             for k, v in state.items()
             if k in expected and tuple(v.shape) != tuple(expected[k].shape)
         ],
+        source=source,
     )
     if not report.ok:
         raise WeightsError(f"Weights in {source} do not fit {type(model).__name__}: {report.describe()}.")
@@ -220,31 +258,38 @@ def load_into(model: nn.Module, state: dict[str, Tensor], key_map: KeyMap, sourc
     return report
 
 
-@dataclass
-class BandReport:
-    """How the user's bands were mapped onto the pretrained input layer."""
+def map_bands(pretrained: Sequence[Band], target: Sequence[Band]) -> tuple[list[int | None], BandReport]:
+    """Which pretrained filter each of the user's bands gets (by :func:`rsfm.bands.match_bands`).
 
-    kept: list[str] = field(default_factory=list)  # "user <- pretrained"
-    dropped: list[str] = field(default_factory=list)  # pretrained bands the user does not have
-    initialized: list[str] = field(default_factory=list)  # user bands with no pretrained filter
-    scale: float = 1.0
+    Returns:
+        One index into ``pretrained`` (None: no pretrained filter) per target band, and the
+        :class:`BandReport` (with the rescaling :func:`adapt_input_channels` applies).
+    """
+    index = match_bands(target, pretrained)
+    report = BandReport()
+    for band, i in zip(target, index):
+        if i is None:
+            report.initialized.append(band.name)
+        else:
+            name = pretrained[i].name
+            report.kept.append(band.name if band.name == name else f"{band.name}<-{name}")
+    used = {i for i in index if i is not None}
+    report.dropped = [p.name for i, p in enumerate(pretrained) if i not in used]
+    if (report.initialized or report.dropped) and len(pretrained) != len(target):
+        report.scale = len(pretrained) / len(target)
+    return index, report
 
-    def __str__(self) -> str:
-        return (
-            f"kept {self.kept or 'none'}; dropped {self.dropped or 'none'}; "
-            f"initialized from the mean filter {self.initialized or 'none'}"
-            + (f"; layer rescaled by {self.scale:.3g}" if self.scale != 1.0 else "")
-        )
 
-
-def adapt_input_channels(weight: Tensor, pretrained: list[Band], target: list[Band]) -> tuple[Tensor, BandReport]:
+def adapt_input_channels(weight: Tensor, pretrained: Sequence[Band],
+                         target: Sequence[Band]) -> tuple[Tensor, BandReport]:
     """Map a first-layer weight from pretrained bands to the user's bands.
 
-    Bands match by name first, then by common name (``B8A`` matches ``NIR_NARROW``). Matched bands
-    keep their pretrained filter, in the user's order; absent pretrained bands are dropped; new bands
-    get the mean of the pretrained filters. Whenever the band set changes (a band dropped or
-    added), the whole layer is multiplied by ``len(pretrained) / len(target)`` so that, on
-    standardised inputs, the summed response keeps the pretrained scale (as timm's
+    Bands are matched by :func:`rsfm.bands.match_bands` (same band, then same common name:
+    ``B8A`` gets ``NIR_NARROW``'s filter). Matched bands keep their pretrained filter, in the
+    user's order; absent pretrained bands are dropped; new bands (a declared ``DEM``, a band the
+    checkpoint lacks) get the mean of the pretrained filters. Whenever the band set changes (a
+    band dropped or added), the whole layer is multiplied by ``len(pretrained) / len(target)`` so
+    that, on standardised inputs, the summed response keeps the pretrained scale (as timm's
     ``adapt_input_conv`` does). A pure re-ordering keeps the filters unchanged.
 
     Args:
@@ -255,26 +300,56 @@ def adapt_input_channels(weight: Tensor, pretrained: list[Band], target: list[Ba
     Returns:
         ``(out, C_target, ...)`` weight and the :class:`BandReport`.
     """
-    report = BandReport()
-    used: set[int] = set()
-    columns = []
-    for band in target:
-        idx = next((i for i, p in enumerate(pretrained) if p.name == band.name and i not in used), None)
-        if idx is None:
-            idx = next(
-                (i for i, p in enumerate(pretrained) if p.common_name == band.common_name and i not in used),
-                None,
-            )
-        if idx is None:
-            columns.append(weight.mean(dim=1))
-            report.initialized.append(band.name)
-        else:
-            used.add(idx)
-            columns.append(weight[:, idx])
-            report.kept.append(band.name if band.name == pretrained[idx].name else f"{band.name}<-{pretrained[idx].name}")
-    report.dropped = [p.name for i, p in enumerate(pretrained) if i not in used]
-    new = torch.stack(columns, dim=1)
-    if (report.initialized or report.dropped) and len(pretrained) != len(target):
-        report.scale = len(pretrained) / len(target)
+    index, report = map_bands(pretrained, target)
+    mean = weight.mean(dim=1)
+    new = torch.stack([mean if i is None else weight[:, i] for i in index], dim=1)
+    if report.scale != 1.0:
         new = new * report.scale
     return new.contiguous(), report
+
+
+def load_pretrained(model: nn.Module, card: AdapterCard, bands: Sequence[Band],
+                    weights: str | os.PathLike[str] | None = None,
+                    cache_dir: str | None = None) -> LoadReport:
+    """Load a checkpoint into a backbone built for ``bands``: the whole load sequence.
+
+    1. resolve the file (``weights``: None = the card's Hub file, a local path, or
+       ``hf://org/repo/file[@rev]``) and read it (sha256 checked against the card);
+    2. re-key it with the card's key map;
+    3. adapt the first layer (``card.state_dict.first_conv``) from the card's bands to ``bands``
+       (:func:`adapt_input_channels`);
+    4. load strictly (:func:`load_into`).
+
+    Args:
+        model: The backbone, built for ``bands``.
+        card: Its adapter card.
+        bands: The model's input channels, in order.
+        weights: Another file than the card's (same key layout).
+        cache_dir: Hub cache override.
+
+    Returns:
+        The :class:`LoadReport`, with the band mapping in ``report.bands``.
+
+    Raises:
+        WeightsError: The file is missing, corrupt, or does not fit the model.
+    """
+    pretrained = card.catalog_bands()
+    path = resolve_weights(card, weights, cache_dir)
+    from_card = weights is None and card.weights is not None
+    state = read_state_dict(path, card.state_dict.nested_key,
+                            card.weights.sha256 if from_card and card.weights else None)
+    state = remap_keys(state, card.state_dict)
+    band_report = None
+    first = f"{card.state_dict.first_conv}.weight" if card.state_dict.first_conv else ""
+    if first and first in state and [b.name for b in bands] != [b.name for b in pretrained]:
+        if state[first].shape[1] != len(pretrained):
+            raise WeightsError(
+                f"{path}: {first} has {state[first].shape[1]} input channels but the card "
+                f"{card.name!r} lists {len(pretrained)} bands."
+            )
+        state[first], band_report = adapt_input_channels(state[first], pretrained, bands)
+        log.info("%s bands: %s", card.name, band_report)
+    report = load_into(model, state, card.state_dict, source=str(path))
+    report.bands = band_report
+    log.info("Loaded %s weights from %s", card.name, path)
+    return report
