@@ -10,23 +10,44 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
+from rasterio.transform import Affine
 
-from rsfm.colors import CLASS_COLORS
+from rsfm.bands import resolve_band
+from rsfm.colors import CLASS_COLORS, class_colors
 from rsfm.errors import BandError, ConfigError, DataError
+from rsfm.inference.gis import read_category_names, read_raster_attribute_table
+from rsfm.inference.loading import load_model
 from rsfm.inference.postprocess import clean_array, clean_raster, fill_holes, remove_small_objects
-from rsfm.inference.predict import blend_weights, predict, predict_scene, tile_offsets
-from rsfm.inference.spec import PredictionSpec
-from rsfm.inference.vectorize import merge_tile_boxes, vectorize_raster
+from rsfm.inference.predict import (
+    PredictOptions,
+    blend_weights,
+    predict,
+    predict_scene,
+    tile_offsets,
+)
+from rsfm.inference.vectorize import merge_tile_boxes
+from rsfm.spec import ClassInfo, InputSpec, Normalization
 
 DATA = Path(__file__).parent / "data"
 BANDS = ("RED", "GREEN", "BLUE")
 
 
+def make_spec(bands=BANDS, classes=("bg", "a", "b"), **kw) -> InputSpec:
+    colors = class_colors(len(classes))
+    kw.setdefault("normalization", Normalization("none", value_scale=1 / 255))
+    return InputSpec(bands=tuple(resolve_band(b) for b in bands),
+                     classes=tuple(ClassInfo(n, c) for n, c in zip(classes, colors)), **kw)
+
+
+SPEC = make_spec(tile_size=64)
+OPTS = PredictOptions(overlap=16, progress=False)
+
+
 def write_scene(path: Path, data: np.ndarray, names=BANDS, nodata=0, crs="EPSG:32616") -> Path:
     c, h, w = data.shape
     with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=c, dtype=data.dtype,
-                       crs=crs, transform=from_origin(500000, 4000000, 2.0, 2.0), nodata=nodata) as ds:
+                       crs=crs, transform=Affine(2.0, 0, 500000, 0, -2.0, 4000000),
+                       nodata=nodata) as ds:
         ds.write(data)
         for i, n in enumerate(names or ()):
             ds.set_band_description(i + 1, n)
@@ -34,7 +55,12 @@ def write_scene(path: Path, data: np.ndarray, names=BANDS, nodata=0, crs="EPSG:3
 
 
 class Constant(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
         out = torch.zeros(x.shape[0], 3, *x.shape[-2:])
         out[:, 1] = 1.5
         out[:, 2] = 0.5
@@ -61,9 +87,6 @@ def scene(tmp_path: Path) -> Path:
     return write_scene(tmp_path / "scene.tif", data)
 
 
-SPEC = PredictionSpec(bands=BANDS, value_scale=1 / 255, classes=("bg", "a", "b"), tile_size=64, overlap=16)
-
-
 def test_tile_grid_covers_scene_with_margin() -> None:
     for size in (1, 30, 64, 65, 203, 1000):
         offs = tile_offsets(size, 64, 16)
@@ -78,8 +101,8 @@ def test_tile_grid_covers_scene_with_margin() -> None:
 
 
 def test_constant_model_gives_constant_output_without_seams(scene: Path, tmp_path: Path) -> None:
-    res = predict_scene(Constant(), scene, tmp_path / "c.tif", SPEC, probabilities="float32",
-                        confidence=True, progress=False, batch_size=3)
+    res = predict_scene(Constant(), scene, tmp_path / "c.tif", SPEC, options=OPTS,
+                        probabilities="float32", confidence=True, batch_size=3)
     with rasterio.open(res.classes) as ds:
         cls = ds.read(1)
         assert ds.nodata == 255
@@ -97,7 +120,8 @@ def test_constant_model_gives_constant_output_without_seams(scene: Path, tmp_pat
 
 def test_pixelwise_model_matches_whole_image(scene: Path, tmp_path: Path) -> None:
     model = Pixelwise()
-    res = predict_scene(model, scene, tmp_path / "p.tif", SPEC, probabilities="float32", progress=False)
+    res = predict_scene(model, scene, tmp_path / "p.tif", SPEC, options=OPTS,
+                        probabilities="float32")
     with rasterio.open(scene) as ds:
         raw = ds.read().astype(np.float32) / 255
     with torch.no_grad():
@@ -109,45 +133,96 @@ def test_pixelwise_model_matches_whole_image(scene: Path, tmp_path: Path) -> Non
 
 
 def test_output_georeferencing_nodata_and_metadata(scene: Path, tmp_path: Path) -> None:
-    res = predict_scene(Constant(), scene, tmp_path / "o.tif", SPEC, progress=False)
+    res = predict_scene(Constant(), scene, tmp_path / "o.tif", SPEC, options=OPTS)
     with rasterio.open(scene) as src, rasterio.open(res.classes) as out:
         assert out.crs == src.crs and out.transform == src.transform
         assert (out.width, out.height) == (src.width, src.height)
         cls = out.read(1)
         assert np.all(cls[:20, :30] == 255) and np.all(cls[20:, 30:] == 1)
-        assert json.loads(out.tags()["CLASSES"]) == ["bg", "a", "b"]
+        tags = out.tags()
+        assert json.loads(tags["CLASSES"]) == ["bg", "a", "b"]
+        assert tags["IGNORE_INDEX"] == "-1" and tags["PRECISION"] == "fp32"
         assert out.colormap(1)[1][:3] == CLASS_COLORS[1]  # the shared palette
         assert out.profile["tiled"] and out.compression is not None
-        assert out.overviews(1) == [] or all(f > 1 for f in out.overviews(1))
+        assert out.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"  # kept in the COG copy
 
 
-def test_missing_band_fails_naming_it(tmp_path: Path) -> None:
+def test_ignore_index_is_the_class_nodata_when_it_fits(scene: Path, tmp_path: Path) -> None:
+    for ignore, nodata in ((100, 100), (255, 255), (-1, 255), (300, 255)):
+        spec = make_spec(tile_size=64, ignore_index=ignore)
+        res = predict_scene(Constant(), scene, tmp_path / f"i{ignore}.tif", spec, options=OPTS)
+        with rasterio.open(res.classes) as ds:
+            assert ds.nodata == nodata and ds.tags()["IGNORE_INDEX"] == str(ignore)
+            assert np.all(ds.read(1)[:20, :30] == nodata)
+
+
+def test_class_names_readable_by_gis(scene: Path, tmp_path: Path) -> None:
+    res = predict_scene(Constant(), scene, tmp_path / "g.tif", SPEC, options=OPTS)
+    assert read_category_names(res.classes) == ["bg", "a", "b"]  # as GDAL reads them
+    rat = read_raster_attribute_table(res.classes)
+    assert [r["Class_Name"] for r in rat] == ["bg", "a", "b"]
+    assert [int(r["Value"]) for r in rat] == [0, 1, 2]
+    assert (int(rat[0]["Red"]), int(rat[0]["Green"]), int(rat[0]["Blue"])) == CLASS_COLORS[0]
+    with rasterio.open(res.classes) as ds:
+        cls = ds.read(1)
+    assert [int(r["Count"]) for r in rat] == [int((cls == k).sum()) for k in range(3)]
+    qml = res.style.read_text()
+    assert res.style == tmp_path / "g.qml" and 'type="paletted"' in qml
+    assert 'value="1" label="a"' in qml and "#{:02x}{:02x}{:02x}".format(*CLASS_COLORS[1]) in qml
+
+
+def test_cog_overviews_use_mode_for_classes(tmp_path: Path) -> None:
+    from rsfm.inference.gis import to_cog
+
+    block = np.array([[2, 1], [1, 1]], dtype=np.uint8)  # the odd pixel moves between blocks
+    tiles = [np.roll(np.roll(block, i, 0), j, 1) for i in range(2) for j in range(2)]
+    row = np.concatenate([np.concatenate(tiles, 1)] * 256, 1)[:, :1024]
+    a = np.concatenate([row] * 512, 0)[None]
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=1024, height=1024, count=1, dtype="uint8",
+                       crs="EPSG:32616", transform=Affine(1, 0, 500000, 0, -1, 4000000),
+                       nodata=255, tiled=True) as ds:
+        ds.write(a)
+    to_cog(src, tmp_path / "cog.tif", "MODE")
+    with rasterio.open(tmp_path / "cog.tif") as ds:
+        assert ds.overviews(1) == [2]
+        small = ds.read(1, out_shape=(512, 512))
+    assert np.all(small == 1)  # NEAREST would keep some 2s
+
+
+def test_missing_band_fails_naming_file_and_bands(tmp_path: Path) -> None:
     data = np.ones((2, 40, 40), dtype=np.uint8)
     path = write_scene(tmp_path / "two.tif", data, names=("RED", "GREEN"))
-    with pytest.raises(BandError, match="BLUE"):
-        predict_scene(Constant(), path, tmp_path / "x.tif", SPEC, progress=False)
-    assert not (tmp_path / "x.tif").exists()
+    model = Constant()
+    with pytest.raises(BandError) as err:
+        predict_scene(model, path, tmp_path / "x.tif", SPEC, options=OPTS)
+    msg = str(err.value)
+    assert "two.tif" in msg and "BLUE" in msg and "['RED', 'GREEN', 'BLUE']" in msg
+    assert "['RED', 'GREEN']" in msg
+    assert model.calls == 0 and not (tmp_path / "x.tif").exists()
 
 
 def test_unnamed_bands_by_count(tmp_path: Path) -> None:
     data = np.ones((3, 40, 40), dtype=np.uint8)
     ok = write_scene(tmp_path / "unnamed.tif", data, names=None)
-    res = predict_scene(Constant(), ok, tmp_path / "u.tif", SPEC, progress=False)
+    res = predict_scene(Constant(), ok, tmp_path / "u.tif", SPEC, options=OPTS)
     assert res.classes.exists()
     bad = write_scene(tmp_path / "four.tif", np.ones((4, 40, 40), dtype=np.uint8), names=None)
-    with pytest.raises(DataError, match="4 unnamed bands"):
-        predict_scene(Constant(), bad, tmp_path / "f.tif", SPEC, progress=False)
+    with pytest.raises(BandError, match="4 bands without names"):
+        predict_scene(Constant(), bad, tmp_path / "f.tif", SPEC, options=OPTS)
 
 
 def test_real_landsat_collar_and_preview(tmp_path: Path) -> None:
     src = DATA / "landsat7" / "RGB.byte.crop.tif"
-    res = predict(Pixelwise(), src, tmp_path / "l7.tif", spec=SPEC, preview=tmp_path / "l7.png",
-                  progress=False, min_object_size=4, max_hole_size=4)
+    res = predict(Pixelwise(), src, tmp_path / "l7.tif", spec=SPEC, task="segmentation",
+                  preview=tmp_path / "l7.png", options=OPTS, min_object_size=4, max_hole_size=4)
     with rasterio.open(src) as s, rasterio.open(res.classes) as o:
         assert o.crs == s.crs and o.transform == s.transform
         collar = (s.read() == 0).all(0)
         assert collar.any()
         assert np.all(o.read(1)[collar] == 255) and np.all(o.read(1)[~collar] != 255)
+        counts = [int((o.read(1) == k).sum()) for k in range(3)]
+    assert [int(r["Count"]) for r in read_raster_attribute_table(res.classes)] == counts
     assert res.preview.stat().st_size > 10_000
 
 
@@ -161,20 +236,23 @@ def test_multitemporal_stack(tmp_path: Path) -> None:
         seen.append(tuple(x.shape))
         return x.mean(2)  # (B, C, T, H, W) -> 3 "classes"
 
-    spec = SPEC.with_overrides(num_frames=2)
-    res = predict(model, [a, b], tmp_path / "mt.tif", spec=spec, progress=False)
+    spec = make_spec(tile_size=64, num_frames=2)
+    kw = {"spec": spec, "task": "segmentation", "options": OPTS}
+    res = predict(model, [a, b], tmp_path / "mt.tif", **kw)
     assert seen[0][1:3] == (3, 2) and res.classes.exists()
     c = write_scene(tmp_path / "t3.tif", rng.integers(1, 255, (3, 40, 60), dtype=np.uint8))
     with pytest.raises(DataError, match="co-registered"):
-        predict(model, [a, c], tmp_path / "bad.tif", spec=spec, progress=False)
+        predict(model, [a, c], tmp_path / "bad.tif", **kw)
     with pytest.raises(ConfigError, match="time steps"):
-        predict(model, [a, b, c], tmp_path, spec=spec, progress=False)
+        predict(model, [a, b, c], tmp_path, **kw)
 
 
 def test_folder_of_scenes(scene: Path, tmp_path: Path) -> None:
     out = tmp_path / "preds"
-    res = predict(Constant(), scene.parent, out, spec=SPEC, progress=False, cog=False)
+    res = predict(Constant(), scene.parent, out, spec=SPEC, task="segmentation", options=OPTS,
+                  cog=False)
     assert (out / "scene_pred.tif").exists() and not isinstance(res, list)
+    assert read_category_names(out / "scene_pred.tif") == ["bg", "a", "b"]
 
 
 def test_threshold_binary(tmp_path: Path) -> None:
@@ -184,11 +262,120 @@ def test_threshold_binary(tmp_path: Path) -> None:
     def model(x: torch.Tensor) -> torch.Tensor:  # p(class 1) = sigmoid(-1) ~ 0.27
         return torch.stack([torch.zeros_like(x[:, 0]), torch.full_like(x[:, 0], -1.0)], 1)
 
-    spec = SPEC.with_overrides(classes=("bg", "fg"))
-    lo = predict_scene(model, path, tmp_path / "lo.tif", spec, threshold=0.2, progress=False)
-    hi = predict_scene(model, path, tmp_path / "hi.tif", spec, progress=False)
+    spec = make_spec(tile_size=64, classes=("bg", "fg"))
+    lo = predict_scene(model, path, tmp_path / "lo.tif", spec, options=OPTS, threshold=0.2)
+    hi = predict_scene(model, path, tmp_path / "hi.tif", spec, options=OPTS)
     assert rasterio.open(lo.classes).read(1).min() == 1
     assert rasterio.open(hi.classes).read(1).max() == 0
+    with pytest.raises(ConfigError, match="two-class"):
+        predict_scene(Constant(), path, tmp_path / "t3.tif", SPEC, options=OPTS, threshold=0.2)
+
+
+# ----------------------------------------------------------------------------- checks first
+def test_detection_with_raster_output_fails_before_compute(tmp_path: Path) -> None:
+    path = write_scene(tmp_path / "d.tif", np.full((3, 80, 80), 10, dtype=np.uint8))
+    calls = []
+
+    def detector(x: torch.Tensor) -> list:
+        calls.append(1)
+        return []
+
+    spec = make_spec(classes=("tree",), tile_size=64)
+    with pytest.raises(ConfigError) as err:
+        predict(detector, path, tmp_path / "trees.tif", spec=spec, task="detection",
+                vectors=tmp_path / "trees.geojson", options=OPTS)
+    assert ".geojson" in str(err.value) and "vectors" in str(err.value)
+    with pytest.raises(ConfigError, match="only apply to segmentation"):
+        predict(detector, path, tmp_path / "trees.geojson", spec=spec, task="detection",
+                options=OPTS, probabilities="uint8")
+    with pytest.raises(ConfigError, match="class GeoTIFF"):
+        predict(Constant(), path, tmp_path / "map.geojson", spec=SPEC, task="segmentation",
+                options=OPTS)
+    assert not calls and not list(tmp_path.glob("trees*"))
+
+
+def test_unwritable_or_clashing_outputs_fail_before_compute(scene: Path, tmp_path: Path) -> None:
+    model = Constant()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        predict(model, scene, blocker / "sub" / "o.tif", spec=SPEC, task="segmentation",
+                options=OPTS)
+    with pytest.raises(ConfigError, match="is an input"):
+        predict(model, scene, scene, spec=SPEC, task="segmentation", options=OPTS)
+    with pytest.raises(ConfigError, match="Unknown vector format"):
+        predict(model, scene, tmp_path / "o.tif", spec=SPEC, task="segmentation",
+                vectors=tmp_path / "o.kml", options=OPTS)
+    with pytest.raises(ConfigError, match="Preview"):
+        predict(model, scene, tmp_path / "o.tif", spec=SPEC, task="segmentation",
+                preview=tmp_path / "o.bmp", options=OPTS)
+    assert model.calls == 0 and not (tmp_path / "o.tif").exists()
+
+
+def test_every_scene_is_checked_before_the_first_runs(scene: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    write_scene(folder / "a.tif", np.ones((3, 40, 40), dtype=np.uint8))
+    write_scene(folder / "b.tif", np.ones((2, 40, 40), dtype=np.uint8), names=("RED", "GREEN"))
+    model = Constant()
+    with pytest.raises(BandError, match=r"b\.tif"):
+        predict(model, folder, tmp_path / "out", spec=SPEC, task="segmentation", options=OPTS)
+    assert model.calls == 0 and not (tmp_path / "out").exists()
+
+
+def test_nan_and_inf_inputs_become_nodata(tmp_path: Path) -> None:
+    data = np.full((3, 50, 50), 0.5, dtype=np.float32)
+    data[0, 10:20, 10:20] = np.nan
+    data[1, 30:35, 30:35] = np.inf
+    data[2, 40:42, 5:8] = -np.inf
+    path = write_scene(tmp_path / "f.tif", data, nodata=None)
+    seen = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(bool(torch.isfinite(x).all()))
+        return torch.zeros(x.shape[0], 3, *x.shape[-2:])
+
+    spec = make_spec(tile_size=64, normalization=Normalization("none"))
+    res = predict_scene(model, path, tmp_path / "o.tif", spec, options=OPTS)
+    cls = rasterio.open(res.classes).read(1)
+    assert all(seen)
+    assert np.all(cls[10:20, 10:20] == 255) and np.all(cls[30:35, 30:35] == 255)
+    assert np.all(cls[40:42, 5:8] == 255) and (cls != 255).sum() == 2500 - 100 - 25 - 6
+
+
+def test_forced_file_bands_far_from_training_stats_warn(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    rgb = np.random.default_rng(3).integers(20, 250, (3, 60, 60), dtype=np.uint8)
+    path = write_scene(tmp_path / "rgb.tif", rgb, names=None)
+    sar = make_spec(bands=("VV", "VH"), classes=("dry", "water"), tile_size=64,
+                    normalization=Normalization("stats", (-10.0, -17.0), (4.0, 4.5)))
+    model = Constant()
+    with caplog.at_level("WARNING", logger="rsfm"):
+        predict(model, path, tmp_path / "o.tif", spec=sar, task="segmentation",
+                file_bands=["VV", "VH", "X"], options=OPTS)
+    warned = [r.getMessage() for r in caplog.records if "does not look like" in r.getMessage()]
+    assert len(warned) == 1 and "rgb.tif" in warned[0] and "VV" in warned[0]
+    caplog.clear()
+    db = np.stack([np.full((60, 60), -11.0), np.full((60, 60), -16.0)]).astype(np.float32)
+    fine = write_scene(tmp_path / "sar.tif", db, names=("VV", "VH"), nodata=None)
+    with caplog.at_level("WARNING", logger="rsfm"):
+        predict(model, fine, tmp_path / "o2.tif", spec=sar, task="segmentation", options=OPTS)
+    assert not [r for r in caplog.records if "does not look like" in r.getMessage()]
+
+
+def test_options_are_checked(scene: Path, tmp_path: Path) -> None:
+    for bad in ({"tile_size": 4}, {"overlap": -1}, {"precision": "int8"}, {"batch_size": 0},
+                {"probabilities": "uint16"}, {"threshold": 1.5}):
+        with pytest.raises(ConfigError):
+            PredictOptions(**bad)
+    with pytest.raises(ConfigError, match="Unknown prediction option"):
+        predict_scene(Constant(), scene, tmp_path / "o.tif", SPEC, tile=64)
+    with pytest.raises(ConfigError, match="overlap must be smaller"):
+        predict_scene(Constant(), scene, tmp_path / "o.tif", SPEC, overlap=64, progress=False)
+    with pytest.raises(ConfigError, match="spec=InputSpec"):
+        predict(Constant(), scene, tmp_path / "o.tif")
+    with pytest.raises(ConfigError, match="carries no rsfm config"):
+        load_model(Constant())
 
 
 # ----------------------------------------------------------------------------- post-processing
@@ -211,30 +398,12 @@ def test_clean_raster_strips_equal_whole(tmp_path: Path) -> None:
     a = (rng.random((120, 90)) > 0.6).astype(np.uint8)
     path = tmp_path / "cls.tif"
     with rasterio.open(path, "w", driver="GTiff", width=90, height=120, count=1, dtype="uint8",
-                       crs="EPSG:32616", transform=from_origin(0, 0, 1, 1), nodata=255) as ds:
+                       crs="EPSG:32616", transform=Affine(1, 0, 500000, 0, -1, 4000000),
+                       nodata=255) as ds:
         ds.write(a[None])
     clean_raster(path, tmp_path / "c.tif", min_object_size=6, max_hole_size=6, strip_rows=16)
     whole = clean_array(a, 6, 6, nodata=255)
     assert np.array_equal(rasterio.open(tmp_path / "c.tif").read(1), whole)
-
-
-def test_vectorize_areas_and_strip_merge(tmp_path: Path) -> None:
-    a = np.zeros((100, 80), dtype=np.uint8)
-    a[10:50, 10:30] = 1  # crosses the strip border at row 32
-    a[60:70, 50:60] = 2
-    path = tmp_path / "v.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=80, height=100, count=1, dtype="uint8",
-                       crs="EPSG:32616", transform=from_origin(500000, 4000000, 2, 2), nodata=255) as ds:
-        ds.write(a[None])
-        ds.update_tags(CLASSES=json.dumps(["bg", "building", "tree"]))
-    summary = vectorize_raster(path, tmp_path / "v.geojson", strip_rows=32)
-    assert summary["objects"] == 2
-    assert summary["classes"]["building"] == {"count": 1, "area": 40 * 20 * 4.0}
-    gj = json.loads((tmp_path / "v.geojson").read_text())
-    xs = [p[0] for p in gj["features"][0]["geometry"]["coordinates"][0]]
-    assert min(xs) >= 500000 and {f["properties"]["class"] for f in gj["features"]} == {"building", "tree"}
-    vectorize_raster(path, tmp_path / "v.gpkg")
-    assert (tmp_path / "v.gpkg").exists()
 
 
 # ----------------------------------------------------------------------------- detection
@@ -248,23 +417,25 @@ def test_detection_boxes_merged_across_tiles(tmp_path: Path) -> None:
         for img in x:
             ys, xs = torch.nonzero(img[0] > 0.5, as_tuple=True)
             if len(ys):
-                box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
+                box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]],
+                                   dtype=torch.float32)
                 out.append({"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])})
             else:
                 out.append({"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
                             "scores": torch.zeros(0)})
         return out
 
-    spec = PredictionSpec(task="detection", bands=BANDS, value_scale=1 / 255, classes=("bright",),
-                          tile_size=64, overlap=32)
-    res = predict_scene(detector, path, tmp_path / "d.geojson", spec, progress=False)
-    gj = json.loads((tmp_path / "d.geojson").read_text())
-    assert res.summary["objects"] == 1 and len(gj["features"]) == 1
-    ring = gj["features"][0]["geometry"]["coordinates"][0]
-    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
-    assert (min(xs), max(xs)) == (500000 + 40 * 2, 500000 + 62 * 2)
-    assert (min(ys), max(ys)) == (4000000 - 70 * 2, 4000000 - 50 * 2)
-    assert gj["features"][0]["properties"]["class"] == "bright"
+    spec = make_spec(classes=("bright",), tile_size=64)
+    res = predict_scene(detector, path, tmp_path / "d.gpkg", spec, task="detection",
+                        options=PredictOptions(overlap=32, progress=False))
+    from rsfm.inference.vectorize import read_features
+
+    crs, feats = read_features(tmp_path / "d.gpkg")  # GeoPackage: the raster's CRS
+    assert res.summary["objects"] == 1 and len(feats) == 1 and crs == "EPSG:32616"
+    x0, y0, x1, y1 = feats[0]["geometry"].bounds
+    assert (x0, x1) == (500000 + 40 * 2, 500000 + 62 * 2)
+    assert (y0, y1) == (4000000 - 70 * 2, 4000000 - 50 * 2)
+    assert feats[0]["properties"]["class"] == "bright"
 
 
 def test_merge_tile_boxes_drops_cut_duplicates() -> None:
@@ -275,23 +446,13 @@ def test_merge_tile_boxes_drops_cut_duplicates() -> None:
     assert len(b) == 2 and s.tolist() == pytest.approx([0.9, 0.7])
 
 
-# ----------------------------------------------------------------------------- spec, plots
-def test_spec_from_config_and_roundtrip() -> None:
-    cfg = {"model": {"task": "segmentation", "num_frames": 1, "bands": None, "classes": None},
-           "data": {"bands": ["B2", "B3"], "mean": [1, 2], "std": [3, 4], "divide_by": 10000,
-                    "classes": ["a", "b"], "tile_size": 224, "stride": 112, "ignore_index": -1}}
-    spec = PredictionSpec.from_config(cfg)
-    assert spec.value_scale == pytest.approx(1e-4) and spec.tile_size == 224 and spec.bands == ("B2", "B3")
-    assert PredictionSpec.from_json(spec.to_json()) == spec
-    with pytest.raises(ConfigError):
-        PredictionSpec.from_config({"model": {"task": "classification"}})
-
-
+# ----------------------------------------------------------------------------- plots
 def test_show_results(tmp_path: Path) -> None:
     from rsfm.inference.show import show_results
 
     rng = np.random.default_rng(0)
     samples = [{"image": torch.from_numpy(rng.random((3, 32, 32), dtype=np.float32)),
                 "mask": torch.from_numpy(rng.integers(0, 3, (32, 32)))} for _ in range(3)]
-    show_results(Pixelwise(), samples, n=2, path=tmp_path / "r.png", spec=SPEC)
+    show_results(Pixelwise(), samples, n=2, path=tmp_path / "r.png", spec=SPEC,
+                 task="segmentation")
     assert (tmp_path / "r.png").stat().st_size > 5_000

@@ -1,4 +1,4 @@
-"""``rsfm export MODEL --format onnx|torchscript``: a deployable file with a parity check."""
+"""``rsfm export MODEL [-o FILE] [--format pt2|onnx|torchscript]``: a deployable file, parity-checked."""
 
 
 from __future__ import annotations
@@ -6,30 +6,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rsfm.inference.export import FORMATS, export_model, format_of
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``rsfm export``."""
-    parser.add_argument("model", help="run directory or Hub repo id")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
-    parser.add_argument("-o", "--out", help="output file (default: <model>/model.onnx or model.pt)")
+    parser.add_argument("model", help="run directory, saved model folder or Hub repo id")
+    parser.add_argument("--format", choices=sorted(FORMATS),
+                        help="pt2 (torch.export), onnx, or torchscript (legacy); default: from "
+                        "the -o suffix, else onnx")
+    parser.add_argument("-o", "--out", help="output file (default: <model>/model.<format suffix>)")
     parser.add_argument("--size", type=int, help="example tile size (default: the model's)")
-    parser.add_argument("--multiple", type=int, default=16, help="H and W are multiples of this (patch size)")
-    parser.add_argument("--atol", type=float, help="parity tolerance (default 1e-3 ONNX, 1e-4 TorchScript)")
+    parser.add_argument("--multiple", type=int,
+                        help="H and W are multiples of this (default: the patch size)")
+    parser.add_argument("--atol", type=float, help="parity tolerance (default 1e-3 ONNX, 1e-4 "
+                        "pt2/TorchScript)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Export, print the parity check, return 1 when it fails."""
-    from rsfm.inference.export import export_model
-
+    fmt = args.format or (format_of(args.out) if args.out else "onnx")
     out = args.out
     if out is None:
         base = Path(args.model) if Path(args.model).is_dir() else Path(".")
-        out = base / ("model.onnx" if args.format == "onnx" else "model.pt")
+        out = base / f"model{FORMATS[fmt]}"
     kw = {"size": args.size, "multiple": args.multiple}
     if args.atol is not None:
         kw["atol"] = args.atol
-    res = export_model(args.model, out, args.format, **kw)
-    print(f"wrote {res.path} ({res.format})")
+    res = export_model(args.model, out, fmt, **kw)
+    print(f"wrote {res.path} ({res.format}, {'dynamic' if res.dynamic else 'static'} shape)")
     for shape, diff in res.max_abs_diff.items():
         print(f"  parity {shape}: max abs diff {diff:.3g}")
     for note in res.notes:

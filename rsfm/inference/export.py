@@ -1,33 +1,67 @@
-"""Export models to ONNX (dynamic batch and spatial size) or TorchScript, with a parity check.
+"""Export models to ``torch.export`` (``.pt2``) or ONNX, each with a parity check.
 
-Both formats carry the :class:`~rsfm.inference.spec.PredictionSpec` (bands, normalisation,
-classes, tile size) as metadata, so ``rsfm predict model.onnx scene.tif`` needs nothing else.
+Every exported file carries the model's :class:`~rsfm.saved.SavedConfig` (task, bands,
+normalisation, classes, ignore index, tile size) as metadata, so ``rsfm predict model.pt2
+scene.tif`` needs nothing else.
 
-ONNX uses the ``torch.export`` based exporter (``dynamo=True``): shape arithmetic in the ViTs
-(token grid, positional-embedding interpolation, window padding) is traced symbolically, so one
-file serves any batch size and any tile size that is a multiple of ``multiple`` (the patch size).
-The parity check runs PyTorch and onnxruntime at the export size *and* at two other sizes.
+Both formats start from one ``torch.export`` program. Batch, height and width are exported as
+dynamic dimensions (height and width as multiples of the patch size): shape arithmetic in the
+ViTs (token grid, positional-embedding interpolation, window padding) is traced symbolically,
+so one file serves any batch and any tile size that is such a multiple (and at least 64 px). When a model does not
+allow that, the export falls back to the example shape and says so in ``notes``. The parity
+check runs PyTorch and the exported file at the export shape *and* at two other shapes.
+
+TorchScript (``.pt``) is deprecated in PyTorch; it stays available as a legacy format when
+asked for explicitly.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rsfm import __version__
 from rsfm.errors import ConfigError
-from rsfm.inference.loading import SPEC_KEY, OnnxModel, load_model
-from rsfm.inference.spec import PredictionSpec
+from rsfm.inference.loading import (
+    CONFIG_KEY,
+    TORCHSCRIPT_DEPRECATION,
+    ExportedModel,
+    OnnxModel,
+    config_json,
+    load_model,
+)
+from rsfm.inference.outputs import as_logits
+from rsfm.lora import is_lora
+from rsfm.lora import merge_lora as _merge
+from rsfm.saved import SavedConfig
 
-__all__ = ["ExportResult", "export_model", "export_onnx", "export_torchscript", "merge_lora"]
+__all__ = [
+    "FORMATS",
+    "ExportResult",
+    "export_model",
+    "export_onnx",
+    "export_pt2",
+    "export_torchscript",
+    "format_of",
+    "merge_lora",
+]
 
 log = logging.getLogger(__name__)
+
+FORMATS = {"pt2": ".pt2", "onnx": ".onnx", "torchscript": ".pt"}
+_MAX_SIDE = 8192  # largest exported height / width
+# smallest exported height / width: two pixels at the coarsest feature stride (32) of every
+# rsfm model; torch.export specialises a 1-pixel feature map, which smaller tiles would give
+_MIN_SIDE = 64
 
 
 @dataclass
@@ -36,9 +70,10 @@ class ExportResult:
 
     Attributes:
         path: The written file.
-        format: ``onnx`` or ``torchscript``.
+        format: ``pt2``, ``onnx`` or ``torchscript``.
         max_abs_diff: Max |PyTorch - exported| of the outputs, per checked input shape.
         passed: All differences are within the tolerance.
+        dynamic: Batch, height and width are dynamic (else the file takes the example shape).
         notes: Limits found while exporting (e.g. a static shape).
     """
 
@@ -46,41 +81,16 @@ class ExportResult:
     format: str
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     passed: bool = True
+    dynamic: bool = True
     notes: list[str] = field(default_factory=list)
 
 
 def merge_lora(model: torch.nn.Module) -> torch.nn.Module:
     """Fold LoRA adapters into the base weights (no-op for models without adapters)."""
-    from rsfm.lora import is_lora
-    from rsfm.lora import merge_lora as merge
-
     if not is_lora(model):
         return model
     log.info("LoRA adapters merged into the backbone weights")
-    return merge(model)
-
-
-def _in_channels(model: torch.nn.Module, spec: PredictionSpec) -> int:
-    if spec.bands is not None:
-        return len(spec.bands) + len(spec.indices)
-    for attr in ("in_chans", "in_channels"):
-        for m in (model, getattr(model, "backbone", None)):
-            if m is not None and isinstance(getattr(m, attr, None), int):
-                return int(getattr(m, attr))
-    raise ConfigError("Cannot tell the model's number of input bands: give the spec's bands.")
-
-
-def _example(model: torch.nn.Module, spec: PredictionSpec, batch: int, h: int, w: int) -> torch.Tensor:
-    c = _in_channels(model, spec)
-    shape = (batch, c, spec.num_frames, h, w) if spec.num_frames > 1 else (batch, c, h, w)
-    g = torch.Generator().manual_seed(h * 1000 + w + batch)
-    return torch.randn(shape, generator=g)
-
-
-def _logits(out: Any) -> torch.Tensor:
-    from rsfm.inference.predict import _as_logits
-
-    return _as_logits(out)
+    return _merge(model)
 
 
 class _Logits(torch.nn.Module):
@@ -91,160 +101,262 @@ class _Logits(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _logits(self.model(x))
+        return as_logits(self.model(x))
+
+
+def _prepare(model: Any) -> tuple[torch.nn.Module, SavedConfig]:
+    net, config = load_model(model)
+    if not isinstance(net, torch.nn.Module) or isinstance(net, ExportedModel):
+        raise ConfigError(f"Only PyTorch models can be exported, got {type(net).__name__}.")
+    if config.model.task != "segmentation":
+        raise ConfigError(
+            f"Export supports segmentation models, not {config.model.task}: torchvision "
+            "detection models post-process (NMS, score filtering) with data-dependent shapes "
+            "that do not export with dynamic sizes; run detection in PyTorch."
+        )
+    if is_lora(net) or any(p.dtype != torch.float32 for p in net.parameters()):
+        net = copy.deepcopy(net)  # merging and casting must not change the caller's model
+    net = merge_lora(net).eval().float()
+    return _Logits(net).eval(), config
+
+
+def _patch_multiple(net: torch.nn.Module) -> int:
+    """The input size multiple of a model: its ViT patch size, else 32 (CNN stride)."""
+    for module in net.modules():
+        patch = getattr(module, "patch_size", None)
+        if isinstance(patch, int):
+            return patch
+        if isinstance(patch, (tuple, list)) and patch and all(isinstance(p, int) for p in patch):
+            return int(patch[-1])
+    return 32
+
+
+def _example(config: SavedConfig, batch: int, h: int, w: int) -> torch.Tensor:
+    spec = config.input
+    c = len(spec.channels)
+    shape = (batch, c, spec.num_frames, h, w) if spec.num_frames > 1 else (batch, c, h, w)
+    g = torch.Generator().manual_seed(h * 1000 + w + batch)
+    return torch.randn(shape, generator=g)
+
+
+def _min_blocks(multiple: int) -> int:
+    return max(1, -(-_MIN_SIDE // multiple))
 
 
 def _check_sizes(size: int, multiple: int) -> list[tuple[int, int, int]]:
-    """Two (batch, H, W) shapes unlike the export shape: smaller non-square, larger square."""
-    small = max(multiple, (size // 2 // multiple) * multiple)
+    """Two (batch, H, W) shapes unlike the export shape: non-square, and larger square."""
+    small = max(_min_blocks(multiple) * multiple, (size // 2 // multiple) * multiple)
     large = size + 2 * multiple
     return [(1, small, small + multiple), (3, large, large)]
 
 
-def _prepare(model: Any, spec: PredictionSpec | None) -> tuple[torch.nn.Module, PredictionSpec]:
-    if spec is None or isinstance(model, (str, Path)):
-        model, loaded = load_model(model)
-        spec = spec or loaded
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"Only PyTorch models can be exported, got {type(model).__name__}.")
-    if spec.task != "segmentation":
-        raise ConfigError(
-            "Export supports segmentation models: torchvision detection models post-process "
-            "(NMS, score filtering) with data-dependent shapes that do not export with dynamic "
-            "sizes; run detection in PyTorch."
-        )
-    model = merge_lora(model).eval().float()
-    return _Logits(model).eval(), spec
+def _program(net: torch.nn.Module, x: torch.Tensor,
+             multiple: int) -> tuple[torch.export.ExportedProgram, bool, list[str]]:
+    """``torch.export`` of ``net`` with dynamic batch/H/W, else at the example shape."""
+    low, top = _min_blocks(multiple), _MAX_SIDE // multiple
+    dims = {0: torch.export.Dim("batch", min=1, max=1024),
+            x.ndim - 2: multiple * torch.export.Dim("h_blocks", min=low, max=top),
+            x.ndim - 1: multiple * torch.export.Dim("w_blocks", min=low, max=top)}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.export.export(net, (x,), dynamic_shapes={"x": dims}), True, []
+        except Exception as err:  # noqa: BLE001 - any constraint failure: export statically
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else repr(err)
+            log.warning("Dynamic shapes do not export for this model (%s); exporting at %s.",
+                        reason, tuple(x.shape))
+            note = f"static input shape {tuple(x.shape)}: dynamic export failed ({reason})"
+            return torch.export.export(net, (x,)), False, [note]
 
 
-def _metadata(spec: PredictionSpec, fmt: str, notes: Sequence[str]) -> dict[str, str]:
-    import json
+def _parity(result: ExportResult, net: torch.nn.Module, run: Callable[[torch.Tensor], Any],
+            config: SavedConfig, shapes: Sequence[tuple[int, int, int]], atol: float) -> None:
+    for b, h, w in shapes:
+        xi = _example(config, b, h, w)
+        with torch.no_grad():
+            ref = net(xi)
+            try:
+                diff = float((ref - run(xi)).abs().max())
+            except Exception as err:  # noqa: BLE001 - report a failing shape, do not crash
+                diff = math.inf
+                first = str(err).strip().splitlines()[0][:200] if str(err).strip() else repr(err)
+                result.notes.append(f"shape {tuple(xi.shape)} fails: {first}")
+        result.max_abs_diff[str(tuple(xi.shape))] = diff
+    result.passed = all(d <= atol for d in result.max_abs_diff.values())
 
-    from rsfm import __version__
 
+def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None
+           ) -> tuple[torch.nn.Module, SavedConfig, Path, int, int, torch.Tensor]:
+    net, config = _prepare(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    multiple = int(multiple or _patch_multiple(net))
+    size = int(size or config.input.tile_size or 224)
+    if size % multiple or size < _MIN_SIDE:
+        low = _min_blocks(multiple) * multiple
+        raise ConfigError(f"Export size {size} must be a multiple of {multiple} (the patch "
+                          f"size) and at least {low}; use "
+                          f"{max(low, size // multiple * multiple)} or "
+                          f"{max(low, (size // multiple + 1) * multiple)}.")
+    # batch 2: torch.export specialises dimensions of size 0 and 1
+    return net, config, path, size, multiple, _example(config, 2, size, size)
+
+
+def _shapes(size: int, multiple: int, dynamic: bool,
+            check_sizes: Sequence[tuple[int, int, int]] | None) -> list[tuple[int, int, int]]:
+    if not dynamic:
+        return [(2, size, size)]
+    return [(2, size, size), *(check_sizes or _check_sizes(size, multiple))]
+
+
+def export_pt2(
+    model: Any, path: str | Path, *, size: int | None = None, multiple: int | None = None,
+    atol: float = 1e-4, check_sizes: Sequence[tuple[int, int, int]] | None = None,
+) -> ExportResult:
+    """Export to a ``torch.export`` archive (``.pt2``) and check parity with PyTorch.
+
+    Load it with ``rsfm.inference.load_model(path)`` or ``torch.export.load(path).module()``.
+
+    Args:
+        model: An ``RsfmModel``, run directory or Hub id (LoRA is merged first).
+        path: ``.pt2`` output.
+        size: Example tile size (default: the model's tile size, else 224).
+        multiple: Height and width are exported as ``multiple * k`` (default: the patch size).
+        atol: Parity tolerance on the logits.
+        check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
+
+    Raises:
+        ConfigError: Not a segmentation model, or a size that is not a multiple.
+    """
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
+    program, dynamic, notes = _program(net, x, multiple)
+    torch.export.save(program, str(path), extra_files={f"{CONFIG_KEY}.json": config_json(config)})
+    result = ExportResult(path, "pt2", dynamic=dynamic, notes=notes)
+    loaded = ExportedModel(path)
+    _parity(result, net, loaded, config, _shapes(size, multiple, dynamic, check_sizes), atol)
+    return result
+
+
+def _onnx_metadata(config: SavedConfig, notes: Sequence[str]) -> dict[str, str]:
+    spec = config.input
     return {
-        SPEC_KEY: spec.to_json(), "rsfm_version": __version__, "task": spec.task,
-        "bands": json.dumps(list(spec.bands) if spec.bands is not None else None),
-        "classes": json.dumps(list(spec.classes) if spec.classes else None),
-        "mean": json.dumps(list(spec.mean) if spec.mean else None),
-        "std": json.dumps(list(spec.std) if spec.std else None),
-        "value_scale": str(spec.value_scale), "tile_size": str(spec.tile_size),
-        "format": fmt, "limits": json.dumps(list(notes)),
+        CONFIG_KEY: config_json(config), "rsfm_version": __version__, "task": config.model.task,
+        "bands": json.dumps(spec.channel_names), "classes": json.dumps(spec.class_names),
+        "ignore_index": str(spec.ignore_index), "tile_size": str(spec.tile_size),
+        "limits": json.dumps(list(notes)),
     }
 
 
 def export_onnx(
-    model: Any, path: str | Path, spec: PredictionSpec | None = None, *, size: int | None = None,
-    multiple: int = 16, opset: int = 18, atol: float = 1e-3,
-    check_sizes: Sequence[tuple[int, int, int]] | None = None,
+    model: Any, path: str | Path, *, size: int | None = None, multiple: int | None = None,
+    opset: int = 18, atol: float = 1e-3, check_sizes: Sequence[tuple[int, int, int]] | None = None,
 ) -> ExportResult:
-    """Export to ONNX with dynamic batch, height and width, then check parity with onnxruntime.
+    """Export to ONNX (from the ``torch.export`` program) and check parity with onnxruntime.
 
     Args:
-        model: Model, run directory, Hub id (LoRA is merged first).
+        model: An ``RsfmModel``, run directory or Hub id (LoRA is merged first).
         path: ``.onnx`` output.
-        spec: Bands/normalisation/classes (default: from the model).
-        size: Example tile size (default: the spec's tile size).
-        multiple: Height and width are exported as ``multiple * k`` (the patch size).
+        size: Example tile size (default: the model's tile size, else 224).
+        multiple: Height and width are exported as ``multiple * k`` (default: the patch size).
         opset: ONNX opset.
         atol: Parity tolerance on the logits.
         check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
+
+    Raises:
+        ConfigError: Not a segmentation model, or a size that is not a multiple.
     """
     import onnx
 
-    net, spec = _prepare(model, spec)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = int(size or spec.tile_size)
-    if size % multiple:
-        raise ConfigError(f"Export size {size} must be a multiple of {multiple} (the patch size).")
-    # batch 2: torch.export specialises dimensions of size 0 and 1
-    x = _example(net, spec, 2, size, size)
-    hw = (-2, -1)
-    dims = {0: torch.export.Dim("batch", min=1, max=1024),
-            x.ndim + hw[0]: multiple * torch.export.Dim("h_blocks", min=1, max=4096 // multiple),
-            x.ndim + hw[1]: multiple * torch.export.Dim("w_blocks", min=1, max=4096 // multiple)}
-    notes: list[str] = []
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
+    program, dynamic, notes = _program(net, x, multiple)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        prog = torch.onnx.export(
-            net, (x,), dynamo=True, dynamic_shapes={"x": dims}, input_names=["image"],
-            output_names=["logits"], opset_version=opset, verbose=False,
-        )
-    prog.save(str(path))
+        onnx_program = torch.onnx.export(program, (x,), dynamo=True, input_names=["image"],
+                                         output_names=["logits"], opset_version=opset,
+                                         verbose=False)
+    onnx_program.save(str(path))
     proto = onnx.load(str(path))
-    dims_out = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    static = [i for i in (0, x.ndim - 2, x.ndim - 1) if isinstance(dims_out[i], int)]
-    if static:
-        notes.append(f"input shape exported as {dims_out}: dimensions {static} are static")
-    onnx.helper.set_model_props(proto, _metadata(spec, "onnx", notes))
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    static = [i for i in (0, x.ndim - 2, x.ndim - 1) if isinstance(dims[i], int)]
+    if dynamic and static:
+        notes.append(f"input shape exported as {dims}: dimensions {static} are static")
+    onnx.helper.set_model_props(proto, _onnx_metadata(config, notes))
     onnx.save(proto, str(path))
-    result = ExportResult(path, "onnx", notes=notes)
-    ort_model = OnnxModel(path, providers=["CPUExecutionProvider"])
-    shapes = [(2, size, size), *(check_sizes or _check_sizes(size, multiple))]
-    for b, h, w in shapes:
-        xi = _example(net, spec, b, h, w)
-        with torch.no_grad():
-            ref = net(xi)
-        try:
-            got = ort_model(xi)
-            diff = float((ref - got).abs().max())
-        except Exception as err:  # noqa: BLE001 - onnxruntime errors: report as a failed shape
-            diff = math.inf
-            result.notes.append(f"shape {tuple(xi.shape)} failed in onnxruntime: {str(err)[:200]}")
-        result.max_abs_diff[str(tuple(xi.shape))] = diff
-    result.passed = all(d <= atol for d in result.max_abs_diff.values())
+    result = ExportResult(path, "onnx", dynamic=dynamic and not static, notes=notes)
+    runtime = OnnxModel(path, providers=["CPUExecutionProvider"])
+    _parity(result, net, runtime, config, _shapes(size, multiple, result.dynamic, check_sizes),
+            atol)
     return result
 
 
 def export_torchscript(
-    model: Any, path: str | Path, spec: PredictionSpec | None = None, *, size: int | None = None,
-    multiple: int = 16, atol: float = 1e-4, check_sizes: Sequence[tuple[int, int, int]] | None = None,
+    model: Any, path: str | Path, *, size: int | None = None, multiple: int | None = None,
+    atol: float = 1e-4, check_sizes: Sequence[tuple[int, int, int]] | None = None,
 ) -> ExportResult:
-    """Export to TorchScript (scripted when possible, else traced) with the spec as an extra file.
+    """Export to TorchScript (legacy: deprecated in PyTorch; prefer :func:`export_pt2`).
 
-    A *traced* ViT records its token-grid arithmetic for the example size; the parity check at
-    other sizes shows whether the file still works there (reported in ``notes``).
+    Scripted when possible, else traced; a *traced* ViT records its token-grid arithmetic for
+    the example size, and the parity check at other sizes shows whether the file still works
+    there (reported in ``notes``). PyTorch's deprecation warnings are silenced here, because
+    the format was asked for explicitly.
     """
-    net, spec = _prepare(model, spec)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = int(size or spec.tile_size)
-    x = _example(net, spec, 2, size, size)
+    log.warning("TorchScript is deprecated in PyTorch; .pt2 (torch.export) and .onnx are the "
+                "supported export formats.")
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
     notes: list[str] = []
-    try:
-        scripted = torch.jit.script(net)
-        how = "scripted"
-    except Exception as err:  # noqa: BLE001 - scripting fails in many ways; tracing is the fallback
-        log.info("torch.jit.script failed (%s); tracing at %dx%d", str(err).splitlines()[0], size, size)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            scripted = torch.jit.trace(net, x, check_trace=False)
-        how = "traced"
-    notes.append(f"{how} at example shape {tuple(x.shape)}")
-    torch.jit.save(scripted, str(path), _extra_files={f"{SPEC_KEY}.json": spec.to_json()})
-    loaded = torch.jit.load(str(path))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION, category=FutureWarning)
+        try:
+            scripted = torch.jit.script(net)
+            how = "scripted"
+        except Exception as err:  # noqa: BLE001 - scripting fails in many ways; trace instead
+            log.info("torch.jit.script failed (%s); tracing at %dx%d",
+                     str(err).splitlines()[0] if str(err) else err, size, size)
+            with torch.no_grad():
+                warnings.simplefilter("ignore")  # tracer warnings: the parity check reports
+                scripted = torch.jit.trace(net, x, check_trace=False)
+            how = "traced"
+        notes.append(f"{how} at example shape {tuple(x.shape)}")
+        torch.jit.save(scripted, str(path), _extra_files={f"{CONFIG_KEY}.json": config_json(config)})
+        loaded = torch.jit.load(str(path))
     result = ExportResult(path, "torchscript", notes=notes)
-    for b, h, w in [(2, size, size), *(check_sizes or _check_sizes(size, multiple))]:
-        xi = _example(net, spec, b, h, w)
-        with torch.no_grad():
-            ref = net(xi)
-            try:
-                diff = float((ref - loaded(xi)).abs().max())
-            except Exception as err:  # noqa: BLE001 - a traced graph may fail at other sizes
-                diff = math.inf
-                result.notes.append(f"shape {tuple(xi.shape)} fails: {str(err).splitlines()[0][:200]}")
-        result.max_abs_diff[str(tuple(xi.shape))] = diff
-    result.passed = all(d <= atol for d in result.max_abs_diff.values())
+    _parity(result, net, loaded, config, _shapes(size, multiple, True, check_sizes), atol)
+    result.dynamic = result.passed
     if not result.passed and how == "traced":
-        result.notes.append("the traced file only works at the example size: use ONNX for dynamic sizes")
+        result.notes.append("the traced file only works at the example size: use .pt2 or ONNX "
+                            "for dynamic sizes")
     return result
 
 
-def export_model(model: Any, path: str | Path, format: str = "onnx", **kwargs: Any) -> ExportResult:
-    """Export with :func:`export_onnx` or :func:`export_torchscript` (``format``)."""
-    if format == "onnx":
-        return export_onnx(model, path, **kwargs)
-    if format == "torchscript":
-        return export_torchscript(model, path, **kwargs)
-    raise ConfigError(f"export format {format!r} is not 'onnx' or 'torchscript'.")
+def format_of(path: str | Path, format: str | None = None) -> str:
+    """The export format: ``format``, else from the suffix (``.pt2``, ``.onnx``, ``.pt``).
+
+    Raises:
+        ConfigError: An unknown format or suffix.
+    """
+    if format is not None:
+        if format not in FORMATS:
+            raise ConfigError(f"export format {format!r} is not one of {sorted(FORMATS)}.")
+        return format
+    suffix = Path(path).suffix.lower()
+    found = [f for f, s in FORMATS.items() if s == suffix]
+    if not found:
+        suffixes = ", ".join(FORMATS.values())
+        raise ConfigError(f"Cannot tell the export format of '{path}': use a {suffixes} file "
+                          "name or give format=.")
+    return found[0]
+
+
+def export_model(model: Any, path: str | Path, format: str | None = None,
+                 **kwargs: Any) -> ExportResult:
+    """Export with :func:`export_pt2`, :func:`export_onnx` or :func:`export_torchscript`.
+
+    Args:
+        model: An ``RsfmModel``, run directory or Hub id.
+        path: The output file.
+        format: ``pt2``, ``onnx`` or ``torchscript`` (default: from the suffix of ``path``).
+        **kwargs: Options of the format's exporter (``size``, ``multiple``, ``atol``...).
+    """
+    fmt = format_of(path, format)
+    exporter = {"pt2": export_pt2, "onnx": export_onnx, "torchscript": export_torchscript}[fmt]
+    return exporter(model, path, **kwargs)

@@ -1,8 +1,14 @@
 """Streaming sliding-window prediction over large georeferenced scenes.
 
-The scene is cut into overlapping tiles on a grid that starts half an overlap *before* the scene
-(so scene edges never sit at a tile border, where a model has no context); pixels outside the
-scene are filled by reflection. Tiles are processed one tile row at a time:
+What a scene must look like comes from the model: its :class:`~rsfm.spec.InputSpec` (bands,
+normalisation, nodata, classes and colours, ignore index, tile size, frames) and its task, read
+from the model's :class:`~rsfm.saved.SavedConfig`. How to run is a :class:`PredictOptions`
+(tile size and overlap, batch size, precision, thresholds, outputs).
+
+Everything that can fail is checked before the first tile runs (:mod:`rsfm.inference.checks`).
+Then the scene is cut into overlapping tiles on a grid that starts half an overlap *before* the
+scene (so scene edges never sit at a tile border, where a model has no context); pixels outside
+the scene are filled by reflection. Tiles are processed one tile row at a time:
 
 1. the row's strip of the scene is read (one windowed read, prefetched in a thread while the
    previous row runs through the model), normalised with the training statistics, reflect-padded
@@ -10,12 +16,14 @@ scene are filled by reflection. Tiles are processed one tile row at a time:
 2. tiles go through the model in batches; class probabilities are multiplied by a blending weight
    that falls off linearly towards the tile border and added into a buffer one tile high;
 3. rows no later tile can touch are finished: probabilities are divided by the summed weights,
-   turned into classes (argmax or a threshold), input nodata is written as output nodata, and
-   the rows go to the output GeoTIFF in whole block rows.
+   turned into classes (argmax or a threshold), input nodata is written as output nodata (the
+   model's ignore index when the raster's dtype can hold it), and the rows go to the output
+   GeoTIFF in whole block rows.
 
 Memory therefore holds about two strips of input and one tile-high row of probabilities,
 whatever the scene size. The tiled GeoTIFF is finally copied into a Cloud-Optimised GeoTIFF
-(with overviews) by GDAL, which also streams.
+(MODE overviews for classes) by GDAL, which also streams, and the class names go where GIS
+software reads them (:mod:`rsfm.inference.gis`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +45,124 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from rsfm.errors import ConfigError, DataError
-from rsfm.inference.spec import PredictionSpec, class_colors
+from rsfm import __version__
+from rsfm.colors import class_colors
+from rsfm.data.reader import ImageReader
+from rsfm.errors import ConfigError, DataError, UnknownNameError
+from rsfm.factory import check_model_config
+from rsfm.inference.checks import check_outputs, check_value_range, scene_reader
+from rsfm.inference.gis import class_nodata, style_paths, to_cog, write_class_style
+from rsfm.inference.loading import OnnxModel, load_model, training_precision
+from rsfm.inference.outputs import argmax0, as_logits, probabilities
+from rsfm.inference.postprocess import clean_raster
+from rsfm.inference.precision import (
+    PRECISIONS,
+    PrecisionReport,
+    autocast,
+    parity_report,
+    resolve_precision,
+)
+from rsfm.inference.show import preview_scene
+from rsfm.inference.vectorize import merge_tile_boxes, vectorize_raster, write_boxes
+from rsfm.saved import SavedConfig
+from rsfm.spec import ClassInfo, InputSpec
 
-__all__ = ["PredictionResult", "blend_weights", "predict", "predict_scene", "tile_offsets"]
+__all__ = [
+    "PredictOptions",
+    "PredictionResult",
+    "blend_weights",
+    "predict",
+    "predict_scene",
+    "tile_offsets",
+]
 
 log = logging.getLogger(__name__)
 
-PathLike = str | Path
+PathLike = str | os.PathLike[str]
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+_GDAL_CACHE_MB = 256  # MB; GDAL reads values below 100000 as megabytes
+DEFAULT_TILE = 256
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to run a prediction (what the scene must look like comes from the model).
+
+    Attributes:
+        tile_size: Tile side in pixels (default: the model's training tile size, else 256).
+        overlap: Overlap of neighbouring tiles in pixels (default: a quarter tile, even).
+        batch_size: Tiles per forward pass.
+        device: Torch device (default: CUDA when available, else CPU).
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast (default: fp32, or bf16 when the
+            model was trained in bf16 and the device supports it). A precision the device lacks
+            falls back to fp32 with a warning.
+        parity_check: With a reduced precision, also run the first batch in fp32 and report
+            class agreement and the largest probability difference (logged at INFO, and in
+            :attr:`PredictionResult.parity`).
+        score_threshold: Detection: minimum score of kept boxes.
+        threshold: Two-class segmentation: class 1 where its probability >= threshold.
+        probabilities: Also write per-class probabilities (``uint8``: 0..254 = 0..1, 255 =
+            nodata, GDAL scale set; or ``float32``) to ``<out>_probs.tif``.
+        confidence: Also write the max class probability (uint8) to ``<out>_conf.tif``.
+        min_object_size: Remove objects smaller than this many pixels.
+        max_hole_size: Fill holes smaller than this many pixels.
+        cog: Write Cloud-Optimised GeoTIFFs (with overviews); else tiled GeoTIFFs.
+        progress: Show a progress bar.
+    """
+
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int = 8
+    device: str | None = None
+    precision: str | None = None
+    parity_check: bool = False
+    score_threshold: float = 0.05
+    threshold: float | None = None
+    probabilities: str | None = None
+    confidence: bool = False
+    min_object_size: int = 0
+    max_hole_size: int = 0
+    cog: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tile_size is not None and self.tile_size < 8:
+            raise ConfigError(f"tile_size must be >= 8 pixels, got {self.tile_size}.")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap must be >= 0 pixels, got {self.overlap}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}.")
+        if self.probabilities not in (None, "uint8", "float32"):
+            raise ConfigError(f"probabilities must be None, 'uint8' or 'float32', got "
+                              f"{self.probabilities!r}.")
+        if not 0 <= self.score_threshold <= 1:
+            raise ConfigError(f"score_threshold must be in [0, 1], got {self.score_threshold}.")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}.")
+        if self.min_object_size < 0 or self.max_hole_size < 0:
+            raise ConfigError("min_object_size and max_hole_size must be >= 0 pixels.")
+
+    def tiling(self, spec: InputSpec) -> tuple[int, int]:
+        """``(tile, overlap)`` for a model with ``spec`` (overlap even, so margins split evenly).
+
+        Raises:
+            ConfigError: The overlap is not smaller than the tile.
+        """
+        tile = self.tile_size or spec.tile_size or DEFAULT_TILE
+        overlap = tile // 4 if self.overlap is None else self.overlap
+        if overlap >= tile:
+            raise ConfigError(f"overlap must be smaller than the tile ({tile} px), got {overlap}.")
+        return tile, overlap - overlap % 2
+
+
+def _options(options: PredictOptions | None, kwargs: dict[str, Any]) -> PredictOptions:
+    names = {f.name for f in fields(PredictOptions)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ConfigError(f"Unknown prediction option(s) {unknown}; options: {sorted(names)}.")
+    return replace(options or PredictOptions(), **kwargs)
 
 
 @dataclass
@@ -57,11 +174,15 @@ class PredictionResult:
         probabilities: Per-class probability raster when asked for.
         confidence: Confidence (max probability) raster when asked for.
         vectors: GeoJSON / GeoPackage of polygons (segmentation) or boxes (detection).
-        preview: Quicklook PNG.
+        preview: Quicklook image.
+        style: QGIS style of the class raster (``.qml``; GDAL category names and the attribute
+            table are in ``<classes>.aux.xml``).
         summary: Vector summary (count and area per class) or detection counts.
         tiles: Number of tiles run through the model.
         seconds: Wall time.
         megapixels_per_second: Scene megapixels per second of wall time.
+        precision: The precision the model ran in.
+        parity: The reduced-precision vs fp32 report of the first batch, when asked for.
     """
 
     classes: Path | None = None
@@ -69,10 +190,13 @@ class PredictionResult:
     confidence: Path | None = None
     vectors: Path | None = None
     preview: Path | None = None
+    style: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     tiles: int = 0
     seconds: float = 0.0
     megapixels_per_second: float = 0.0
+    precision: str = "fp32"
+    parity: PrecisionReport | None = None
 
 
 # ----------------------------------------------------------------------------- tiling geometry
@@ -106,84 +230,16 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
     return np.outer(w, w)
 
 
-# ----------------------------------------------------------------------------- model adapters
-def _as_logits(out: Any) -> torch.Tensor:
-    """The segmentation logits of a model output (tensor, ``{"out": ...}`` or a list)."""
-    if isinstance(out, dict):
-        for key in ("out", "logits", "masks"):
-            if key in out:
-                return out[key]
-        raise DataError(f"Segmentation model returned a dict without 'out'/'logits': {list(out)}")
-    if isinstance(out, (list, tuple)):
-        return out[0]
-    return out
-
-
-def _probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Logits ``(B, K, h, w)`` -> probabilities ``(B, K', H, W)`` (K=1: sigmoid -> 2 classes)."""
-    logits = logits.float()
-    if logits.shape[-2:] != size:
-        logits = torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    if logits.shape[1] == 1:
-        p = torch.sigmoid(logits)
-        return torch.cat([1 - p, p], dim=1)
-    return torch.softmax(logits, dim=1)
-
-
-def _argmax0(p: torch.Tensor) -> torch.Tensor:
-    """``p.argmax(0)`` for ``(K, H, W)``: a running max over K planes (torch's strided argmax
-    over the first dim is several times slower on CPU)."""
-    if p.shape[0] > 32:
-        return p.movedim(0, -1).contiguous().argmax(-1)
-    best, idx = p[0].clone(), torch.zeros(p.shape[1:], dtype=torch.long)
-    for k in range(1, p.shape[0]):
-        better = p[k] > best
-        best = torch.where(better, p[k], best)
-        idx.masked_fill_(better, k)
-    return idx
-
-
-def _autocast(device: torch.device) -> Any:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", enabled=False)
-
-
 # ----------------------------------------------------------------------------- input reading
 class _SceneReader:
     """Reads normalised, reflect-padded strips (or tiles) of one scene / time stack."""
 
-    def __init__(self, spec: PredictionSpec, paths: Sequence[PathLike]) -> None:
-        from rsfm.data.rasters import file_band_names, inspect_raster
-
+    def __init__(self, reader: ImageReader, paths: Sequence[PathLike]) -> None:
+        self.reader = reader
         self.paths = [str(p) for p in paths]
-        info = inspect_raster(self.paths[0])
-        file_bands = spec.file_bands
-        if (
-            spec.bands is not None and file_bands is None and spec.sensor is None
-            and file_band_names(info) is None
-            and all(isinstance(b, str) for b in spec.bands)
-        ):
-            # The file's bands are unnamed: accept it when the count matches the model's bands.
-            if info.count == len(spec.bands):
-                log.warning(
-                    "'%s' has no band descriptions; assuming its %d bands are the model's %s in "
-                    "that order.", self.paths[0], info.count, list(spec.bands),
-                )
-                file_bands = tuple(str(b) for b in spec.bands)
-            else:
-                raise DataError(
-                    f"'{self.paths[0]}' has {info.count} unnamed bands but the model needs "
-                    f"{len(spec.bands)} bands {list(spec.bands)}; give the file's band order "
-                    "(--file-bands / PredictionSpec.file_bands) or band descriptions."
-                )
-        self.spec = spec.with_overrides(file_bands=file_bands)
-        self.reader = self.spec.make_reader()
-        for p in self.paths:  # band errors now, before any output is created
-            self.reader.plan(p)
-        self.info = info
-        self.per_tile = self.reader.normalizer.mode in ("minmax", "standardize")
-        self.temporal = len(self.paths) > 1 or spec.num_frames > 1
+        self.info = reader.plan(self.paths[0]).info
+        self.per_tile = reader.normalizer.mode in ("minmax", "per_tile")
+        self.temporal = len(self.paths) > 1 or reader.spec.num_frames > 1
 
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         if self.temporal:
@@ -205,7 +261,8 @@ class _SceneReader:
         """The tiles of one tile row, and the invalid-pixel mask of the strip's scene rows."""
         if self.per_tile:  # per-tile statistics: each tile is normalised on its own pixels
             tiles = [self._padded(r0, c, tile, tile)[0] for c in cols]
-            rows = Window(0, max(r0, 0), self.info.width, min(r0 + tile, self.info.height) - max(r0, 0))
+            top = max(r0, 0)
+            rows = Window(0, top, self.info.width, min(r0 + tile, self.info.height) - top)
             return tiles, self._read(rows)[1]
         c0, c1 = cols[0], cols[-1] + tile
         img, bad = self._padded(r0, c0, tile, c1 - c0)
@@ -238,7 +295,8 @@ class _BlockRowWriter:
 
     def flush(self) -> None:
         if self.fill:
-            self.ds.write(self.buf[:, : self.fill], window=Window(0, self.top, self.ds.width, self.fill))
+            window = Window(0, self.top, self.ds.width, self.fill)
+            self.ds.write(self.buf[:, : self.fill], window=window)
             self.top += self.fill
             self.fill = 0
 
@@ -248,143 +306,68 @@ def _profile(info: Any, count: int, dtype: str, nodata: float | None, block: int
         "driver": "GTiff", "width": info.width, "height": info.height, "count": count,
         "dtype": dtype, "crs": info.crs, "transform": info.transform, "nodata": nodata,
         "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate",
-        "predictor": 2 if dtype.startswith("uint") else 1, "BIGTIFF": "IF_SAFER",
+        "predictor": 2 if dtype.startswith("uint") else 3, "BIGTIFF": "IF_SAFER",
     }
-
-
-def _to_cog(src: Path, dst: Path, resampling: str) -> None:
-    """Copy a tiled GeoTIFF into a COG (overviews, tiles, deflate); GDAL streams the copy."""
-    from rasterio.shutil import copy as rio_copy
-
-    rio_copy(
-        str(src), str(dst), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
-        OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-    )
 
 
 def _companion(out: Path, suffix: str) -> Path:
     return out.with_name(out.stem + suffix)
 
 
+def _output_classes(spec: InputSpec, k: int) -> tuple[ClassInfo, ...]:
+    """The classes of ``k`` output planes: the model's, then ``class_<i>`` in the palette."""
+    palette = class_colors(k)
+    return tuple(spec.classes[i] if i < len(spec.classes) else ClassInfo(f"class_{i}", palette[i])
+                 for i in range(k))
+
+
+def _tags(spec: InputSpec, task: str, names: Sequence[str], tile: int, overlap: int,
+          precision: str) -> dict[str, str]:
+    return {
+        "RSFM_VERSION": __version__, "RSFM_TASK": task, "CLASSES": json.dumps(list(names)),
+        "BANDS": json.dumps(spec.channel_names), "IGNORE_INDEX": str(spec.ignore_index),
+        "TILE_SIZE": str(tile), "TILE_OVERLAP": str(overlap), "PRECISION": precision,
+    }
+
+
+def _count_classes(path: Path, k: int, nodata: int, strip_rows: int = 1024) -> list[int]:
+    counts = np.zeros(k, dtype=np.int64)
+    with rasterio.open(path) as ds:
+        for r in range(0, ds.height, strip_rows):
+            a = ds.read(1, window=Window(0, r, ds.width, min(strip_rows, ds.height - r)))
+            counts += np.bincount(a[a != nodata].ravel(), minlength=k)[:k]
+    return counts.tolist()
+
+
+def _publish(src: Path, dst: Path, cog: bool, resampling: str) -> Path:
+    """Move a finished GeoTIFF to ``dst`` (as a COG when ``cog``), replacing it atomically."""
+    if cog:
+        return to_cog(src, dst, resampling)
+    os.replace(src, dst)
+    style_paths(dst)[0].unlink(missing_ok=True)  # a stale sidecar would describe another file
+    return dst
+
+
 # ----------------------------------------------------------------------------- the engine
-def predict_scene(
-    model: Callable[[torch.Tensor], Any],
-    inputs: PathLike | Sequence[PathLike],
-    out: PathLike,
-    spec: PredictionSpec,
-    *,
-    batch_size: int = 8,
-    device: str | torch.device | None = None,
-    probabilities: str | None = None,
-    confidence: bool = False,
-    threshold: float | None = None,
-    min_object_size: int = 0,
-    max_hole_size: int = 0,
-    vectors: PathLike | None = None,
-    preview: PathLike | None = None,
-    cog: bool = True,
-    progress: bool = True,
-) -> PredictionResult:
-    """Predict one scene (or one co-registered time stack) and write the results.
-
-    Args:
-        model: A callable taking ``(B, C, H, W)`` (``(B, C, T, H, W)`` for time stacks) float
-            tensors. Segmentation: returns logits ``(B, K, h, w)``; detection: torchvision-style
-            list of dicts with ``boxes`` (tile pixels, xyxy), ``labels``, ``scores``.
-        inputs: The scene GeoTIFF, or the time steps of one scene in time order.
-        out: Output path. Segmentation: the class GeoTIFF; detection: a ``.geojson``/``.gpkg``.
-        spec: Bands, normalisation, classes and tiling (see :class:`PredictionSpec`).
-        batch_size: Tiles per forward pass.
-        device: Torch device (default: CUDA when available).
-        probabilities: Also write per-class probabilities: ``"uint8"`` (0..254 = 0..1, 255 =
-            nodata, GDAL scale set) or ``"float32"``. Written to ``<out>_probs.tif``.
-        confidence: Also write the max class probability (uint8, 0..254) to ``<out>_conf.tif``.
-        threshold: Two-class models: class 1 where its probability >= threshold (else argmax).
-        min_object_size: Remove objects smaller than this many pixels (see
-            :func:`~rsfm.inference.postprocess.clean_raster`).
-        max_hole_size: Fill holes smaller than this many pixels.
-        vectors: Also vectorise the result into this GeoJSON / GeoPackage.
-        preview: Also write a quicklook PNG with the prediction overlaid.
-        cog: Write a Cloud-Optimised GeoTIFF (with overviews); else a tiled GeoTIFF.
-        progress: Show a progress bar (tiles done / total, MPix/s).
-
-    Returns:
-        A :class:`PredictionResult`.
-
-    Raises:
-        DataError: Unreadable input, time steps not co-registered.
-        BandError: A band the model needs is missing from the scene (the message names it).
-    """
-    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    if not paths:
-        raise ConfigError("predict_scene needs at least one input file.")
-    if len(paths) != spec.num_frames:
-        raise ConfigError(
-            f"The model takes {spec.num_frames} time step(s) but {len(paths)} file(s) were given "
-            f"for one scene: {[str(p) for p in paths]}."
-        )
-    if probabilities not in (None, "uint8", "float32"):
-        raise ConfigError(f"probabilities must be None, 'uint8' or 'float32', got {probabilities!r}.")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # GDAL's block cache defaults to 5% of RAM and is what grows on huge scenes: cap it (unless
-    # the user set GDAL_CACHEMAX) so memory stays bounded by a few tile rows.
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": _GDAL_CACHE_MB}
-    with rasterio.Env(**cache):
-        reader = _SceneReader(spec, paths)
-        if isinstance(model, torch.nn.Module):
-            model = model.to(dev).eval()
-        engine = _Engine(model, reader, spec, dev, batch_size, progress)
-        t0 = time.perf_counter()
-        if spec.task == "detection":
-            result = engine.run_detection(out)
-        else:
-            result = engine.run_segmentation(
-                out, probabilities, confidence, threshold, min_object_size, max_hole_size, cog
-            )
-            if vectors is not None:
-                from rsfm.inference.vectorize import vectorize_raster
-
-                result.vectors = Path(vectors)
-                result.summary = vectorize_raster(result.classes, vectors)
-    result.seconds = time.perf_counter() - t0
-    mpix = reader.info.width * reader.info.height / 1e6
-    result.megapixels_per_second = mpix / max(result.seconds, 1e-9)
-    if preview is not None:
-        from rsfm.inference.show import preview_scene
-
-        result.preview = preview_scene(paths[-1], result.classes or result.vectors, preview, spec=spec)
-    log.info(
-        "%s: %d tiles, %.1f MPix in %.1f s (%.2f MPix/s)", paths[0], result.tiles, mpix,
-        result.seconds, result.megapixels_per_second,
-    )
-    return result
-
-
-_GDAL_CACHE_MB = 256  # MB; GDAL reads values below 100000 as megabytes
-
-
 class _Engine:
-    def __init__(
-        self, model: Callable, reader: _SceneReader, spec: PredictionSpec, device: torch.device,
-        batch_size: int, progress: bool,
-    ) -> None:
-        self.model, self.reader, self.spec, self.device = model, reader, spec, device
-        self.batch_size = max(1, int(batch_size))
-        self.tile = spec.tile_size
-        self.overlap = spec.tile_overlap
+    def __init__(self, model: Callable[..., Any], reader: _SceneReader, spec: InputSpec,
+                 task: str, device: torch.device, options: PredictOptions,
+                 precision: str) -> None:
+        self.model, self.reader, self.spec, self.task = model, reader, spec, task
+        self.device, self.options, self.precision = device, options, precision
+        self.batch_size = options.batch_size
+        self.tile, self.overlap = options.tiling(spec)
         info = reader.info
         self.rows = tile_offsets(info.height, self.tile, self.overlap)
         self.cols = tile_offsets(info.width, self.tile, self.overlap)
         self.n_tiles = len(self.rows) * len(self.cols)
-        self.progress = progress
+        self.parity: PrecisionReport | None = None
 
     def _bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.n_tiles, unit="tile", disable=not self.progress, desc="predict",
-                    dynamic_ncols=True)
+        return tqdm(total=self.n_tiles, unit="tile", disable=not self.options.progress,
+                    desc="predict", dynamic_ncols=True)
 
     def _strips(self) -> Any:
         """Yields ``(row offset, tiles, bad)`` per tile row; the next strip is read in a thread."""
@@ -396,20 +379,28 @@ class _Engine:
                     fut = pool.submit(self.reader.strip, self.rows[i + 1], self.tile, self.cols)
                 yield r0, tiles, bad
 
-    def _forward(self, tiles: list[np.ndarray]) -> Any:
-        x = torch.from_numpy(np.stack(tiles)).to(self.device, non_blocking=True)
-        with torch.inference_mode(), _autocast(self.device):
+    def _forward(self, x: torch.Tensor, precision: str) -> Any:
+        with torch.inference_mode(), autocast(self.device, precision):
             return self.model(x)
+
+    def _segment(self, tiles: list[np.ndarray]) -> torch.Tensor:
+        """Class probabilities ``(B, K, T, T)`` on the CPU of a batch of tiles."""
+        x = torch.from_numpy(np.stack(tiles)).to(self.device, non_blocking=True)
+        size = (self.tile, self.tile)
+        probs = probabilities(as_logits(self._forward(x, self.precision)), size)
+        if self.parity is None and self.options.parity_check and self.precision != "fp32":
+            full = probabilities(as_logits(self._forward(x, "fp32")), size)
+            self.parity = parity_report(self.precision, probs, full)
+            log.info("%s", self.parity)
+        return probs.cpu()
 
     def _batches(self, tiles: list[np.ndarray]) -> Any:
         for i in range(0, len(tiles), self.batch_size):
             yield i, tiles[i : i + self.batch_size]
 
     # -- segmentation
-    def run_segmentation(
-        self, out: Path, probabilities: str | None, confidence: bool, threshold: float | None,
-        min_object_size: int, max_hole_size: int, cog: bool,
-    ) -> PredictionResult:
+    def run_segmentation(self, out: Path) -> PredictionResult:
+        opts = self.options
         info, T, ov = self.reader.info, self.tile, self.overlap
         H, W = info.height, info.width
         c_first = self.cols[0]
@@ -419,55 +410,57 @@ class _Engine:
         wsum = torch.zeros(T, width)
         bad_buf = np.zeros((T, W), dtype=bool)
         tmpdir = Path(tempfile.mkdtemp(prefix=".rsfm-predict-", dir=out.parent))
-        writers: dict[str, Any] = {}
+        writers: dict[str, _BlockRowWriter] = {}
         files: dict[str, Any] = {}
-        state: dict[str, Any] = {"K": None}
+        state: dict[str, Any] = {}
         block = 512 if min(H, W) >= 512 else 256 if min(H, W) >= 256 else 128
-        result = PredictionResult(tiles=self.n_tiles)
+        result = PredictionResult(tiles=self.n_tiles, precision=self.precision)
         t_start = time.perf_counter()
 
-        def open_outputs(K: int) -> None:
-            names = self.spec.class_names(K)
-            cls_dtype = "uint8" if K < 255 else "uint16"
-            nd = 255 if cls_dtype == "uint8" else 65535
-            state.update(K=K, nd=nd, names=names)
-            files["classes"] = rasterio.open(tmpdir / "classes.tif", "w", **_profile(info, 1, cls_dtype, nd, block))
-            ds = files["classes"]
+        def open_outputs(k: int) -> None:
+            classes = _output_classes(self.spec, k)
+            names = [c.name for c in classes]
+            dtype, nodata = class_nodata(k, self.spec.ignore_index)
+            tags = _tags(self.spec, self.task, names, T, ov, self.precision)
+            state.update(k=k, nodata=nodata, classes=classes, counts=np.zeros(k, np.int64))
+            ds = files["classes"] = rasterio.open(tmpdir / "classes.tif", "w",
+                                                  **_profile(info, 1, dtype, nodata, block))
             ds.set_band_description(1, "class")
-            ds.write_colormap(1, {i: (*c, 255) for i, c in enumerate(class_colors(K, self.spec.colors))})
-            ds.update_tags(**_tags(self.spec, names))
-            for i, n in enumerate(names):
-                ds.update_tags(1, **{f"CLASS_{i}": n})
-            if probabilities:
-                pd = "uint8" if probabilities == "uint8" else "float32"
-                files["probs"] = rasterio.open(
-                    tmpdir / "probs.tif", "w", **_profile(info, K, pd, 255 if pd == "uint8" else float("nan"), block)
-                )
+            ds.write_colormap(1, {i: (*c.color, 255) for i, c in enumerate(classes)})
+            ds.update_tags(**tags)
+            ds.update_tags(1, **{f"CLASS_{i}": n for i, n in enumerate(names)})
+            if opts.probabilities:
+                pd = opts.probabilities
+                nd = 255 if pd == "uint8" else float("nan")
+                ds = files["probs"] = rasterio.open(tmpdir / "probs.tif", "w",
+                                                    **_profile(info, k, pd, nd, block))
                 for i, n in enumerate(names):
-                    files["probs"].set_band_description(i + 1, f"p({n})")
+                    ds.set_band_description(i + 1, f"p({n})")
                 if pd == "uint8":
-                    files["probs"].scales = [1 / 254] * K
-                files["probs"].update_tags(**_tags(self.spec, names))
-            if confidence:
-                files["conf"] = rasterio.open(tmpdir / "conf.tif", "w", **_profile(info, 1, "uint8", 255, block))
-                files["conf"].set_band_description(1, "confidence")
-                files["conf"].scales = [1 / 254]
+                    ds.scales = [1 / 254] * k
+                ds.update_tags(**tags)
+            if opts.confidence:
+                ds = files["conf"] = rasterio.open(tmpdir / "conf.tif", "w",
+                                                   **_profile(info, 1, "uint8", 255, block))
+                ds.set_band_description(1, "confidence")
+                ds.scales = [1 / 254]
             for key, ds in files.items():
                 writers[key] = _BlockRowWriter(ds, block)
 
-        def emit(a: int, b: int, acc_rows: torch.Tensor, w_rows: torch.Tensor, bad_rows: np.ndarray) -> None:
-            """Finish scene rows [a, b): probabilities -> classes, nodata, write."""
+        def emit(acc_rows: torch.Tensor, w_rows: torch.Tensor, bad_rows: np.ndarray) -> None:
+            """Finish a band of scene rows: probabilities -> classes, nodata, write."""
             cols = slice(-c_first, -c_first + W)
             p = acc_rows[:, :, cols] / w_rows[None, :, cols]
-            if threshold is not None and p.shape[0] == 2:
-                cls = (p[1] >= threshold).to(torch.uint8)
+            if opts.threshold is not None and p.shape[0] == 2:
+                cls = (p[1] >= opts.threshold).to(torch.uint8)
             else:
-                cls = _argmax0(p)
+                cls = argmax0(p)
             cls_np = cls.numpy().astype(files["classes"].dtypes[0])
-            cls_np[bad_rows] = state["nd"]
+            state["counts"] += np.bincount(cls_np[~bad_rows].ravel(), minlength=state["k"])
+            cls_np[bad_rows] = state["nodata"]
             writers["classes"].write(cls_np[None])
             if "probs" in writers:
-                if probabilities == "uint8":
+                if opts.probabilities == "uint8":
                     q = (p * 254).round_().to(torch.uint8).numpy()
                     q[:, bad_rows] = 255
                 else:
@@ -487,7 +480,7 @@ class _Engine:
                 top = max(r0, 0) - r0
                 bad_buf[top : top + bad.shape[0]] = bad
                 for i, batch in self._batches(tiles):
-                    probs = _probabilities(_as_logits(self._forward(batch)), (T, T)).cpu()
+                    probs = self._segment(batch)
                     if acc is None:
                         open_outputs(probs.shape[1])
                         acc = torch.zeros(probs.shape[1], T, width)
@@ -499,13 +492,14 @@ class _Engine:
                     done += len(batch)
                     bar.update(len(batch))
                     el = time.perf_counter() - t_start
-                    bar.set_postfix_str(f"{done * (T - ov) ** 2 / 1e6 / max(el, 1e-9):.2f} MPix/s", refresh=False)
+                    rate = done * (T - ov) ** 2 / 1e6 / max(el, 1e-9)
+                    bar.set_postfix_str(f"{rate:.2f} MPix/s", refresh=False)
                 last = ri + 1 == len(self.rows)
                 nxt = r0 + T if last else self.rows[ri + 1]
                 # rows [r0, nxt) are final; crop them to the scene
                 a, b = max(r0, 0), min(nxt, H)
                 if b > a:
-                    emit(a, b, acc[:, a - r0 : b - r0], wsum[a - r0 : b - r0], bad_buf[a - r0 : b - r0])
+                    emit(acc[:, a - r0 : b - r0], wsum[a - r0 : b - r0], bad_buf[a - r0 : b - r0])
                 shift = nxt - r0
                 if not last:  # move the unfinished rows to the top of the buffers
                     acc[:, : T - shift] = acc[:, shift:].clone()
@@ -520,21 +514,19 @@ class _Engine:
             for ds in files.values():
                 ds.close()
             final = {k: tmpdir / f"{k}.tif" for k in files}
-            if min_object_size or max_hole_size:
-                from rsfm.inference.postprocess import clean_raster
-
+            counts = state["counts"].tolist()
+            if opts.min_object_size or opts.max_hole_size:
                 cleaned = tmpdir / "classes_clean.tif"
-                clean_raster(final["classes"], cleaned, min_object_size=min_object_size,
-                             max_hole_size=max_hole_size)
+                clean_raster(final["classes"], cleaned, min_object_size=opts.min_object_size,
+                             max_hole_size=opts.max_hole_size)
                 final["classes"] = cleaned
+                counts = _count_classes(cleaned, state["k"], state["nodata"])
             targets = {"classes": out, "probs": _companion(out, "_probs.tif"),
                        "conf": _companion(out, "_conf.tif")}
             for key, src in final.items():
-                if cog:
-                    _to_cog(src, targets[key], "NEAREST" if key == "classes" else "AVERAGE")
-                else:
-                    shutil.move(str(src), targets[key])
+                _publish(src, targets[key], opts.cog, "MODE" if key == "classes" else "AVERAGE")
             result.classes = out
+            result.style = write_class_style(out, state["classes"], counts)[1]
             result.probabilities = targets["probs"] if "probs" in final else None
             result.confidence = targets["conf"] if "conf" in final else None
         finally:
@@ -542,20 +534,19 @@ class _Engine:
                 if not ds.closed:
                     ds.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
+        result.parity = self.parity
         return result
 
     # -- detection
     def run_detection(self, out: Path) -> PredictionResult:
-        from rsfm.inference.vectorize import merge_tile_boxes, write_boxes
-
         info = self.reader.info
         boxes, scores, labels = [], [], []
         bar = self._bar()
         for r0, tiles, _bad in self._strips():
             for i, batch in self._batches(tiles):
-                dets = self._forward(batch)
-                for j, d in enumerate(dets):
-                    keep = d["scores"] >= self.spec.score_threshold
+                x = torch.from_numpy(np.stack(batch)).to(self.device, non_blocking=True)
+                for j, d in enumerate(self._forward(x, self.precision)):
+                    keep = d["scores"] >= self.options.score_threshold
                     b = d["boxes"][keep].float().cpu().clone()
                     b[:, [0, 2]] += self.cols[i + j]
                     b[:, [1, 3]] += r0
@@ -574,24 +565,147 @@ class _Engine:
         inside = (cx >= 0) & (cx < info.width) & (cy >= 0) & (cy < info.height)
         b, s, lab = b[inside], s[inside], lab[inside]
         b, s, lab = merge_tile_boxes(b, s, lab, (info.height, info.width))
-        names = self.spec.class_names(int(lab.max()) + 1 if len(lab) else len(self.spec.classes or ()))
+        k = max(self.spec.num_classes, int(lab.max()) + 1 if len(lab) else 0)
+        names = [c.name for c in _output_classes(self.spec, k)]
         summary = write_boxes(out, b, s, lab, info.transform, info.crs, names)
-        return PredictionResult(vectors=out, summary=summary, tiles=self.n_tiles)
+        return PredictionResult(vectors=out, summary=summary, tiles=self.n_tiles,
+                                precision=self.precision)
 
 
-def _tags(spec: PredictionSpec, names: list[str]) -> dict[str, str]:
-    from rsfm import __version__
+# ----------------------------------------------------------------------------- preparation
+@dataclass
+class _Scene:
+    """One scene, checked and ready to run."""
 
-    return {
-        "RSFM_VERSION": __version__, "RSFM_TASK": spec.task, "CLASSES": json.dumps(names),
-        "BANDS": json.dumps(list(spec.bands) if spec.bands is not None else None),
-        "TILE_SIZE": str(spec.tile_size), "TILE_OVERLAP": str(spec.tile_overlap),
-    }
+    paths: list[Path]
+    out: Path
+    reader: ImageReader
+    vectors: Path | None
+    preview: Path | None
+
+
+def _device(options: PredictOptions) -> torch.device:
+    if options.device is not None:
+        return torch.device(options.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _prepare(inputs: PathLike | Sequence[PathLike], out: PathLike, spec: InputSpec, task: str,
+             options: PredictOptions, vectors: PathLike | None,
+             preview: PathLike | None) -> _Scene:
+    """Every check of one scene that needs no model output (see :mod:`rsfm.inference.checks`)."""
+    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+    if not paths:
+        raise ConfigError("predict_scene needs at least one input file.")
+    if len(paths) != spec.num_frames:
+        raise ConfigError(
+            f"The model takes {spec.num_frames} time step(s) but {len(paths)} file(s) were given "
+            f"for one scene: {[str(p) for p in paths]}."
+        )
+    out = Path(out)
+    options.tiling(spec)
+    check_outputs(task, out, inputs=paths, vectors=vectors, preview=preview,
+                  num_classes=spec.num_classes or None, probabilities=options.probabilities,
+                  confidence=options.confidence, threshold=options.threshold,
+                  min_object_size=options.min_object_size, max_hole_size=options.max_hole_size)
+    reader = scene_reader(spec, paths)
+    check_value_range(reader, paths[0])
+    return _Scene(paths, out, reader, Path(vectors) if vectors is not None else None,
+                  Path(preview) if preview is not None else None)
+
+
+def _make_dirs(scene: _Scene) -> None:
+    for target in (scene.out, scene.vectors, scene.preview):
+        if target is None:
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"Cannot create output folder '{target.parent}': "
+                              f"{err.strerror or err}.") from None
+
+
+def _run(model: Callable[..., Any], scene: _Scene, task: str, options: PredictOptions,
+         device: torch.device, precision: str) -> PredictionResult:
+    _make_dirs(scene)
+    if isinstance(model, OnnxModel) and precision != "fp32":
+        log.warning("onnxruntime runs the exported model in fp32; precision %s is ignored.",
+                    precision)
+        precision = "fp32"
+    # GDAL's block cache defaults to 5% of RAM and is what grows on huge scenes: cap it (unless
+    # the user set GDAL_CACHEMAX) so memory stays bounded by a few tile rows.
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": _GDAL_CACHE_MB}
+    spec = scene.reader.spec
+    t0 = time.perf_counter()
+    with rasterio.Env(**cache):
+        reader = _SceneReader(scene.reader, scene.paths)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(device).eval()
+        engine = _Engine(model, reader, spec, task, device, options, precision)
+        if task == "detection":
+            result = engine.run_detection(scene.out)
+        else:
+            result = engine.run_segmentation(scene.out)
+            if scene.vectors is not None:
+                result.vectors = scene.vectors
+                result.summary = vectorize_raster(result.classes, scene.vectors)
+    result.seconds = time.perf_counter() - t0
+    mpix = reader.info.width * reader.info.height / 1e6
+    result.megapixels_per_second = mpix / max(result.seconds, 1e-9)
+    if scene.preview is not None:
+        result.preview = preview_scene(scene.paths[-1], result.classes or result.vectors,
+                                       scene.preview, spec=spec)
+    log.info("%s: %d tiles, %.1f MPix in %.1f s (%.2f MPix/s, %s)", scene.paths[0],
+             result.tiles, mpix, result.seconds, result.megapixels_per_second, precision)
+    return result
+
+
+def predict_scene(
+    model: Callable[[torch.Tensor], Any],
+    inputs: PathLike | Sequence[PathLike],
+    out: PathLike,
+    spec: InputSpec,
+    *,
+    task: str = "segmentation",
+    vectors: PathLike | None = None,
+    preview: PathLike | None = None,
+    options: PredictOptions | None = None,
+    **kwargs: Any,
+) -> PredictionResult:
+    """Predict one scene (or one co-registered time stack) and write the results.
+
+    Args:
+        model: A callable taking ``(B, C, H, W)`` (``(B, C, T, H, W)`` for time stacks) float
+            tensors. Segmentation: returns logits ``(B, K, h, w)``; detection: torchvision-style
+            list of dicts with ``boxes`` (tile pixels, xyxy), ``labels`` (1-based), ``scores``.
+        inputs: The scene GeoTIFF, or the time steps of one scene in time order.
+        out: Segmentation: the class GeoTIFF; detection: a ``.geojson``/``.gpkg``/``.fgb``.
+        spec: What the model eats and emits (bands, normalisation, classes, ignore index...).
+        task: ``segmentation`` or ``detection``.
+        vectors: Segmentation: also vectorise the classes into this file.
+        preview: Also write a quicklook image with the prediction overlaid.
+        options: How to run (see :class:`PredictOptions`).
+        **kwargs: :class:`PredictOptions` fields, overriding ``options``.
+
+    Returns:
+        A :class:`PredictionResult`.
+
+    Raises:
+        ConfigError: An output that cannot be written as asked (checked before any compute).
+        BandError: A band the model needs is missing from the scene (names the file, the
+            model's bands and the file's bands).
+        DataError: Unreadable input, time steps not co-registered.
+    """
+    options = _options(options, kwargs)
+    scene = _prepare(inputs, out, spec, task, options, vectors, preview)
+    device = _device(options)
+    precision = resolve_precision(options.precision, device)
+    return _run(model, scene, task, options, device, precision)
 
 
 # ----------------------------------------------------------------------------- public entry point
 def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     files: list[Path] = []
     for item in items:
         p = Path(item)
@@ -607,78 +721,121 @@ def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
     return files
 
 
+def _check_tile(saved: SavedConfig, spec: InputSpec, options: PredictOptions) -> None:
+    """Fail before any compute when the tile size does not fit the model (ViT patch size)."""
+    tile, _ = options.tiling(spec)
+    config = replace(saved.model, pretrained=False, weights=None)
+    try:
+        check_model_config(config, replace(spec, tile_size=tile))
+    except UnknownNameError:  # a file exported by rsfm 0.1 or a backbone not registered here
+        return
+    except ConfigError as err:
+        if err.key != "tile_size":
+            raise
+        raise ConfigError(str(err).replace("data.tile_size", "The tile size (--tile-size)"),
+                          key="tile_size") from None
+
+
+def _per_scene(path: PathLike | bool | None, target: Path, default: str,
+               scenes: int) -> Path | None:
+    """A companion output of one scene: ``True`` or several scenes -> next to ``target``."""
+    if path is None or path is False:
+        return None
+    if path is True:
+        return target.with_suffix(default)
+    return target.with_suffix(Path(path).suffix or default) if scenes > 1 else Path(path)
+
+
 def predict(
     model: Any,
     inputs: PathLike | Sequence[PathLike],
     out: PathLike | None = None,
     *,
-    spec: PredictionSpec | None = None,
-    tile_size: int | None = None,
-    overlap: int | None = None,
+    spec: InputSpec | None = None,
+    task: str | None = None,
+    file_bands: Sequence[str] | None = None,
+    vectors: PathLike | bool | None = None,
+    preview: PathLike | bool | None = None,
     detection_format: str = ".geojson",
+    options: PredictOptions | None = None,
     **kwargs: Any,
 ) -> PredictionResult | list[PredictionResult]:
     """Predict GeoTIFF scenes with a model and write georeferenced results.
+
+    Every scene and output is checked before the first tile runs.
 
     Examples::
 
         rsfm.predict("runs/flood", "scene.tif", "flood.tif", preview="flood.png")
         rsfm.predict(model, ["t1.tif", "t2.tif", "t3.tif"], "out.tif")  # 3-frame Prithvi
-        rsfm.predict("model.onnx", "scenes/", "predictions/", vectors=True)
+        rsfm.predict("model.onnx", "scenes/", "predictions/", vectors=True, precision="bf16")
 
     Args:
-        model: An ``RsfmModel`` (its ``config`` gives task/classes), a run directory or Hub repo
-            id, an exported ``.onnx`` / TorchScript ``.pt`` file, or any callable (then pass
-            ``spec``).
+        model: An ``RsfmModel``, a run directory, saved model folder or Hub repo id, an
+            exported ``.onnx`` / ``.pt2`` / TorchScript file, or any callable (then give
+            ``spec`` and ``task``).
         inputs: A GeoTIFF, several, or a folder of them. For a model with ``num_frames = T``,
             consecutive groups of T files are the time steps of one scene, in time order.
         out: Output file for a single scene, else a folder (default: next to the input,
             ``<stem>_pred.tif``).
-        spec: Bands, normalisation, classes and tiling; default from the model's config.
-        tile_size: Override of the spec's tile size.
-        overlap: Override of the spec's overlap.
+        spec: What the model eats (default: the model's :class:`~rsfm.spec.InputSpec`).
+        task: ``segmentation`` or ``detection`` (default: the model's).
+        file_bands: The scenes' band order when their bands carry no (or other) names.
+        vectors: Segmentation: also write polygons to this file (``True``: ``<out>.gpkg``).
+        preview: Also write a quicklook PNG (``True``: ``<out>.png`` next to each output).
         detection_format: Suffix of detection outputs when ``out`` is a folder.
-        **kwargs: Options of :func:`predict_scene` (``batch_size``, ``probabilities``,
-            ``confidence``, ``threshold``, ``min_object_size``, ``max_hole_size``, ``preview``,
-            ``vectors`` (a path, or ``True`` for ``<out>.gpkg``), ``device``, ``progress``, ``cog``).
+        options: How to run (see :class:`PredictOptions`).
+        **kwargs: :class:`PredictOptions` fields (``tile_size``, ``overlap``, ``batch_size``,
+            ``device``, ``precision``, ``probabilities``, ``threshold``...), overriding
+            ``options``.
 
     Returns:
         One :class:`PredictionResult` for one scene, else a list.
-    """
-    from rsfm.inference.loading import load_model
 
-    if spec is not None and callable(model) and not isinstance(model, (str, Path)):
+    Raises:
+        ConfigError: Bad options or outputs (before any compute).
+        BandError: A scene lacks bands the model needs (before any compute).
+        DataError: Missing or unreadable inputs.
+    """
+    options = _options(options, kwargs)
+    trained, saved = None, None
+    if spec is not None and task is not None and callable(model) and not isinstance(
+            model, (str, os.PathLike)):
         net = model
     else:
-        net, base = load_model(model)
-        spec = spec or base
-    if spec.mean is None and spec.normalize is None and spec.value_scale == 1.0:
-        log.warning("The model's spec has no normalisation statistics: raw pixel values are fed as is.")
-    spec = spec.with_overrides(tile_size=tile_size, overlap=overlap)
+        net, saved = load_model(model)
+        spec = spec or saved.input
+        task = task or saved.model.task
+        trained = training_precision(model)
+    if spec is None or task is None:
+        raise ConfigError("predict with a plain callable needs spec=InputSpec(...) and task=...")
+    if file_bands is not None:
+        spec = replace(spec, file_bands=tuple(str(b).strip() for b in file_bands))
+    if saved is not None:
+        _check_tile(saved, spec, options)
+    if spec.normalization.mode == "none" and spec.normalization.value_scale == 1.0:
+        log.warning("The model has no normalisation: raw pixel values are fed as they are.")
     files = _expand_inputs(inputs)
-    T = spec.num_frames
-    if len(files) % T:
+    frames = spec.num_frames
+    if len(files) % frames:
         raise ConfigError(
-            f"The model takes {T} time steps per scene but {len(files)} files were given; give "
-            f"the files of each scene in time order ({T} per scene)."
+            f"The model takes {frames} time steps per scene but {len(files)} files were given; "
+            f"give the files of each scene in time order ({frames} per scene)."
         )
-    groups = [files[i : i + T] for i in range(0, len(files), T)]
-    det = spec.task == "detection"
-    suffix = detection_format if det else ".tif"
+    groups = [files[i : i + frames] for i in range(0, len(files), frames)]
+    suffix = detection_format if task == "detection" else ".tif"
     single = len(groups) == 1 and out is not None and Path(out).suffix != ""
-    results = []
-    for group in groups:
+    scenes = []
+    for group in groups:  # check everything before the first tile runs
         if single:
             target = Path(out)  # type: ignore[arg-type]
         else:
             folder = Path(out) if out is not None else group[-1].parent
-            folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{group[-1].stem}_pred{suffix}"
-        kw = dict(kwargs)
-        if kw.get("vectors") is True:
-            kw["vectors"] = target.with_suffix(".gpkg")
-        if not single and kw.get("preview") is not None and len(groups) > 1:
-            kw["preview"] = target.with_suffix(".png")
-        results.append(predict_scene(net, group, target, spec, **kw))
+        vec = _per_scene(vectors, target, ".gpkg", len(groups))
+        prev = _per_scene(preview, target, ".png", len(groups))
+        scenes.append(_prepare(group, target, spec, task, options, vec, prev))
+    device = _device(options)
+    precision = resolve_precision(options.precision, device, trained)
+    results = [_run(net, scene, task, options, device, precision) for scene in scenes]
     return results[0] if len(results) == 1 else results
-

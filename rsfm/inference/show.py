@@ -11,9 +11,17 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
+from rasterio.warp import transform_geom
+from shapely.geometry import mapping, shape
 
+from rsfm.bands import get_band
+from rsfm.colors import class_colors
+from rsfm.data.rasters import file_band_names, inspect_raster
 from rsfm.errors import BandError
-from rsfm.inference.spec import PredictionSpec, class_colors
+from rsfm.inference.loading import load_model, saved_config_of
+from rsfm.inference.outputs import as_logits
+from rsfm.inference.vectorize import read_features
+from rsfm.spec import InputSpec
 
 __all__ = ["preview_scene", "rgb_stretch", "show_results"]
 
@@ -25,8 +33,6 @@ _BACKGROUND_NAMES = {"background", "bg", "none", "nodata", "no_data", "unlabeled
 def _rgb_indexes(names: Sequence[str] | None, count: int) -> list[int]:
     """0-based indexes of the red, green and blue bands (by catalog common name), else 1 or 3."""
     if names:
-        from rsfm.bands import get_band
-
         common = []
         for n in names:
             try:
@@ -79,7 +85,7 @@ def _overlay(rgb: np.ndarray, classes: np.ndarray, colors: np.ndarray, skip: set
 
 def preview_scene(
     image: str | Path, prediction: str | Path | None, path: str | Path, *,
-    spec: PredictionSpec | None = None, max_size: int = 1024, alpha: float = 0.5,
+    spec: InputSpec | None = None, max_size: int = 1024, alpha: float = 0.5,
 ) -> Path:
     """Quicklook PNG: the scene (percentile-stretched RGB) next to it with the prediction overlaid.
 
@@ -89,7 +95,7 @@ def preview_scene(
         image: The input scene.
         prediction: Class raster (segmentation) or vector file of boxes (detection).
         path: PNG to write.
-        spec: Bands (to find red/green/blue) and class colours.
+        spec: The model's input spec (its bands find red/green/blue in unnamed files).
         max_size: Longest side of the quicklook in pixels.
         alpha: Opacity of the class colours.
     """
@@ -98,13 +104,13 @@ def preview_scene(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rsfm.data.rasters import file_band_names, inspect_raster
-
     info = inspect_raster(image)
     scale = max(info.width, info.height) / max_size
     h, w = (info.height, info.width) if scale <= 1 else (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
     names = file_band_names(info, spec.file_bands if spec else None, spec.sensor if spec else None)
-    idx = _rgb_indexes(names or (list(spec.bands) if spec and spec.bands and len(spec.bands) == info.count else None), info.count)
+    if names is None and spec is not None and len(spec.bands) == info.count:
+        names = tuple(spec.band_names)
+    idx = _rgb_indexes(names, info.count)
     with rasterio.open(image) as ds:
         raw = ds.read([i + 1 for i in idx], out_shape=(len(idx), h, w))
         valid = ds.read_masks(1, out_shape=(h, w)) > 0
@@ -124,7 +130,7 @@ def preview_scene(
                 cmap = ds.colormap(1)
                 cols = [cmap.get(i, (0, 0, 0, 255))[:3] for i in range(len(cnames))]
             except ValueError:
-                cols = class_colors(len(cnames), spec.colors if spec else None)
+                cols = class_colors(len(cnames), spec.class_colors if spec else None)
         skip = {0} if cnames and cnames[0].lower() in _BACKGROUND_NAMES else set()
         over = _overlay(rgb, cls, np.array(cols, dtype=np.float32), skip, nodata, alpha)
         valid_cls = cls[cls != nodata] if nodata is not None else cls.ravel()
@@ -133,18 +139,20 @@ def preview_scene(
         title = "prediction (legend: share of valid pixels)"
         axes[0, 1].imshow(over)
     elif pred is not None:
-        import fiona
-
         axes[0, 1].imshow(rgb)
         inv = ~info.transform
+        crs, feats = read_features(pred)
         n = 0
-        with fiona.open(pred) as src:
-            for feat in src:
-                xs, ys = zip(*[inv @ tuple(p[:2]) for p in feat["geometry"]["coordinates"][0]], strict=True)
-                xs = np.array(xs) * w / info.width
-                ys = np.array(ys) * h / info.height
+        for feat in feats:
+            geom = feat["geometry"]
+            if crs is not None and info.crs is not None and crs != info.crs:
+                geom = shape(transform_geom(crs, info.crs, mapping(geom)))
+            for part in getattr(geom, "geoms", [geom]):
+                pts = [inv @ tuple(p[:2]) for p in part.exterior.coords]
+                xs = np.array([p[0] for p in pts]) * w / info.width
+                ys = np.array([p[1] for p in pts]) * h / info.height
                 axes[0, 1].plot(xs, ys, color="#ff3b30", linewidth=1.0)
-                n += 1
+            n += 1
         title = f"detections: {n} boxes"
     else:
         axes[0, 1].imshow(over)
@@ -164,9 +172,7 @@ def _model_output(model: Any, image: torch.Tensor, task: str) -> Any:
         out = model(image[None])
     if task == "detection":
         return out[0]
-    from rsfm.inference.predict import _as_logits
-
-    logits = _as_logits(out)
+    logits = as_logits(out)
     if logits.shape[-2:] != image.shape[-2:]:
         logits = torch.nn.functional.interpolate(logits.float(), size=image.shape[-2:], mode="bilinear")
     if logits.shape[1] == 1:
@@ -176,8 +182,9 @@ def _model_output(model: Any, image: torch.Tensor, task: str) -> Any:
 
 def show_results(
     model: Any, dataset: Any, n: int = 8, path: str | Path | None = None, *,
-    spec: PredictionSpec | None = None, indices: Sequence[int] | None = None,
-    score_threshold: float = 0.3, device: str | torch.device | None = None,
+    spec: InputSpec | None = None, task: str | None = None,
+    indices: Sequence[int] | None = None, score_threshold: float = 0.3,
+    device: str | torch.device | None = None,
 ) -> Any:
     """Image, ground truth and prediction side by side for ``n`` samples of a dataset.
 
@@ -186,7 +193,9 @@ def show_results(
         dataset: Samples ``{"image": (C, H, W), "mask": (H, W)}`` or with ``boxes``/``labels``.
         n: Number of samples (spread evenly over the dataset unless ``indices`` is given).
         path: Save the figure as this PNG.
-        spec: Class names/colours and task (default: from the model or dataset).
+        spec: Bands, class names/colours, ignore index (default: the model's, else the
+            dataset's ``spec``).
+        task: ``segmentation`` or ``detection`` (default: the model's, else the dataset's).
         indices: Which samples to show.
         score_threshold: Detection: minimum score of drawn predicted boxes.
         device: Torch device of the model.
@@ -201,28 +210,26 @@ def show_results(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    saved = None
     if isinstance(model, (str, Path)):
-        from rsfm.inference.loading import load_model
-
-        model, loaded = load_model(model)
-        spec = spec or loaded
-    if spec is None:
-        from rsfm.inference.loading import _spec_from_model
-
-        spec = _spec_from_model(model) or PredictionSpec(task=getattr(dataset, "task", "segmentation"),
-                                                         classes=tuple(getattr(dataset, "classes", None) or ()) or None)
+        model, saved = load_model(model)
+    else:
+        saved = saved_config_of(model)
+    spec = spec or (saved.input if saved is not None else getattr(dataset, "spec", None))
+    task = task or (saved.model.task if saved is not None else
+                    getattr(dataset, "task", "segmentation"))
     if isinstance(model, torch.nn.Module):
         dev = torch.device(device) if device else next(model.parameters(), torch.zeros(0)).device
         model = model.to(dev).eval()
     else:
         dev = torch.device(device or "cpu")
-    task = spec.task
     total = len(dataset)
     if indices is None:
         indices = sorted({int(i) for i in np.linspace(0, total - 1, min(n, total))}) if total else []
-    classes = list(spec.classes or getattr(dataset, "classes", None) or [])
-    ignore = getattr(dataset, "ignore_index", -1)
-    bands = getattr(dataset, "bands", None) or (list(spec.bands) if spec.bands else None)
+    classes = spec.class_names if spec is not None else []
+    colors = spec.class_colors if spec is not None else None
+    ignore = spec.ignore_index if spec is not None else getattr(dataset, "ignore_index", -1)
+    bands = spec.channel_names if spec is not None else getattr(dataset, "bands", None)
     rows = len(indices)
     fig, axes = plt.subplots(rows, 3, figsize=(10.5, 3.5 * rows + 0.6), squeeze=False)
     used: set[int] = set()
@@ -251,7 +258,7 @@ def show_results(
         mask = torch.as_tensor(sample["mask"]).cpu().numpy() if "mask" in sample else None
         pred_np = pred.cpu().numpy()
         k = max(len(classes), int(pred_np.max()) + 1, int(mask[mask != ignore].max()) + 1 if mask is not None and (mask != ignore).any() else 0)
-        cols = np.array(class_colors(k, spec.colors), dtype=np.float32)
+        cols = np.array(class_colors(k, colors), dtype=np.float32)
         for col, lab, title in ((1, mask, "ground truth"), (2, pred_np, "prediction")):
             if lab is None:
                 axes[r, col].set_axis_off()
@@ -274,7 +281,7 @@ def show_results(
         from matplotlib.patches import Patch
 
         handles = [Patch(facecolor=np.array(c) / 255, edgecolor="black", label=nm)
-                   for c, nm in zip(class_colors(k, spec.colors), names, strict=True)]
+                   for c, nm in zip(class_colors(k, colors), names, strict=True)]
         fig.legend(handles=handles, loc="lower center", ncol=min(k, 6), frameon=False)
     fig.tight_layout(rect=(0, 0.04 if task != "detection" else 0, 1, 1))
     if path is not None:

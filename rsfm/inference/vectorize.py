@@ -4,10 +4,17 @@ Polygons are traced by GDAL (``rasterio.features.shapes``) strip by strip; polyg
 border are merged back with shapely at the end, so memory holds one strip plus the cut polygons.
 Areas are in square metres: planar for projected CRSs in metres, geodesic (WGS84 ellipsoid) for
 geographic CRSs, and in squared CRS units otherwise (the summary says which).
+
+Files are written with pyogrio when it is installed, else fiona. ``.geojson`` follows RFC 7946:
+WGS84 longitude/latitude, no ``crs`` member, exterior rings counter-clockwise and holes clockwise,
+geometries split at the antimeridian, 7 decimals (about 1 cm); GDAL's ``RFC7946=YES`` layer
+option does this, and without pyogrio or fiona rsfm writes the same with rasterio's reprojection.
+GeoPackage, FlatGeobuf and Shapefile keep the raster's CRS.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections import defaultdict
@@ -17,30 +24,60 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import shapely
 import torch
+from rasterio.crs import CRS
 from rasterio.features import shapes
+from rasterio.warp import transform_geom
 from rasterio.windows import Window
 from shapely.affinity import affine_transform
-from shapely.geometry import Polygon, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
 from rsfm.errors import ConfigError
+from rsfm.io import atomic_write_json, atomic_write_text
 
-__all__ = ["merge_tile_boxes", "vectorize_raster", "write_boxes", "write_features"]
+__all__ = [
+    "VECTOR_SUFFIXES",
+    "merge_tile_boxes",
+    "read_features",
+    "vector_backend",
+    "vector_driver",
+    "vectorize_raster",
+    "write_boxes",
+    "write_features",
+]
 
 log = logging.getLogger(__name__)
 
 _DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf",
             ".shp": "ESRI Shapefile"}
+VECTOR_SUFFIXES: tuple[str, ...] = tuple(_DRIVERS)
+GEOJSON_DECIMALS = 7  # RFC 7946 section 11.2: about 1 cm, GDAL's RFC 7946 default
+_SHP_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix")
 
 
-def _driver(path: Path) -> str:
+def vector_driver(path: str | Path) -> str:
+    """The OGR driver of a vector output path.
+
+    Raises:
+        ConfigError: An unknown suffix (names the supported ones).
+    """
     try:
-        return _DRIVERS[path.suffix.lower()]
+        return _DRIVERS[Path(path).suffix.lower()]
     except KeyError:
         raise ConfigError(
             f"Unknown vector format for '{path}': use one of {sorted(_DRIVERS)}."
         ) from None
+
+
+def vector_backend() -> str:
+    """``pyogrio``, ``fiona`` or ``json`` (GeoJSON only): the library that writes vectors."""
+    for name in ("pyogrio", "fiona"):
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return "json"
 
 
 class _AreaMeter:
@@ -67,30 +104,128 @@ class _AreaMeter:
         return geom.area * self.factor
 
 
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    if path.suffix.lower() == ".shp":
+        for ext in _SHP_SIDECARS:
+            path.with_suffix(ext).unlink(missing_ok=True)
+
+
+def _round(coords: Any, decimals: int) -> Any:
+    if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)):
+        return [round(float(c), decimals) for c in coords]
+    return [_round(c, decimals) for c in coords]
+
+
+def _rfc7946_geometry(geom: Any, crs: Any) -> dict[str, Any]:
+    """A shapely polygon in ``crs`` -> an RFC 7946 geometry dict (lon/lat, right-hand rule)."""
+    g = mapping(geom)
+    if crs is not None:
+        g = transform_geom(crs, "EPSG:4326", g, antimeridian_cutting=True)
+    out = shape(g)
+    parts = getattr(out, "geoms", [out])
+    wound = [orient(p, sign=1.0) for p in parts]  # exterior counter-clockwise, holes clockwise
+    out = wound[0] if len(wound) == 1 and out.geom_type == "Polygon" else MultiPolygon(wound)
+    m = mapping(out)
+    return {"type": m["type"], "coordinates": _round(m["coordinates"], GEOJSON_DECIMALS)}
+
+
+def _write_geojson(path: Path, records: Sequence[dict[str, Any]], crs: Any) -> None:
+    feats = [{"type": "Feature", "properties": r["properties"],
+              "geometry": _rfc7946_geometry(r["geometry"], crs)} for r in records]
+    text = json.dumps({"type": "FeatureCollection", "features": feats}, separators=(",", ":"))
+    atomic_write_text(path, text + "\n")
+
+
+def _field_arrays(records: Sequence[dict[str, Any]], properties: dict[str, str]) -> list[Any]:
+    kinds = {"int": np.int64, "float": np.float64, "str": object}
+    return [np.array([r["properties"][k] for r in records], dtype=kinds[v])
+            for k, v in properties.items()]
+
+
 def write_features(
     path: str | Path, records: Sequence[dict[str, Any]], crs: Any, properties: dict[str, str],
+    backend: str | None = None,
 ) -> Path:
-    """Write ``{"geometry": shapely, "properties": {...}}`` records with fiona (overwrites)."""
-    import fiona
+    """Write polygon records ``{"geometry": shapely, "properties": {...}}`` (overwrites).
 
+    Args:
+        path: ``.geojson`` (RFC 7946, see the module docstring), ``.gpkg``, ``.fgb`` or ``.shp``.
+        records: Polygons in ``crs`` coordinates, with their properties.
+        crs: The polygons' CRS (a rasterio ``CRS``), or None for pixel coordinates.
+        properties: Property name -> ``int`` / ``float`` / ``str``.
+        backend: ``pyogrio``, ``fiona`` or ``json`` (default: :func:`vector_backend`).
+
+    Raises:
+        ConfigError: An unknown format, or a non-GeoJSON format without pyogrio or fiona.
+    """
     path = Path(path)
+    driver = vector_driver(path)
+    backend = backend or vector_backend()
+    geojson = driver == "GeoJSON"
+    if geojson and crs is None:
+        log.warning("'%s': the raster has no CRS, so the GeoJSON holds pixel coordinates, not "
+                    "RFC 7946 longitude/latitude.", path)
+    if backend == "json" and not geojson:
+        raise ConfigError(f"Writing '{path}' ({driver}) needs pyogrio or fiona: pip install "
+                          "'rsfm[vector]', or write a .geojson.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    schema = {"geometry": "Polygon", "properties": properties}
-    crs_wkt = crs.to_wkt() if crs is not None else None
-    geom_types = {r["geometry"].geom_type for r in records}
-    if "MultiPolygon" in geom_types:
-        schema["geometry"] = "MultiPolygon"
-    with fiona.open(path, "w", driver=_driver(path), schema=schema, crs_wkt=crs_wkt) as f:
-        for r in records:
-            g = r["geometry"]
-            if schema["geometry"] == "MultiPolygon" and g.geom_type == "Polygon":
-                from shapely.geometry import MultiPolygon
+    _remove(path)
+    multi = any(r["geometry"].geom_type == "MultiPolygon" for r in records)
+    geoms = [MultiPolygon([r["geometry"]]) if multi and r["geometry"].geom_type == "Polygon"
+             else r["geometry"] for r in records]
+    records = [{**r, "geometry": g} for r, g in zip(records, geoms)]
+    gtype = "MultiPolygon" if multi else "Polygon"
+    crs_wkt = CRS.from_user_input(crs).to_wkt() if crs is not None else None
+    options = {"RFC7946": "YES"} if geojson and crs is not None else {}
+    if backend == "json":
+        _write_geojson(path, records, crs)
+    elif backend == "pyogrio":
+        from pyogrio.raw import write
 
-                g = MultiPolygon([g])
-            f.write({"geometry": mapping(g), "properties": r["properties"]})
+        wkb = shapely.to_wkb(np.array(geoms, dtype=object)) if geoms else np.array([], object)
+        write(str(path), wkb, _field_arrays(records, properties), list(properties),
+              driver=driver, geometry_type=gtype, crs=crs_wkt, layer_options=options or None)
+    else:
+        import fiona
+
+        schema = {"geometry": gtype, "properties": properties}
+        with fiona.open(path, "w", driver=driver, schema=schema, crs_wkt=crs_wkt,
+                        **options) as f:
+            for r in records:
+                f.write({"geometry": mapping(r["geometry"]), "properties": r["properties"]})
     return path
+
+
+def read_features(path: str | Path) -> tuple[CRS | None, list[dict[str, Any]]]:
+    """Read a vector file written by :func:`write_features`.
+
+    Returns:
+        ``(crs, features)``: the file's CRS (``EPSG:4326`` for RFC 7946 GeoJSON) and
+        ``{"geometry": shapely, "properties": {...}}`` records.
+    """
+    path = Path(path)
+    backend = vector_backend()
+    if backend == "pyogrio":
+        from pyogrio.raw import read
+
+        meta, _, wkb, fields = read(str(path))
+        crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
+        geoms = shapely.from_wkb(wkb) if wkb is not None else []
+        names = list(meta["fields"])
+        return crs, [{"geometry": g, "properties": {n: f[i] for n, f in zip(names, fields)}}
+                     for i, g in enumerate(geoms)]
+    if backend == "fiona":
+        import fiona
+
+        with fiona.open(path) as src:
+            crs = CRS.from_wkt(src.crs_wkt) if src.crs_wkt else None
+            return crs, [{"geometry": shape(f["geometry"]), "properties": dict(f["properties"])}
+                         for f in src]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return CRS.from_epsg(4326), [{"geometry": shape(f["geometry"]),
+                                  "properties": f.get("properties") or {}}
+                                 for f in data.get("features", [])]
 
 
 def vectorize_raster(
@@ -117,7 +252,7 @@ def vectorize_raster(
         also written next to ``out`` as ``<out>.summary.json``.
     """
     out = Path(out)
-    _driver(out)
+    vector_driver(out)
     records: list[dict[str, Any]] = []
     cut: dict[int, list[Any]] = defaultdict(list)  # pixel-coordinate parts touching a strip border
     with rasterio.open(raster) as ds:
@@ -166,7 +301,7 @@ def vectorize_raster(
         s["area"] += area
     summary["objects"] = len(feats)
     write_features(out, feats, crs, {"class_id": "int", "class": "str", "area": "float", "pixels": "int"})
-    out.with_name(out.name + ".summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out.with_name(out.name + ".summary.json"), summary)
     log.info("%s: %d polygons (%s)", out, len(feats),
              ", ".join(f"{k}: {v['count']}" for k, v in summary["classes"].items()))
     return summary
