@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rsfm.bands import declared_band, resolve_band
+from rsfm.colors import class_colors
 from rsfm.config import FORBID, LoraSettings, ModelConfig
 from rsfm.errors import BandError, ConfigError
 from rsfm.io import atomic_write_json
@@ -162,8 +163,6 @@ def _from_v1(old: dict[str, Any], path: Path) -> dict[str, Any]:
     norm = Normalization(mode, data.get("mean"), data.get("std"), float(scale))
     class_names = data.get("classes") or old.get("classes") or model.get("classes") or [
         f"class_{i}" for i in range(int(model.get("num_classes", 1)))]
-    from rsfm.colors import class_colors
-
     colors = data.get("colors") or class_colors(len(class_names))
     spec = InputSpec(
         bands=tuple(bands), normalization=norm,

@@ -37,7 +37,7 @@ def test_valid_recipe_defaults_and_relative_paths(tmp_path):
     r = load_recipe(write(tmp_path / "r.yaml", BASE))
     assert r.train.optimizer.name == "adamw" and r.metric == "miou" and r.metric_mode == "max"
     assert r.data.train.images == str(tmp_path / "imgs")  # relative to the recipe file
-    assert r.classes == ("dry", "water")
+    assert r.data.classes == ("dry", "water")
     assert r.source == str(tmp_path / "r.yaml")
 
 
@@ -135,3 +135,55 @@ def test_check_runs_the_pre_training_checks(capsys):
     assert main(["check", str(demo)]) == 0
     assert main(["check", str(demo), "model.bands=[VV, HH]"]) == 2
     assert "statistics are for bands ['VV', 'VH']" in capsys.readouterr().err
+
+
+def test_check_rejects_two_disagreeing_band_lists(capsys):
+    """Issue 9: `rsfm check ... data.bands=[...]` printed "recipe OK" while model.bands had 5 bands."""
+    from rsfm.cli import main
+
+    recipe = str(ROOT / "recipes" / "dofa_s2_band_subset.yaml")
+    assert main(["check", recipe, "data.bands=[B2, B3, B4, B8]"]) == 2
+    err = capsys.readouterr().err
+    assert "model.bands" in err and "data.bands" in err and "recipe OK" not in err
+    assert main(["check", recipe, "data.bands=[B2, B3, B4, B8, B11]", "--quiet"]) == 0  # agree
+
+
+def test_only_data_bands_reach_the_model():
+    """Issue 9: with only data.bands set, the model silently got the card's band order."""
+    from rsfm.preflight import preflight
+
+    data = {**BASE, "model": {k: v for k, v in BASE["model"].items() if k != "bands"},
+            "data": {**BASE["data"], "bands": ["VH", "VV"],
+                     "normalization": {"mode": "stats", "mean": [0.0, 0.0], "std": [1.0, 1.0]}}}
+    assert preflight(load_recipe(data)).band_names == ["VH", "VV"]
+
+
+def test_declared_ancillary_band_and_unknown_band_hint():
+    from rsfm.preflight import preflight
+
+    data = {**BASE, "model": {**BASE["model"], "backbone": "resnet18", "head": "unet",
+                              "bands": ["RED", {"name": "DEM", "wavelength": None,
+                                                "description": "SRTM, m"}]},
+            "data": {**BASE["data"], "normalization": {"mode": "per_tile"}}}
+    spec = preflight(load_recipe(data))
+    assert spec.band_names == ["RED", "DEM"] and spec.bands[1].wavelength_um is None
+    data["model"]["bands"] = ["RED", "DEM"]  # loads; the band is resolved (and rejected) at preflight
+    with pytest.raises(ConfigError, match=r"declare it: \{name: DEM, wavelength: null\}"):
+        preflight(load_recipe(data))
+
+
+def test_max_time_and_renamed_keys():
+    r = load_recipe(BASE, ["train.max_time=1h30m", "train.keep_checkpoints=3",
+                           "output.tensorboard=true"])
+    assert r.max_seconds == 5400 and r.output.keep_checkpoints == 3
+    assert r.output.trackers == ("tensorboard",)
+    assert "train.max_time" in error_of(BASE, ["train.max_time=soon"])
+
+
+def test_metric_names_follow_torchmetrics():
+    det = {**BASE, "model": {"task": "detection", "backbone": "resnet50", "head": "faster_rcnn",
+                             "num_classes": 1}, "data": {**BASE["data"], "classes": ["tree"]}}
+    assert load_recipe(det, ["eval.metric=map50"]).metric == "map_50"  # the 0.1 spelling still reads
+    assert "is not a classification metric" in error_of(
+        {**BASE, "model": {**BASE["model"], "task": "classification", "head": "classification"},
+         "data": {**BASE["data"], "kind": "class_folders"}}, ["eval.metric=miou"])
