@@ -12,6 +12,9 @@ Extras on top of plain YAML:
   ``normalization: {mode: stats, include: stats/sen1floods11_s1.yaml}``.
 - Command-line overrides ``a.b.c=value`` (value parsed as YAML): ``train.epochs=3``.
 - Relative data paths are resolved against the recipe file's directory.
+- ``data.kind: arcgis`` (or a ``kind: chips`` image folder holding ``esri_model_definition.emd``):
+  the ArcGIS export fills the data keys the recipe does not write (classes, label values, bands,
+  statistics, tile size; see :func:`rsfm.data.arcgis.recipe_defaults`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rsfm.cards import get_card
+from rsfm.data import arcgis
 from rsfm.errors import ConfigError, RsfmError
 from rsfm.schema import Recipe
 from rsfm.validation import dump, validate
@@ -175,14 +179,48 @@ def _migrate_keys(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _arcgis_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Merge an ArcGIS export's facts under the user's keys (``data.kind: arcgis``, or an image
+    folder of ``kind: chips`` that is an export)."""
+    section = data.get("data")
+    if not isinstance(section, Mapping) or not isinstance(section.get("train"), Mapping):
+        return data
+    kind, images = section.get("kind", "chips"), section["train"].get("images")
+    if kind == "chips" and isinstance(images, str) and arcgis.detect(images):
+        log.info("data.train.images '%s' holds %s: reading it as an ArcGIS export "
+                 "(data.kind: arcgis).", images, arcgis.EMD_NAME)
+        kind = "arcgis"
+    if kind != "arcgis":
+        return data
+    if not isinstance(images, str):
+        raise ConfigError("data.train.images: kind arcgis needs the export folder (the one "
+                          f"holding {arcgis.EMD_NAME}), got {images!r}.")
+    exports = {split: arcgis.read_arcgis_export(src["images"]) for split in ("val", "test")
+               if isinstance(src := section.get(split), Mapping)
+               and isinstance(src.get("images"), str)}
+    model = data.get("model") if isinstance(data.get("model"), Mapping) else {}
+    try:
+        card = get_card(model["backbone"])
+    except (KeyError, TypeError, RsfmError):
+        card = None  # validation names the backbone
+    defaults = arcgis.recipe_defaults(arcgis.read_arcgis_export(images), section, model, card,
+                                      others=exports)
+    merged = deep_merge(defaults, data)
+    merged["data"]["kind"] = "arcgis"
+    return merged
+
+
 def validate_recipe(data: Mapping[str, Any]) -> Recipe:
     """Validate a recipe mapping (already include-resolved) into a :class:`Recipe`.
 
+    ArcGIS exports fill the data keys the recipe leaves out first (see the module docstring).
+
     Raises:
         ConfigError: Every problem with its YAML path, the value, and close matches.
+        DataError: An ArcGIS export folder that cannot be read (names the file).
     """
     if isinstance(data, Mapping):
-        data = _migrate_keys(dict(data))
+        data = _arcgis_defaults(_migrate_keys(dict(data)))
     recipe = validate(Recipe, data, "recipe")
     try:
         get_card(recipe.model.backbone)
