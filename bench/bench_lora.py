@@ -19,7 +19,7 @@ import torch
 
 
 def build(backbone: str, bands: list[str]):
-    from rsfm.models.factory import create_model
+    from rsfm.factory import create_model
 
     torch.manual_seed(0)
     return create_model({"task": "segmentation", "backbone": backbone, "head": "fcn",

@@ -113,6 +113,8 @@ class NeckConfig:
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "scale_factors")
+        kinds = ("auto", "simple_feature_pyramid", "stages", "fpn", "none")
+        check(self.kind in kinds, "kind", f"{self.kind!r} is not one of {list(kinds)}")
         check(self.out_channels >= 1, "out_channels", f"must be >= 1 (got {self.out_channels})")
         check(all(s > 0 for s in self.scale_factors), "scale_factors",
               f"must be positive (got {list(self.scale_factors)})")
@@ -189,6 +191,8 @@ class ModelConfig:
             check(len(self.wavelengths) == len(self.bands), "wavelengths",
                   f"{len(self.wavelengths)} values for {len(self.bands)} bands")
         check(self.num_frames >= 1, "num_frames", f"must be >= 1 (got {self.num_frames})")
+        check(self.temporal_reduction in ("mean", "concat"), "temporal_reduction",
+              f"{self.temporal_reduction!r} is not 'mean' or 'concat'")
         check(self.task != "detection" or self.num_frames == 1, "num_frames",
               "detection takes single images (num_frames=1): torchvision's detection transform "
               "pads (C, H, W) images only")

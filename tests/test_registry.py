@@ -100,7 +100,10 @@ def test_dofa_wavelengths_from_bands_or_per_call():
     assert custom(torch.randn(1, 4, 32, 32))[-1].shape == (1, 64, 2, 2)
 
 
-def test_band_mapping_keeps_drops_and_initialises(tmp_path):
+def test_band_mapping_keeps_drops_and_initialises(tmp_path, monkeypatch):
+    import rsfm.cards
+
+    monkeypatch.setattr(rsfm.cards, "_extra_dirs", [])  # the card added below stays in this test
     # a tiny Prithvi "checkpoint" with distinct per-band filters
     source = rsfm.create_backbone("prithvi_eo_v2_300m", **TINY)
     state = {f"encoder.{k}": v for k, v in source.state_dict().items()}
