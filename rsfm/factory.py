@@ -162,8 +162,12 @@ def check_model_config(config: ModelConfig, spec: InputSpec) -> None:
                               f"{config.backbone}; use {sizes}.", key="tile_size")
 
 
-def build_model(config: ModelConfig, spec: InputSpec) -> RsfmModel:
+def build_model(config: ModelConfig, spec: InputSpec, *,
+                model_class: type[RsfmModel] = RsfmModel) -> RsfmModel:
     """Build the model ``config`` describes for the input ``spec``.
+
+    ``model_class`` is the class instantiated: :class:`RsfmModel`, or a subclass a higher layer
+    adds behaviour to (``rsfm.hub.Model`` adds the Hub methods) without this module importing it.
 
     The backbone takes ``spec.channels`` (bands, then spectral-index channels; DOFA reads their
     wavelengths) and ``spec.num_frames``; pretrained filters are picked band by band
@@ -208,7 +212,7 @@ def build_model(config: ModelConfig, spec: InputSpec) -> RsfmModel:
         head_kwargs.setdefault("size_divisible", 2 * patch if patch else 32)
         head = build_detector(config.head, neck.out_channels, neck.out_strides, config.num_classes,
                               **head_kwargs)
-    return RsfmModel(backbone, neck, head, config, spec)
+    return model_class(backbone, neck, head, config, spec)
 
 
 def _model_config(data: Mapping[str, Any]) -> ModelConfig:
@@ -261,6 +265,7 @@ def create_model(
     output_stride: int | None = None,
     backbone_kwargs: Mapping[str, Any] | None = None,
     classes: Sequence[str | Mapping[str, Any]] | None = None,
+    model_class: type[RsfmModel] = RsfmModel,
     **head_kwargs: Any,
 ) -> RsfmModel:
     """Build a segmentation, detection or classification model.
@@ -295,6 +300,8 @@ def create_model(
         output_stride: ResNet dilation (8, 16, 32; DeepLab heads default to 16).
         backbone_kwargs: Architecture overrides for ``create_backbone`` (tiny test models).
         classes: Class names (or ``{name, color}``).
+        model_class: The class built (see :func:`build_model`); ``rsfm.create_model`` builds
+            ``rsfm.Model``, which adds ``save_pretrained`` / ``push_to_hub``.
         **head_kwargs: Head options, e.g. ``aux_head``, ``aspp_rates``, ``decoder_channels``,
             ``anchor_sizes``, ``aspect_ratios``, ``min_size``, ``box_score_thresh``.
 
@@ -327,7 +334,7 @@ def create_model(
                                   "model and data sections; do not pass input_spec too.")
             recipe = config_or_task
             spec = resolve_input_spec(recipe.model, _card(recipe.model.backbone), recipe.data)
-            return build_model(recipe.model, spec)
+            return build_model(recipe.model, spec, model_class=model_class)
         config = (config_or_task if isinstance(config_or_task, ModelConfig)
                   else _model_config(config_or_task))
     else:
@@ -354,4 +361,4 @@ def create_model(
     card = _card(config.backbone)
     spec = (resolve_input_spec(config, card) if input_spec is None
             else _agreeing_spec(config, input_spec))
-    return build_model(config, spec)
+    return build_model(config, spec, model_class=model_class)

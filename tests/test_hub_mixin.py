@@ -1,7 +1,7 @@
 """``RsfmHubMixin``: ``Model.from_pretrained`` / ``model.save_pretrained`` / ``model.push_to_hub`` in
 ``huggingface_hub.ModelHubMixin``'s shape, delegating to the rsfm folder format.
 
-``HubModel`` is ``RsfmModel`` with the mixin added the way the proposed one-line change adds it
+``HubModel`` is ``RsfmModel`` with the mixin added, as ``rsfm.Model`` does
 (``class RsfmModel(nn.Module, RsfmHubMixin)``)."""
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import torch
 from hub_utils import SECRET, RecordingApi, publish, remove_repo, saved_run
 from huggingface_hub import ModelCard, ModelHubMixin
 
-from rsfm.hub import RsfmHubMixin, from_pretrained
+from rsfm.hub import Model, from_pretrained
 from rsfm.models.model import RsfmModel
 
-
-class HubModel(RsfmModel, RsfmHubMixin):
-    pass
+HubModel = Model
 
 
 def _hub_model(model) -> HubModel:
@@ -111,3 +109,16 @@ def test_mixin_model_copies_and_pickles(folder, tmp_path):
     torch.save(model, tmp_path / "m.pt")
     back = torch.load(tmp_path / "m.pt", weights_only=False)
     torch.testing.assert_close(_out(back, x), _out(model, x), rtol=0, atol=0)
+
+
+def test_public_constructors_build_models_with_hub_methods(folder, tmp_path):
+    """rsfm.create_model / rsfm.from_pretrained / rsfm.Model.from_pretrained give rsfm.Model."""
+    import rsfm
+
+    fresh = rsfm.create_model("segmentation", "resnet18", head="fcn", num_classes=2,
+                              bands=["RED", "GREEN", "BLUE"])
+    assert isinstance(fresh, rsfm.Model) and isinstance(fresh, RsfmModel)
+    fresh.save_pretrained(tmp_path / "fresh")
+    for loaded in (rsfm.from_pretrained(tmp_path / "fresh"),
+                   rsfm.Model.from_pretrained(tmp_path / "fresh")):
+        assert type(loaded) is rsfm.Model and callable(loaded.push_to_hub)

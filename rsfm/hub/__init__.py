@@ -6,13 +6,15 @@
 * :mod:`rsfm.hub.card`: the model card (``README.md``) built from the ``SavedConfig``.
 * :mod:`rsfm.hub.push`: upload a run directory or saved folder to the Hugging Face Hub.
 * :mod:`rsfm.hub.mixin`: :class:`RsfmHubMixin`, the same in ``huggingface_hub.ModelHubMixin``'s
-  method shape (``Model.from_pretrained``, ``model.save_pretrained``, ``model.push_to_hub``).
+  method shape, and :class:`Model` (the model class :func:`create_model`,
+  :func:`from_pretrained` and training build: ``Model.from_pretrained``,
+  ``model.save_pretrained``, ``model.push_to_hub``).
 """
 
 from __future__ import annotations
 
 from rsfm.hub.card import model_card
-from rsfm.hub.mixin import RsfmHubMixin
+from rsfm.hub.mixin import Model, RsfmHubMixin, create_model, from_pretrained
 from rsfm.hub.push import push, stage
 from rsfm.hub.save import (
     ADAPTER_DIR,
@@ -20,7 +22,6 @@ from rsfm.hub.save import (
     LAST_WEIGHTS_NAME,
     WEIGHTS_NAME,
     base_model_repo,
-    from_pretrained,
     load_config,
     resolve_folder,
     save_pretrained,
@@ -32,8 +33,10 @@ __all__ = [
     "CONFIG_NAME",
     "LAST_WEIGHTS_NAME",
     "WEIGHTS_NAME",
+    "Model",
     "RsfmHubMixin",
     "base_model_repo",
+    "create_model",
     "from_pretrained",
     "load_config",
     "model_card",

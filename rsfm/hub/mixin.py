@@ -1,14 +1,20 @@
 """``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` methods in the shape of
 ``huggingface_hub.ModelHubMixin``, delegating to the rsfm folder format (:mod:`rsfm.hub.save`)
-and push (:mod:`rsfm.hub.push`).
+and push (:mod:`rsfm.hub.push`), and :class:`Model`: the model class users get.
 
->>> model = RsfmModel.from_pretrained("org/flood-model")        # a Hub repo or a folder
+:class:`~rsfm.models.model.RsfmModel` (the network) lives below the factory and the Hub code, so
+it cannot carry these methods itself without importing upwards. :class:`Model` adds them, and the
+public constructors (:func:`create_model`, :func:`from_pretrained`, training) build ``Model``
+through the factory's ``model_class`` argument.
+
+>>> model = rsfm.Model.from_pretrained("org/flood-model")       # a Hub repo or a folder
 >>> model.save_pretrained("out/")                               # config.json, weights, README.md
 >>> model.push_to_hub("org/flood-model-v2", datasets=["org/floods"])
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -17,12 +23,15 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelHubMixin
 
+from rsfm import factory
+from rsfm.hub import save
 from rsfm.hub.card import model_card
 from rsfm.hub.push import push
-from rsfm.hub.save import from_pretrained, save_pretrained, saved_config_of
+from rsfm.hub.save import save_pretrained, saved_config_of
+from rsfm.models.model import RsfmModel
 from rsfm.schema import Recipe
 
-__all__ = ["RsfmHubMixin"]
+__all__ = ["Model", "RsfmHubMixin", "create_model", "from_pretrained"]
 
 
 class RsfmHubMixin(
@@ -133,10 +142,11 @@ class RsfmHubMixin(
             raise TypeError(f"from_pretrained() got unexpected keyword arguments "
                             f"{sorted(model_kwargs)}; rsfm models rebuild from config.json "
                             "(weights=, device=, merge= are accepted).")
-        return from_pretrained(model_id, revision, cache_dir=None if cache_dir is None
-                               else str(cache_dir), weights=weights, device=device, merge=merge,
-                               token=token, force_download=force_download,
-                               local_files_only=local_files_only)
+        return save.from_pretrained(
+            model_id, revision, cache_dir=None if cache_dir is None else str(cache_dir),
+            weights=weights, device=device, merge=merge, token=token,
+            force_download=force_download, local_files_only=local_files_only,
+            model_class=cls if issubclass(cls, RsfmModel) else RsfmModel)
 
     # ------------------------------------------------------------------------------ pushing
     def push_to_hub(  # type: ignore[override]
@@ -164,3 +174,21 @@ class RsfmHubMixin(
                                      metrics=metrics, datasets=datasets)
             return push(folder, repo_id, token=token, private=private, revision=branch,
                         commit_message=commit_message, lora_only=lora_only, api=api)
+
+
+class Model(RsfmModel, RsfmHubMixin):
+    """An rsfm model with the Hub methods: ``Model.from_pretrained``, ``model.save_pretrained``,
+    ``model.push_to_hub`` (what :func:`create_model`, :func:`from_pretrained` and training build).
+    """
+
+
+@functools.wraps(factory.create_model, assigned=("__doc__",))
+def create_model(*args: Any, **kwargs: Any) -> Model:
+    """:func:`rsfm.factory.create_model` building a :class:`Model`."""
+    return factory.create_model(*args, model_class=Model, **kwargs)  # type: ignore[return-value]
+
+
+@functools.wraps(save.from_pretrained, assigned=("__doc__",))
+def from_pretrained(*args: Any, **kwargs: Any) -> Model:
+    """:func:`rsfm.hub.save.from_pretrained` building a :class:`Model`."""
+    return save.from_pretrained(*args, model_class=Model, **kwargs)  # type: ignore[return-value]

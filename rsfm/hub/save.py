@@ -326,6 +326,7 @@ def from_pretrained(
     token: str | bool | None = None,
     force_download: bool = False,
     local_files_only: bool = False,
+    model_class: type[RsfmModel] = RsfmModel,
 ) -> RsfmModel:
     """Rebuild a trained model (eval mode) from a run directory, a saved folder or a Hub repo.
 
@@ -345,6 +346,7 @@ def from_pretrained(
         token: Hub token for private repos (never printed).
         force_download: Download the repo again even when cached.
         local_files_only: Use the local Hub cache only.
+        model_class: The class built (``rsfm.from_pretrained`` builds ``rsfm.Model``).
 
     Returns:
         The model, with ``model.saved_config`` (the :class:`SavedConfig` read).
@@ -364,13 +366,14 @@ def from_pretrained(
     if full.is_file():
         # the weights file holds the whole model: no pretrained backbone to fetch first
         model = create_model(replace(config.model, pretrained=False, weights=None),
-                             input_spec=config.input)
+                             input_spec=config.input, model_class=model_class)
         missing, unexpected = model.load_state_dict(load_file(str(full)), strict=False)
         if missing or unexpected:
             raise WeightsError(f"{full}: weights do not fit the model rebuilt from {CONFIG_NAME} "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]}).")
     elif adapter is not None:
-        model = create_model(_base_config(config), input_spec=config.input)
+        model = create_model(_base_config(config), input_spec=config.input,
+                             model_class=model_class)
         load_adapter(model, adapter)
         if merge:
             merge_lora(model)
