@@ -319,12 +319,10 @@ def test_cli_push_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
 
 
 def test_recipe_push_to_hub_after_training(tmp_path, monkeypatch):
-    import importlib
-
     import rsfm
 
-    calls = []  # the module rsfm.hub.push (the package attribute of that name is the function)
-    monkeypatch.setattr(importlib.import_module("rsfm.hub.push"), "push",
+    calls = []  # the training loop's own reference to rsfm.hub.push (imported at module level)
+    monkeypatch.setattr("rsfm.train.loop.push",
                         lambda source, repo_id, **kw: calls.append((str(source), repo_id, kw)))
     out = tmp_path / "pushed"
     rsfm.train(tiny_recipe(out, train={"epochs": 1},

@@ -38,6 +38,20 @@ def tiny_recipe(out: Path, **sections) -> dict:
     return recipe
 
 
+@pytest.fixture
+def train_log(caplog):
+    """caplog for the training loggers (the CLI's status handler may stop their propagation)."""
+    import logging
+
+    logger = logging.getLogger("rsfm.train")
+    logger.addHandler(caplog.handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(old)
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -47,13 +61,17 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 def test_train_writes_run_directory(tmp_path):
     import rsfm
     from rsfm.hub import from_pretrained, load_config
+    from rsfm.train.state import TrainResult
 
     run = tmp_path / "run"
     result = rsfm.train(tiny_recipe(run))
-    assert result["best_epoch"] in (1, 2) and result["global_step"] == 4
+    assert isinstance(result, TrainResult)
+    assert result.best_epoch in (1, 2) and result.global_step == 4 and result.run_dir == run
+    assert result.metric == "miou" and result.num_processes == 1 and result.test_metrics is None
     for name in ("recipe.yaml", "config.json", "model.safetensors", "last_model.safetensors",
                  "metrics.jsonl", "metrics.csv", "plots/loss.png", "plots/metrics.png",
-                 "plots/confusion_matrix.png", "plots/predictions.png", "checkpoints/latest"):
+                 "plots/confusion_matrix.png", "plots/predictions.png", "checkpoints/latest",
+                 "checkpoints/epoch-0002/config.json"):
         assert (run / name).exists(), name
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -61,22 +79,24 @@ def test_train_writes_run_directory(tmp_path):
                 "val_iou_dry", "val_iou_water", "val_confusion_matrix", "lr", "val_samples"):
         assert key in rows[-1], key
     assert rows[-1]["val_samples"] == 3
-    cfg = load_config(run)
-    # the contract inference relies on
-    assert cfg["rsfm_version"] and cfg["model"]["backbone"] == "dofa_base"
-    assert cfg["card"]["name"] == "dofa_base" and "revision" in cfg["card"]["weights"]
-    data = cfg["data"]
-    assert data["bands"] == ["VV", "VH"] and len(data["wavelengths"]) == 2
-    assert data["mean"] == [-10.0, -17.0] and data["std"] == [4.0, 5.0]
-    for key in ("divide_by", "nodata", "ignore_index", "classes", "tile_size"):
-        assert key in data
-    assert data["classes"] == ["dry", "water"] and data["tile_size"] == 64
-    assert cfg["lora"] is None
+    cfg = load_config(run)  # the SavedConfig inference relies on
+    assert cfg.rsfm_version and cfg.model.backbone == "dofa_base" and cfg.card.name == "dofa_base"
+    assert cfg.model.bands is None and cfg.input.band_names == ["VV", "VH"]
+    assert all(b.wavelength_um is not None for b in cfg.input.bands)
+    assert cfg.input.normalization.mean == (-10.0, -17.0)
+    assert cfg.input.normalization.std == (4.0, 5.0)
+    assert cfg.input.class_names == ["dry", "water"] and cfg.input.tile_size == 64
+    assert cfg.input.ignore_index == -1 and cfg.lora is None
+    assert cfg.metrics["epoch"] == result.best_epoch
     model = from_pretrained(run)
-    assert not model.training and model.rsfm_metadata["task"] == "segmentation"
+    assert not model.training and model.saved_config.model.task == "segmentation"
     best = load_weights(run / "model.safetensors")
     for k, v in model.state_dict().items():
         assert torch.equal(v, best[k]), k
+    last = from_pretrained(run, weights="last")  # a hard link to the checkpoint's weights
+    ckpt_weights = run / "checkpoints" / "epoch-0002" / "model.safetensors"
+    assert (run / "last_model.safetensors").stat().st_ino == ckpt_weights.stat().st_ino
+    assert set(last.state_dict()) == set(best)
     with pytest.raises(Exception, match="already holds a run"):
         rsfm.train(tiny_recipe(run))
 
@@ -89,6 +109,7 @@ def test_non_finite_loss_stops_with_clear_message(tmp_path):
                                                    "clip_grad_norm": None}))
     msg = str(info.value)
     assert "step" in msg and "learning rate" in msg and "nodata" in msg and "normalisation" in msg
+    assert "last good checkpoint" in msg
 
 
 def test_progressive_unfreeze_and_freeze(tmp_path):
@@ -126,7 +147,7 @@ def test_confusion_metrics_and_baseline():
     m.update(cm)
     out = m.compute()
     # totals: tp0=3, fn0=1 (0->1), fp0=2 (1->0); tp1=1, fp1=1, fn1=2
-    assert out["iou"]["a"] == pytest.approx(3 / 6) and out["iou"]["b"] == pytest.approx(1 / 4)
+    assert out["iou_a"] == pytest.approx(3 / 6) and out["iou_b"] == pytest.approx(1 / 4)
     assert out["miou"] == pytest.approx((0.5 + 0.25) / 2)
     assert out["accuracy"] == pytest.approx(4 / 7) and out["samples"] == 2
     assert out["majority_miou"] == pytest.approx((4 / 7) / 2)
@@ -147,13 +168,16 @@ def test_losses_ignore_index_and_all_ignored():
 
 
 def test_layer_decay_groups_and_schedule():
-    from rsfm.models.factory import create_model
-    from rsfm.recipe import OptimizerConfig, SchedulerConfig
+    from rsfm.config import ModelConfig
+    from rsfm.factory import create_model
+    from rsfm.schema import OptimizerConfig
+    from rsfm.train.budget import Budget
     from rsfm.train.optim import build_optimizer, build_scheduler, lr_lambda, param_groups
 
-    model = create_model({"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
-                          "num_classes": 2, "bands": ["VV", "VH"],
-                          "backbone_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2}})
+    model = create_model(ModelConfig(task="segmentation", backbone="dofa_base", head="fcn",
+                                     num_classes=2, bands=("VV", "VH"),
+                                     backbone_kwargs={"depth": 2, "embed_dim": 64,
+                                                      "num_heads": 2}))
     groups = param_groups(model, 1e-3, 0.05, layer_decay=0.5)
     scale = {n: g["lr_scale"] for g in groups for n in g["names"]}
     assert scale["backbone.blocks.1.attn.qkv.weight"] == pytest.approx(0.5)
@@ -163,8 +187,7 @@ def test_layer_decay_groups_and_schedule():
     assert decay["backbone.blocks.0.attn.qkv.bias"] == 0.0
     assert decay["backbone.blocks.0.attn.qkv.weight"] == 0.05
     opt = build_optimizer(model, OptimizerConfig(lr=1e-3, layer_decay=0.5))
-    sched = build_scheduler(opt, SchedulerConfig(warmup_steps=2), total_steps=10,
-                            steps_per_epoch=5)
+    sched = build_scheduler(opt, Budget(epochs=2, steps_per_epoch=5, warmup=2))
     lrs = []
     for _ in range(10):
         lrs.append(sched.get_last_lr()[0] / opt.param_groups[0]["lr_scale"])
@@ -178,20 +201,21 @@ def test_layer_decay_groups_and_schedule():
 
 
 def test_unfreeze_specs():
+    from rsfm.config import ModelConfig
     from rsfm.errors import ConfigError
-    from rsfm.models.factory import create_model
+    from rsfm.factory import create_model
     from rsfm.train.unfreeze import resolve_modules
 
-    vit = create_model({"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
-                        "num_classes": 2, "backbone_kwargs": {"depth": 3, "embed_dim": 64,
-                                                              "num_heads": 2}})
+    vit = create_model(ModelConfig(task="segmentation", backbone="dofa_base", head="fcn",
+                                   num_classes=2, backbone_kwargs={"depth": 3, "embed_dim": 64,
+                                                                   "num_heads": 2}))
     assert resolve_modules(vit, "blocks.1-2") == [vit.backbone.blocks[1], vit.backbone.blocks[2]]
     assert resolve_modules(vit, "last_blocks:1") == [vit.backbone.blocks[2]]
     assert resolve_modules(vit, "backbone") == [vit.backbone]
     with pytest.raises(ConfigError, match="names no module"):
         resolve_modules(vit, "blokcs.1")
-    res = create_model({"task": "classification", "backbone": "resnet18",
-                        "head": "classification", "num_classes": 3})
+    res = create_model(ModelConfig(task="classification", backbone="resnet18",
+                                   head="classification", num_classes=3))
     assert resolve_modules(res, "layer4") == [res.backbone.layer4]
     assert resolve_modules(res, "last_stages:2") == [res.backbone.layer3, res.backbone.layer4]
 
@@ -236,9 +260,9 @@ def test_detection_run_reports_map(tmp_path):
         "output": {"dir": str(tmp_path / "det")},
     }
     result = train(recipe)
-    row = result["history"][-1]
-    assert result["metric"] == "map" and 0.0 <= row["val_map"] <= row["val_map50"] <= 1.0
-    assert row["val_images"] == 2 and "val_ap50_Tree" in row
+    row = result.history[-1]
+    assert result.metric == "map" and 0.0 <= row["val_map"] <= row["val_map_50"] <= 1.0
+    assert row["val_images"] == 2 and "val_ap50_Tree" in row and row["images_per_sec"] > 0
 
 
 def test_classification_with_progressive_unfreeze(tmp_path):
@@ -271,7 +295,12 @@ def test_classification_with_progressive_unfreeze(tmp_path):
         "output": {"dir": str(tmp_path / "cls")},
     }
     result = train(recipe, callbacks=[snap])
-    assert result["metric"] == "accuracy" and result["history"][-1]["val_samples"] == 3
+    row = result.history[-1]
+    assert result.metric == "accuracy" and row["val_samples"] == 3
+    for key in ("val_accuracy", "val_macro_f1", "val_f1_dry", "val_recall_water",
+                "val_precision_dry", "val_loss", "val_confusion_matrix"):
+        assert key in row, key
+    assert not [k for k in row if "miou" in k or "pixels" in k or "iou_" in k]
     l4, l3 = "backbone.layer4.0.conv1.weight", "backbone.layer3.0.conv1.weight"
     assert not torch.equal(snaps[0][l4], snaps[1][l4])  # layer4 unfrozen in epoch 2
     assert torch.equal(snaps[0][l3], snaps[1][l3])  # layer3 stays frozen
@@ -291,7 +320,7 @@ def test_detection_map_exact_cases():
                "scores": torch.tensor([0.9])}  # IoU 10/14 = 0.71: hit at 0.5..0.7, miss above
     m.update([shifted], [{"boxes": gt["boxes"][:1], "labels": gt["labels"][:1]}])
     out = m.compute()
-    assert out["map50"] == pytest.approx(1.0) and out["map"] == pytest.approx(5 / 10)
+    assert out["map_50"] == pytest.approx(1.0) and out["map"] == pytest.approx(5 / 10)
 
 
 def test_early_stopping(tmp_path):
@@ -299,7 +328,8 @@ def test_early_stopping(tmp_path):
 
     result = train(tiny_recipe(tmp_path / "es", train={
         "epochs": 5, "early_stopping": {"patience": 1, "min_delta": 0.5}}))
-    assert len(result["history"]) == 2 and result["best_epoch"] == 1
+    assert len(result.history) == 2 and result.best_epoch == 1
+    assert result.stop_reason == "early_stopping"
     state = json.loads((tmp_path / "es" / "checkpoints" / "epoch-0002" /
                         "trainer_state.json").read_text())
     assert state["stopped_early"] is True
@@ -309,5 +339,5 @@ def test_demo_end_to_end_smoke(tmp_path):
     from rsfm.train.demo import run_demo
 
     res = run_demo(tmp_path / "demo", ["train.epochs=1", "train.max_steps=2"], progress=False)
-    assert Path(res["preview"]).stat().st_size > 0 and Path(res["prediction"]).exists()
-    assert 0 < res["majority_miou"] < 1 and res["miou"] is not None
+    assert res.preview.stat().st_size > 0 and res.prediction.exists()
+    assert 0 < res.majority_miou < 1 and res.miou is not None

@@ -39,11 +39,11 @@ def rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def launch(args: list[str], cwd: Path, mode: str = "--multi_gpu") -> subprocess.CompletedProcess:
     accelerate = Path(sys.executable).with_name("accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        [str(accelerate), "launch", mode, "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",
          "--main_process_port", str(free_port()), *args],
         check=False, capture_output=True, text=True, timeout=240, env=env, cwd=cwd,
@@ -52,7 +52,9 @@ def launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 SYNC_SCRIPT = """
 import os, sys, torch
+from rsfm.commands.train import show_status_lines
 from rsfm.train.loop import train
+show_status_lines()
 rank = int(os.environ["RANK"])
 def dump(event, state):
     if event == "epoch" and state.epoch == 2:
@@ -92,10 +94,52 @@ def test_two_processes_match_one(tmp_path):
     single = train(tiny_recipe(tmp_path / "single", train={"epochs": 2},
                                data={"eval_batch_size": 2}))
     ddp_rows = rows(tmp_path / "ddp")
-    assert [r["step"] for r in ddp_rows] == [r["step"] for r in single["history"]] == [2, 4]
-    for a, b in zip(ddp_rows, single["history"]):
+    assert [r["step"] for r in ddp_rows] == [r["step"] for r in single.history] == [2, 4]
+    for a, b in zip(ddp_rows, single.history):
         assert a["val_samples"] == b["val_samples"] == 3  # no duplicated padding samples
         assert sum(map(sum, a["val_confusion_matrix"])) == sum(map(sum, b["val_confusion_matrix"]))
         assert abs(a["val_miou"] - b["val_miou"]) <= TOL_MIOU, (a["val_miou"], b["val_miou"])
         assert abs(a["train_loss"] - b["train_loss"]) <= TOL_LOSS * b["train_loss"]
         assert abs(a["val_loss"] - b["val_loss"]) <= TOL_LOSS * b["val_loss"]
+
+
+def test_cpu_launch_starts_the_requested_processes(tmp_path):
+    """``accelerate launch --cpu --num_processes 2`` starts one process (its --cpu multi-process
+    mode needs MPI); rsfm notices and runs the 2 processes through torchrun."""
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "cpu", train={"epochs": 1},
+                                               output={"dir": str(tmp_path / "cpu"),
+                                                       "plots": False})))
+    proc = launch(["-m", "rsfm.train", str(path)], tmp_path, mode="--cpu")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "starting 2 processes with torch.distributed.run" in proc.stdout
+    assert "2 process(es)" in proc.stdout and proc.stdout.count("epoch 1/1 |") == 1
+
+
+def test_unused_parameter_probe():
+    """DDP looks for unused parameters only when a head leaves some without gradient."""
+    import torch
+
+    from rsfm.config import ModelConfig, NeckConfig
+    from rsfm.factory import create_model
+    from rsfm.train.setup import unused_parameters
+    from rsfm.train.tasks import build_task
+
+    def model(head):
+        return create_model(ModelConfig(
+            task="segmentation", backbone="dofa_base", head=head, num_classes=2,
+            bands=("VV", "VH"), backbone_kwargs={"depth": 2, "embed_dim": 64, "num_heads": 2},
+            neck=NeckConfig(out_channels=32)))
+
+    torch.manual_seed(0)
+    fcn, unet = model("fcn"), model("unet")
+    task = build_task("segmentation", fcn.input_spec)
+    batch = {"image": torch.randn(2, 2, 64, 64), "mask": torch.randint(0, 2, (2, 64, 64))}
+    buffers = {k: v.clone() for k, v in unet.named_buffers()}
+    rng = torch.get_rng_state()
+    unused = unused_parameters(fcn, task, batch)
+    assert unused and all(n.startswith("neck.") for n in unused)  # FCN reads one level
+    assert unused_parameters(unet, task, batch) == []
+    assert torch.equal(torch.get_rng_state(), rng)  # the probe leaves the random state alone
+    assert all(torch.equal(v, buffers[k]) for k, v in unet.named_buffers())
+    assert not any(p.grad is not None for p in unet.parameters())

@@ -1,168 +1,59 @@
 """The training loop: one code path for ``accelerate launch -m rsfm.train RECIPE``,
 ``rsfm train RECIPE`` and ``rsfm.train(recipe)``.
 
-Shape of accelerate's examples: the ``Accelerator`` is created inside :func:`train`, the seed is
-set before anything is built, everything is prepared once, ``accelerator.accumulate`` +
-``accelerator.backward`` drive the steps, ``gather_for_metrics`` collects validation results
-(no duplicated samples from the distributed sampler padding), tqdm runs on the main process only,
-and ``end_training`` closes the run.
+:func:`train` reads top to bottom: check everything that needs no compute (the InputSpec is
+resolved once here and every later step reads it), prepare the run directory, build data and
+model, then epochs of :func:`~rsfm.train.engine.train_one_epoch` and
+:func:`~rsfm.train.engine.evaluate`, saving through :class:`~rsfm.train.run_dir.RunDir`, and
+finally the best checkpoint on the test split.
 
+Shape of accelerate's examples: the ``Accelerator`` is created inside :func:`train`, the seed is
+set before anything is built, everything is prepared once, ``gather_for_metrics`` collects
+evaluation results, tqdm runs on the main process only, and ``end_training`` closes the run.
 ``data.batch_size`` is the *global* batch (``split_batches=True``): the same recipe gives the
 same optimisation with 1 or N processes. The shuffle depends only on ``(seed, epoch)`` and every
 epoch re-seeds the RNGs with ``seed + epoch``, so resuming from an end-of-epoch checkpoint
-reproduces the uninterrupted run.
+reproduces the uninterrupted run. Status lines go to the ``rsfm.train.loop`` logger (the CLI
+shows them).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import os
-import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+from rsfm.hub import WEIGHTS_NAME, from_pretrained, push
+from rsfm.lora import count_parameters
+from rsfm.preflight import preflight
+from rsfm.recipe import load_recipe
+from rsfm.schema import Recipe
+from rsfm.train import checkpoint as ck
+from rsfm.train.budget import Budget, format_duration
+from rsfm.train.data import Datasets, Loaders, build_datasets, build_loaders, check_datasets
+from rsfm.train.engine import Callback, EpochStats, Fit, evaluate, train_one_epoch
+from rsfm.train.optim import build_optimizer, build_scheduler
+from rsfm.train.plots import plot_confusion, plot_history, plot_validation_predictions
+from rsfm.train.run_dir import RunDir
+from rsfm.train.setup import (
+    build_model,
+    make_accelerator,
+    make_trainable,
+    prepare,
+    start_trackers,
+)
+from rsfm.train.state import NonFiniteLossError, TrainResult, TrainState, improved
+from rsfm.train.tasks import Task, build_task
+from rsfm.train.unfreeze import UnfreezeScheduler
 
-from rsfm.errors import ConfigError, RsfmError
-from rsfm.io import atomic_write_text
-from rsfm.recipe import Recipe, load_recipe, recipe_to_yaml
-
-__all__ = ["NonFiniteLossError", "TrainState", "build_model", "train"]
+__all__ = ["NonFiniteLossError", "TrainResult", "TrainState", "build_model", "train"]
 
 log = logging.getLogger(__name__)
-
-Callback = Callable[[str, "TrainState"], None]
-
-
-class NonFiniteLossError(RsfmError, FloatingPointError):
-    """The loss became NaN or infinite: training stops instead of learning garbage."""
-
-
-@dataclasses.dataclass
-class TrainState:
-    """What the loop knows; saved with every checkpoint (``trainer_state.json``)."""
-
-    epoch: int = -1  # last completed epoch
-    global_step: int = 0
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    bad_evals: int = 0
-    stopped_early: bool = False
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    run_dir: str = ""
-    last_loss: float | None = None
-    model: Any = dataclasses.field(default=None, repr=False, compare=False)  # for callbacks
-
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "model"}
-
-
-def build_model(recipe: Recipe) -> nn.Module:
-    """The model of a recipe (``rsfm.create_model``), with class names attached."""
-    from rsfm.models.factory import create_model
-
-    cfg = recipe.model
-    if cfg.classes is None and recipe.data.classes is not None:
-        cfg = dataclasses.replace(cfg, classes=tuple(recipe.data.classes))
-    return create_model(cfg)
-
-
-def _collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from rsfm.data.collate import collate_fn
-
-    return collate_fn([{k: v for k, v in s.items() if k != "meta"} for s in batch])
-
-
-def _det_targets(batch: Mapping[str, Any]) -> list[dict[str, torch.Tensor]]:
-    # rsfm data labels are 0-based class ids; torchvision detectors reserve 0 for background
-    return [{"boxes": b.float(), "labels": lab.long() + 1}
-            for b, lab in zip(batch["boxes"], batch["labels"])]
-
-
-def _seg_logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(out, Mapping):
-        return out["out"], out.get("aux")
-    return out, None
-
-
-def _fit(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if logits.shape[-2:] != tuple(size):
-        logits = torch.nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
-                                                 align_corners=False)
-    return logits
-
-
-def _summary_line(epoch: int, epochs: int, row: Mapping[str, Any], metric: str) -> str:
-    parts = [f"epoch {epoch + 1}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
-    if row.get("val_loss") is not None:
-        parts.append(f"val_loss {row['val_loss']:.4f}")
-    for k in ("val_miou", "val_macro_f1", "val_accuracy", "val_map50", "val_map"):
-        if k in row:
-            star = "*" if k == f"val_{metric}" else ""
-            parts.append(f"{k.removeprefix('val_')}{star} {row[k]:.4f}")
-    parts.append(f"lr {row['lr']:.2e}")
-    parts.append(f"{row['images_per_sec']:.1f} img/s")
-    parts.append(f"{row['epoch_time']:.1f}s")
-    return " | ".join(parts)
-
-
-def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    import csv
-    import io
-
-
-    flat = [{k: v for k, v in h.items() if not isinstance(v, (dict, list))} for h in history]
-    atomic_write_text(run_dir / "metrics.jsonl",
-                      "".join(json.dumps(h, default=float) + "\n" for h in history))
-    keys: list[str] = []
-    for h in flat:
-        keys += [k for k in h if k not in keys]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(flat)
-    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
-
-
-def _improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
-    if best is None:
-        return True
-    return value > best + min_delta if mode == "max" else value < best - min_delta
-
-
-def _prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool | str) -> Path | None:
-    """Decide fresh start vs resume; returns the checkpoint to resume from (or None)."""
-    from rsfm.train.checkpoint import find_latest_checkpoint
-
-    ckpt = find_latest_checkpoint(run_dir)
-    if resume is True and ckpt is None:
-        raise ConfigError(f"--resume: no complete checkpoint in '{run_dir / 'checkpoints'}'.")
-    if resume and ckpt is not None:
-        return ckpt
-    leftovers = [p for p in ("checkpoints", "metrics.jsonl", "model.safetensors")
-                 if (run_dir / p).exists()]
-    if leftovers and not recipe.output.overwrite:
-        raise ConfigError(
-            f"Output directory '{run_dir}' already holds a run ({', '.join(leftovers)}). "
-            "Resume it with --resume (train.resume=auto), choose another output.dir, or set "
-            "output.overwrite=true."
-        )
-    return None
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    for name in ("checkpoints", "adapter", "plots", "tensorboard"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in ("metrics.jsonl", "metrics.csv", "model.safetensors", "last_model.safetensors",
-                 "config.json"):
-        (run_dir / name).unlink(missing_ok=True)
 
 
 def train(
@@ -171,11 +62,11 @@ def train(
     *,
     resume: bool | str | None = None,
     callbacks: Sequence[Callback] = (),
-) -> dict[str, Any]:
-    """Train a recipe. Returns ``{"run_dir", "best_metric", "best_epoch", "metric", "history"}``.
+) -> TrainResult:
+    """Train a recipe.
 
     Args:
-        recipe: A recipe file, mapping or :class:`~rsfm.recipe.Recipe`.
+        recipe: A recipe file, mapping or :class:`~rsfm.schema.Recipe`.
         overrides: ``key.path=value`` overrides.
         resume: ``True`` (must resume), ``"auto"`` (resume when a checkpoint exists), ``False``;
             ``None`` = the recipe's ``train.resume``.
@@ -183,408 +74,256 @@ def train(
             ``"epoch"`` (after each epoch's evaluation and checkpoint). Exceptions propagate.
 
     Raises:
-        ConfigError: invalid recipe or output directory conflict.
-        NonFiniteLossError: the loss became NaN/inf (names the step, the learning rate).
+        ConfigError: Invalid recipe, impossible model options, an output folder that cannot be
+            written, a run in the way, or a resume that does not match the run (all before any
+            compute).
+        NonFiniteLossError: The loss became NaN/inf (names the step and the last checkpoint).
     """
-    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    from rsfm.train import checkpoint as ck
-    from rsfm.train.data import EpochSampler, build_datasets
-    from rsfm.train.losses import build_loss
-    from rsfm.train.metrics import ConfusionMetrics, DetectionMAP, per_sample_confusion
-    from rsfm.train.optim import build_optimizer, build_scheduler
-    from rsfm.train.unfreeze import UnfreezeScheduler, freeze_backbone
-
+    t_call = time.perf_counter()
     recipe = load_recipe(recipe, overrides)
     tc = recipe.train
-    resume = tc.resume if resume is None else resume
-    kwargs: dict[str, Any] = {}
-    if tc.mixed_precision is not None:
-        kwargs["mixed_precision"] = tc.mixed_precision
-    # `accelerate launch --multi_gpu` (torchrun) on a machine without GPUs: run DDP on CPU/gloo
-    # (`--cpu --num_processes N` only starts several processes through mpirun).
-    if int(os.environ.get("LOCAL_RANK", "-1")) != -1 and not torch.cuda.is_available():
-        kwargs["cpu"] = True
-    # Heads may not use every neck level (FCN takes one), so DDP must tolerate unused parameters.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(
-        kwargs_handlers=[ddp],
-        gradient_accumulation_steps=tc.grad_accum_steps,
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
-        step_scheduler_with_optimizer=False,
-        **kwargs,
-    )
+    spec = preflight(recipe)  # the InputSpec, resolved once; nothing is built or read yet
+    run = RunDir(recipe.output_dir())
+    accelerator = make_accelerator(recipe, run.path)
+    main = run.main = accelerator.is_main_process
     set_seed(tc.seed, deterministic=tc.deterministic)
-    main = accelerator.is_main_process
-    run_dir = recipe.output_dir().resolve()
-    ckpt = _prepare_run_dir(recipe, run_dir, resume)
+    ckpt = run.prepare(recipe, tc.resume if resume is None else resume, spec)
     accelerator.wait_for_everyone()
-    if main:
-        if ckpt is None and recipe.output.overwrite:
-            _clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    run.start(recipe, resumed=ckpt is not None)
     accelerator.wait_for_everyone()
+    start_trackers(accelerator, recipe)
 
-    # ---- data
     with accelerator.main_process_first():
-        train_ds, val_ds, meta = build_datasets(recipe)
-    task = recipe.model.task
-    classes = list(recipe.classes)
-    k = recipe.model.num_classes
-    d = recipe.data
-    if d.batch_size % accelerator.num_processes:
-        raise ConfigError(f"data.batch_size ({d.batch_size}) is the global batch and must be "
-                          f"divisible by the number of processes ({accelerator.num_processes}).")
-    sampler = EpochSampler(len(train_ds), tc.seed)
-    train_loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
-        collate_fn=_collate, drop_last=len(train_ds) > d.batch_size,
-        persistent_workers=d.num_workers > 0,
-    )
-    val_loader = None
-    if val_ds is not None and len(val_ds):
-        ebs = d.eval_batch_size or d.batch_size
-        ebs = max(accelerator.num_processes, ebs - ebs % accelerator.num_processes)
-        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=ebs, shuffle=False,
-                                                 num_workers=d.num_workers, collate_fn=_collate)
-
-    # ---- model
-    model = build_model(recipe)
-    if tc.freeze.backbone:
-        model.freeze_backbone() if hasattr(model, "freeze_backbone") else freeze_backbone(model)
-    if recipe.lora is not None:
-        from rsfm.lora import apply_lora
-
-        lc = recipe.lora
-        apply_lora(model, lc.r, lc.alpha, lc.dropout, lc.target_modules, lc.bias)
-    from rsfm.lora import count_parameters
-
-    trainable, total = count_parameters(model)
-    accelerator.print(f"[rsfm] {recipe.name}: {task} {recipe.model.backbone} + {recipe.model.head}"
-                      f", {len(train_ds)} train / {len(val_ds) if val_ds is not None else 0} val "
-                      f"samples, trainable parameters {trainable:,} / {total:,} "
-                      f"({100 * trainable / max(total, 1):.2f}%), {accelerator.num_processes} "
-                      f"process(es) on {accelerator.device}, mixed precision "
-                      f"{accelerator.mixed_precision}")
-    unfreezer = UnfreezeScheduler(tc.freeze.unfreeze, lora=recipe.lora is not None)
-    criterion = None
-    if task != "detection":
-        lo = tc.loss
-        criterion = build_loss(lo.name, ignore_index=d.ignore_index,
-                               class_weights=lo.class_weights, dice_weight=lo.dice_weight,
-                               focal_gamma=lo.focal_gamma, label_smoothing=lo.label_smoothing)
-        criterion = criterion.to(accelerator.device)
+        datasets = build_datasets(recipe, spec)
+        data_lines = check_datasets(datasets)  # labels that do not fit the classes: stop now
+    loaders = build_loaders(datasets, recipe.data, tc.seed, accelerator.num_processes)
+    model = make_trainable(build_model(recipe, spec), recipe)
+    task = build_task(recipe.model.task, spec, loss=tc.loss, accelerator=accelerator,
+                      score_threshold=recipe.eval.score_threshold)
+    if main:
+        log.info(_header(recipe, model, accelerator))
+        for line in data_lines:
+            log.info("data %s", line)
     optimizer = build_optimizer(model, tc.optimizer)
-    # DDP registers only parameters that require grad when it wraps the model; one frozen then
-    # would never be all-reduced after a progressive unfreeze (ranks would drift apart). So every
-    # parameter that may be unfrozen is wrapped as trainable and frozen again right after; with
-    # find_unused_parameters=True, DDP treats it as unused while it is frozen.
-    refreeze: list[torch.nn.Parameter] = []
-    if accelerator.num_processes > 1 and tc.freeze.unfreeze:
-        refreeze = [p for n, p in model.named_parameters()
-                    if not p.requires_grad and "base_layer" not in n]  # LoRA bases stay frozen
-        for p in refreeze:
-            p.requires_grad_(True)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    for p in refreeze:
-        p.requires_grad_(False)
-    if val_loader is not None:
-        val_loader = accelerator.prepare(val_loader)
-    steps_per_epoch = max(1, math.ceil(len(train_loader) / tc.grad_accum_steps))
-    total_steps = steps_per_epoch * tc.epochs
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
-    scheduler = build_scheduler(optimizer.optimizer, tc.scheduler, total_steps, steps_per_epoch)
+    model, optimizer, loaders = prepare(accelerator, model, optimizer, loaders, datasets, task,
+                                        recipe)
+    budget = Budget.from_recipe(recipe, math.ceil(len(loaders.train) / tc.grad_accum_steps))
+    scheduler = build_scheduler(optimizer.optimizer, budget)
     accelerator.register_for_checkpointing(scheduler)
-    raw_model = accelerator.unwrap_model(model)
-
-    state = TrainState(run_dir=str(run_dir))
+    raw = accelerator.unwrap_model(model)
+    unfreezer = UnfreezeScheduler(tc.freeze.unfreeze, lora=recipe.lora is not None)
+    state = TrainState(run_dir=str(run.path))
     if ckpt is not None:
-        accelerator.load_state(str(ckpt))
-        saved = ck.read_state(ckpt)
-        state = TrainState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainState)
-                              if f.name in saved and f.name != "model"})
-        state.run_dir = str(run_dir)
-        unfreezer.apply(raw_model, state.epoch, upto=True)
-        accelerator.print(f"[rsfm] resumed from {ckpt} (epoch {state.epoch + 1} done, step "
-                          f"{state.global_step})")
+        state = _resume(accelerator, ckpt, raw, scheduler, budget)
+        unfreezer.apply(raw, state.epoch, upto=True)
+    state.run_dir, state.model = str(run.path), raw
+    if main:
+        log.info(budget.describe())
+    fit = Fit(accelerator, model, optimizer, scheduler, task, budget, tc.clip_grad_norm,
+              tc.progress, max(1, tc.log_every), callbacks, run.latest_checkpoint,
+              clock_start=time.perf_counter() - state.elapsed)
 
-    state.model = raw_model
-    tb = None
-    if main and recipe.output.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(run_dir / "tensorboard"))
-        except ImportError:  # tensorboard not installed
-            tb = None
-
-    metric_name, mode = recipe.metric, recipe.metric_mode
-    es = tc.early_stopping
-
-    def fire(event: str) -> None:
+    model.train()
+    for epoch in range(state.epoch + 1, tc.epochs):
+        if state.stopped_early or budget.exhausted(state.global_step):
+            break
+        _begin_epoch(epoch, tc.seed, tc.deterministic, loaders, datasets, unfreezer, raw, main)
+        stats = train_one_epoch(fit, loaders.train, state, epoch)
+        last = epoch == tc.epochs - 1 or stats.stop is not None
+        due = loaders.val is not None and ((epoch + 1) % recipe.eval.every == 0 or last)
+        val = evaluate(model, loaders.val, task, accelerator) if due else None
+        row = _row(epoch, state, stats, scheduler.get_last_lr()[0], val)
+        better = _update_best(state, recipe, row, val is not None, loaders.val is None)
+        state.epoch, state.warmup_end = epoch, budget.warmup_end
+        state.history.append(row)
+        state.stop_reason = stats.stop or ("early_stopping" if state.stopped_early else None)
+        final = last or state.stopped_early
+        _save_epoch(run, accelerator, model, state, recipe, row, better,
+                    final or (epoch + 1) % tc.checkpoint_every == 0, final)
+        if main:
+            log.info(_summary_line(epoch, tc.epochs, row, recipe.metric, task))
+            if state.stopped_early:
+                log.info("early stopping: %s did not improve for %d evaluation(s); best %.4f at "
+                         "epoch %s", recipe.metric, tc.early_stopping.patience,
+                         state.best_metric, state.best_epoch)
         for cb in callbacks:
-            cb(event, state)
+            cb("epoch", state)
+        if stats.stop is not None and main:
+            log.info("stopped at step %d: %s reached (%s of training)", state.global_step,
+                     stats.stop, format_duration(state.elapsed))
 
-    global_mean = (accelerator.num_processes > 1 and task == "segmentation"
-                   and hasattr(criterion, "sum_and_weight"))
+    accelerator.wait_for_everyone()
+    if loaders.test is not None:
+        state.test_metrics = _test(run, loaders.test, task, accelerator, raw, state, recipe)
+    if main:
+        _finish(run, recipe, raw, datasets, state, accelerator.device, time.perf_counter() - t_call)
+    accelerator.end_training()
+    return TrainResult(run.path, recipe.metric, state.best_metric, state.best_epoch,
+                       state.history, state.global_step, time.perf_counter() - t_call,
+                       accelerator.num_processes, state.test_metrics, state.stop_reason)
 
-    def compute_loss(batch: Mapping[str, Any]) -> torch.Tensor:
-        if task == "detection":
-            losses = model(list(batch["image"]), _det_targets(batch))
-            return sum(losses.values())
-        if task == "classification":
-            return criterion(model(batch["image"]), batch["label"])
-        out = model(batch["image"], return_aux=bool(getattr(raw_model, "has_aux", False)))
-        logits, aux = _seg_logits(out)
-        if global_mean and aux is None:
-            # mean over the valid pixels of the whole global batch, not per process
-            total, weight = criterion.sum_and_weight(_fit(logits, batch["mask"].shape[-2:]),
-                                                     batch["mask"])
-            weight = accelerator.reduce(weight, reduction="sum")
-            return total * accelerator.num_processes / weight.clamp(min=1e-12)
-        loss = criterion(_fit(logits, batch["mask"].shape[-2:]), batch["mask"])
-        if aux is not None:
-            loss = loss + 0.4 * criterion(_fit(aux, batch["mask"].shape[-2:]), batch["mask"])
-        return loss
 
-    def evaluate() -> dict[str, Any]:
-        model.eval()
-        losses: list[torch.Tensor] = []
-        seg = ConfusionMetrics(k, classes) if task != "detection" else None
-        det = DetectionMAP(k, classes) if task == "detection" else None
-        with torch.no_grad():
-            for batch in val_loader:
-                if task == "detection":
-                    outs = model(list(batch["image"]))
-                    preds = [{"boxes": o["boxes"], "scores": o["scores"],
-                              "labels": o["labels"] - 1} for o in outs]
-                    preds = [{kk: v[p["scores"] >= recipe.eval.score_threshold]
-                              for kk, v in p.items()} for p in preds]
-                    tg = [{"boxes": b, "labels": lab}
-                          for b, lab in zip(batch["boxes"], batch["labels"])]
-                    preds = accelerator.gather_for_metrics(preds, use_gather_object=True)
-                    tg = accelerator.gather_for_metrics(tg, use_gather_object=True)
-                    det.update(preds, tg)
-                    continue
-                target = batch["label"] if task == "classification" else batch["mask"]
-                logits, _ = _seg_logits(model(batch["image"]))
-                if task == "segmentation":
-                    logits = _fit(logits, target.shape[-2:])
-                per = torch.stack([criterion(logits[i:i + 1].float(), target[i:i + 1])
-                                   for i in range(logits.shape[0])])
-                cm = per_sample_confusion(logits.argmax(1), target, k, d.ignore_index)
-                cm, per = accelerator.gather_for_metrics((cm, per))
-                seg.update(cm)
-                losses.append(per.float().cpu())
-        model.train()
-        if det is not None:
-            return det.compute()
-        out = seg.compute()
-        # per-sample losses (exact under gather_for_metrics); a sample with no valid pixel is NaN
-        out["loss"] = float(torch.cat(losses).nanmean()) if losses else None
-        return out
+def _header(recipe: Recipe, model: Any, accelerator: Any) -> str:
+    trainable, total = count_parameters(model)
+    m = recipe.model
+    return (f"{recipe.name}: {m.task} {m.backbone} + {m.head}, trainable parameters "
+            f"{trainable:,} / {total:,} ({100 * trainable / max(total, 1):.2f}%), "
+            f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision "
+            f"{accelerator.mixed_precision}")
 
+
+def _resume(accelerator: Any, ckpt: Path, raw: Any, scheduler: Any, budget: Budget) -> TrainState:
+    """Load a checkpoint: the full training state, or (an older checkpoint that keeps only its
+    weights) the weights with a fresh optimizer and the schedule moved to the saved step."""
+    state = TrainState.from_json(ck.read_state(ckpt))
+    budget.elapsed, budget.warmup_end = state.elapsed, state.warmup_end
+    if ck.has_training_state(ckpt):
+        accelerator.load_state(str(ckpt))
+    else:
+        from safetensors.torch import load_file
+
+        raw.load_state_dict(load_file(str(ckpt / WEIGHTS_NAME)))
+        scheduler.last_epoch = state.global_step - 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
+            scheduler.step()
+        log.warning("Checkpoint '%s' keeps only its weights: the optimizer state (moments) "
+                    "starts afresh; epochs, steps and the schedule continue.", ckpt)
+    if accelerator.is_main_process:
+        log.info("resumed from %s (epoch %d done, step %d)", ckpt, state.epoch + 1,
+                 state.global_step)
+    return state
+
+
+def _begin_epoch(epoch: int, seed: int, deterministic: bool, loaders: Loaders,
+                 datasets: Datasets, unfreezer: UnfreezeScheduler, raw: Any, main: bool) -> None:
+    """Per-epoch seeding (resume-exact), shuffle, scene windows, progressive unfreezing."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed + epoch, deterministic=deterministic)
+    loaders.sampler.use_epoch(epoch)
+    base = getattr(datasets.train, "dataset", datasets.train)  # a Subset's dataset
+    if hasattr(base, "set_epoch"):
+        base.set_epoch(epoch)  # random-window scene sampling: new windows per epoch
+    for msg in unfreezer.apply(raw, epoch):
+        if main:
+            log.info("epoch %d: unfroze %s", epoch + 1, msg)
+    if getattr(raw, "backbone_frozen", False) and any(
+            p.requires_grad for p in raw.backbone.parameters()):
+        raw.backbone_frozen = False  # partly unfrozen: let BatchNorm/drop-path train
+        raw.train()
+
+
+def _row(epoch: int, state: TrainState, stats: EpochStats, lr: float,
+         val: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"epoch": epoch + 1, "step": state.global_step,
+                           "train_loss": stats.train_loss, "lr": float(lr),
+                           "images_per_sec": stats.images / max(stats.seconds, 1e-9),
+                           "epoch_time": stats.seconds}
+    row.update({f"val_{k}": v for k, v in (val or {}).items()})
+    return row
+
+
+def _update_best(state: TrainState, recipe: Recipe, row: Mapping[str, Any], evaluated: bool,
+                 no_val: bool) -> bool:
+    """Track the best score (finite values only) and early stopping; True when improved."""
+    mode, es = recipe.metric_mode, recipe.train.early_stopping
+    score = row.get(f"val_{recipe.metric}") if evaluated else None
+    if no_val:  # no validation data: the training loss decides
+        score = -row["train_loss"] if mode == "max" else row["train_loss"]
+    better = improved(score, state.best_metric, mode, es.min_delta if es else 0.0)
+    if better:
+        state.best_metric, state.best_epoch, state.bad_evals = score, row["epoch"], 0
+    elif evaluated:
+        state.bad_evals += 1
+    if es is not None and evaluated and state.bad_evals >= es.patience:
+        state.stopped_early = True
+    return better
+
+
+def _save_epoch(run: RunDir, accelerator: Any, model: Any, state: TrainState, recipe: Recipe,
+                row: Mapping[str, Any], better: bool, checkpoint: bool, final: bool) -> None:
+    """Best weights (weights only), the resumable checkpoint, last weights, metrics, plots
+    (redrawn at most every 5 minutes, and at the end: one drawing costs about a second)."""
     from accelerate.utils import DistributedType
 
+    raw = accelerator.unwrap_model(model)
     sharded = accelerator.distributed_type == DistributedType.FSDP
-
-    def save_weights(path_name: str, with_config: bool, epoch_metrics: dict[str, Any],
-                     full_state: dict[str, Any] | None) -> None:
-        from rsfm.hub import save_pretrained
-
-        save_pretrained(raw_model, run_dir, data=meta.as_dict(), recipe=recipe,
-                        metrics=epoch_metrics, weights_name=path_name, write_config=with_config,
-                        save_adapter=with_config and not sharded, state_dict=full_state)
-
-    # ---- loop
-    model.train()
-    t_start = time.time()
-    for epoch in range(state.epoch + 1, tc.epochs):
-        if state.stopped_early or (tc.max_steps is not None and state.global_step >= tc.max_steps):
-            break
-        set_seed(tc.seed + epoch, deterministic=tc.deterministic)
-        sampler.use_epoch(epoch)
-        base_ds = getattr(train_ds, "dataset", train_ds)  # a Subset's dataset
-        if hasattr(base_ds, "set_epoch"):
-            base_ds.set_epoch(epoch)  # random-window scene sampling: new windows per epoch
-        for msg in unfreezer.apply(raw_model, epoch):
-            accelerator.print(f"[rsfm] epoch {epoch + 1}: unfroze {msg}")
-        if hasattr(raw_model, "backbone_frozen") and raw_model.backbone_frozen and any(
-                p.requires_grad for p in raw_model.backbone.parameters()):
-            raw_model.backbone_frozen = False  # partly unfrozen: let BatchNorm/drop-path train
-            raw_model.train()
-        t0 = time.time()
-        seen = 0
-        loss_sum = torch.zeros((), device=accelerator.device)
-        n_loss = 0
-        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{tc.epochs}",
-                   disable=not (accelerator.is_local_main_process and tc.progress),
-                   leave=False, dynamic_ncols=True)
-        for batch in train_loader:
-            with accelerator.accumulate(model):
-                loss = compute_loss(batch)
-                bad = torch.tensor(0.0 if torch.isfinite(loss.detach()) else 1.0,
-                                   device=accelerator.device)
-                if accelerator.num_processes > 1:
-                    bad = accelerator.reduce(bad, reduction="sum")
-                if bad.item() > 0:
-                    lr_now = scheduler.get_last_lr()[0]
-                    raise NonFiniteLossError(
-                        f"Non-finite loss ({loss.item()}) at epoch {epoch + 1}, optimizer step "
-                        f"{state.global_step}, learning rate {lr_now:.3g}. Training stopped; the "
-                        "last checkpoint is intact. Check the inputs: NaN/inf pixels that are not "
-                        "declared nodata (set data.nodata), normalisation statistics that do not "
-                        "fit the data (data.normalization mean/std, value_scale), or lower "
-                        "train.optimizer.lr / enable train.clip_grad_norm."
-                    )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and tc.clip_grad_norm:
-                    params = [p for p in model.parameters() if p.grad is not None]
-                    accelerator.clip_grad_norm_(params, tc.clip_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach()
-            n_loss += 1
-            seen += batch["image"].shape[0] if torch.is_tensor(batch["image"]) else len(
-                batch["image"])
-            bar.update(1)
-            if accelerator.sync_gradients:
-                if not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
-                state.global_step += 1
-                state.last_loss = float(loss.detach())
-                if state.global_step % max(1, tc.log_every) == 0 or bar.n == 1:
-                    bar.set_postfix(loss=f"{state.last_loss:.4f}",
-                                    lr=f"{scheduler.get_last_lr()[0]:.2e}",
-                                    ips=f"{seen * accelerator.num_processes / (time.time() - t0):.1f}")
-                fire("step")
-                if tc.max_steps is not None and state.global_step >= tc.max_steps:
-                    break
-        bar.close()
-        train_loss = accelerator.reduce(loss_sum / max(n_loss, 1), reduction="mean")
-        elapsed = time.time() - t0
-        row: dict[str, Any] = {
-            "epoch": epoch + 1, "step": state.global_step, "train_loss": float(train_loss),
-            "lr": float(scheduler.get_last_lr()[0]),
-            "images_per_sec": seen * accelerator.num_processes / max(elapsed, 1e-9),
-            "epoch_time": elapsed,
-        }
-        last_epoch = (epoch == tc.epochs - 1 or (tc.max_steps is not None
-                                                 and state.global_step >= tc.max_steps))
-        evaluated = val_loader is not None and ((epoch + 1) % recipe.eval.every == 0 or last_epoch)
-        val: dict[str, Any] = {}
-        if evaluated:
-            val = evaluate()
-            for key, value in val.items():
-                if isinstance(value, (int, float)) or value is None:
-                    row[f"val_{key}"] = value
-            for name, v in (val.get("iou") or val.get("ap50") or {}).items():
-                row[f"val_{'iou' if 'iou' in val else 'ap50'}_{name}"] = v
-            if "confusion_matrix" in val:
-                row["val_confusion_matrix"] = val["confusion_matrix"]
-        state.epoch = epoch
-        state.history.append(row)
-        score = row.get(f"val_{metric_name}") if evaluated else None
-        if not evaluated and val_loader is None:
-            score = -row["train_loss"] if mode == "max" else row["train_loss"]
-        improved = score is not None and _improved(score, state.best_metric, mode,
-                                                   es.min_delta if es else 0.0)
-        if improved:
-            state.best_metric, state.best_epoch, state.bad_evals = score, epoch + 1, 0
-        elif evaluated:
-            state.bad_evals += 1
-        accelerator.wait_for_everyone()
-        # FSDP: every rank takes part in gathering the full weights
-        full_state = accelerator.get_state_dict(model) if sharded else None
-        if main:
-            if improved:
-                save_weights("model.safetensors", True, {**row, "best_epoch": epoch + 1},
-                             full_state)
-                if recipe.output.plots and "confusion_matrix" in val:
-                    from rsfm.train.plots import plot_confusion
-
-                    plot_confusion(val["confusion_matrix"], classes,
-                                   run_dir / "plots" / "confusion_matrix.png")
-            save_weights("last_model.safetensors", False, row, full_state)
-            _write_metrics(run_dir, state.history)
-            if recipe.output.plots:
-                from rsfm.train.plots import plot_history
-
-                plot_history(state.history, run_dir / "plots")
-            if tb is not None:
-                for key, value in row.items():
-                    if isinstance(value, (int, float)) and value is not None:
-                        tb.add_scalar(key, value, epoch + 1)
-            accelerator.print(_summary_line(epoch, tc.epochs, row, metric_name))
-        if es is not None and evaluated and state.bad_evals >= es.patience:
-            state.stopped_early = True
-            accelerator.print(f"[rsfm] early stopping: {metric_name} did not improve for "
-                              f"{es.patience} evaluation(s); best {state.best_metric:.4f} at "
-                              f"epoch {state.best_epoch}")
-        if (epoch + 1) % tc.checkpoint_every == 0 or last_epoch or state.stopped_early:
-            _save_checkpoint(accelerator, run_dir, epoch, state, tc.keep_checkpoints)
-        fire("epoch")
     accelerator.wait_for_everyone()
-    if (main and recipe.output.plots and task == "segmentation" and val_ds is not None
-            and len(val_ds) and state.history):
-        _plot_predictions(raw_model, val_ds, classes, d.ignore_index, meta.bands,
-                          run_dir / "plots" / "predictions.png", accelerator.device)
-    result = {"run_dir": str(run_dir), "metric": metric_name, "best_metric": state.best_metric,
-              "best_epoch": state.best_epoch, "history": state.history,
-              "global_step": state.global_step, "time": time.time() - t_start,
-              "num_processes": accelerator.num_processes}
-    if main and recipe.output.push_to_hub:
-        from rsfm.hub import push
+    full_state = accelerator.get_state_dict(model) if sharded else None  # every rank gathers
+    ckpt = None
+    if checkpoint:
+        ckpt = run.save_checkpoint(accelerator, state.epoch, state.to_json(), raw,
+                                   recipe.output.keep_checkpoints)
+    if run.main:
+        if better:
+            run.save_best(raw, {**row, "best_epoch": row["epoch"]}, recipe, ckpt, full_state,
+                          not sharded)
+        run.save_last(raw, ckpt, full_state)
+        run.write_metrics(state.history)
+        if recipe.output.plots and run.plots_due(final):
+            plot_history(state.history, run.path / "plots")
+            best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+            if "val_confusion_matrix" in best:
+                plot_confusion(best["val_confusion_matrix"], raw.input_spec.class_names,
+                               run.path / "plots" / "confusion_matrix.png")
+    accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float))},
+                    step=row["epoch"])
 
-        push(run_dir, recipe.output.push_to_hub, private=recipe.output.hub_private,
+
+def _summary_line(epoch: int, epochs: int, row: Mapping[str, Any], metric: str,
+                  task: Task) -> str:
+    parts = [f"epoch {epoch + 1}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
+    if row.get("val_loss") is not None:
+        parts.append(f"val_loss {row['val_loss']:.4f}")
+    for key in task.summary:
+        if f"val_{key}" in row:
+            parts.append(f"{key}{'*' if key == metric else ''} {row[f'val_{key}']:.4f}")
+    parts += [f"lr {row['lr']:.2e}", f"{row['images_per_sec']:.1f} img/s",
+              f"{row['epoch_time']:.1f}s"]
+    return " | ".join(parts)
+
+
+def _test(run: RunDir, loader: Any, task: Task, accelerator: Any, raw: Any, state: TrainState,
+          recipe: Recipe) -> dict[str, Any]:
+    """The best checkpoint (as saved) on ``data.test``: ``test_*`` metrics, recorded in
+    ``metrics.jsonl`` and ``config.json``."""
+    if (run.path / WEIGHTS_NAME).is_file():
+        model, which = from_pretrained(run.path, device=str(accelerator.device)), "best"
+    else:
+        model, which = raw, "last"
+        if run.main:
+            log.warning("No best checkpoint (no finite validation score): the test split is "
+                        "evaluated with the last weights.")
+    metrics = evaluate(model, loader, task, accelerator)
+    out = {"split": "test", "weights": which, "epoch": state.best_epoch if which == "best"
+           else state.epoch + 1, **{f"test_{k}": v for k, v in metrics.items()}}
+    if run.main:
+        run.write_metrics(state.history, out)
+        if which == "best":
+            run.record_test_metrics({k: v for k, v in out.items() if k.startswith("test_")})
+        shown = [f"{k} {metrics[k]:.4f}" for k in (*task.summary, "loss")
+                 if metrics.get(k) is not None]
+        log.info("test (%s weights, epoch %s, %d samples): %s", which, out["epoch"],
+                 metrics.get("samples", metrics.get("images", 0)), " | ".join(shown))
+    return out
+
+
+def _finish(run: RunDir, recipe: Recipe, raw: Any, datasets: Datasets, state: TrainState,
+            device: Any, seconds: float) -> None:
+    """Prediction plot, Hub upload, and the run directory's size."""
+    if (recipe.output.plots and recipe.model.task == "segmentation" and datasets.val is not None
+            and len(datasets.val) and state.history):  # type: ignore[arg-type]
+        plot_validation_predictions(raw, datasets.val, run.path / "plots" / "predictions.png",
+                                    device)
+    if recipe.output.push_to_hub:
+        push(run.path, recipe.output.push_to_hub, private=recipe.output.hub_private,
              datasets=recipe.output.hub_datasets)
-    if tb is not None:
-        tb.close()
-    accelerator.end_training()
-    return result
+    size = run.size()
+    checkpoints = sum(f.stat().st_size for c in ck.complete_checkpoints(run.path)
+                      for f in c.rglob("*") if f.is_file())
+    log.info("run directory %s: %.1f MB (checkpoints %.1f MB), %s", run.path, size / 1e6,
+             checkpoints / 1e6, format_duration(seconds))
 
-
-def _plot_predictions(model: nn.Module, dataset: Any, classes: list[str], ignore_index: int,
-                      bands: list[str], path: Path, device: Any, n: int = 4) -> None:
-    """``plots/predictions.png``: input, truth and prediction of the validation samples with the
-    most labelled pixels of the minority classes (the final model)."""
-    from rsfm.train.plots import plot_predictions
-
-    samples = [dataset[i] for i in range(min(len(dataset), 64))]
-    def interest(s: Mapping[str, Any]) -> float:
-        m = s["mask"]
-        valid = m != ignore_index
-        return float(((m > 0) & valid).sum()) * float(((m == 0) & valid).sum())
-
-    samples = sorted(samples, key=interest, reverse=True)[:n]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x = torch.stack([s["image"] for s in samples]).to(device)
-        logits, _ = _seg_logits(model(x))
-        preds = _fit(logits, x.shape[-2:]).argmax(1).cpu()
-    model.train(was_training)
-    plot_predictions([s["image"].numpy() for s in samples], [s["mask"].numpy() for s in samples],
-                     preds.numpy(), classes, path, ignore_index, bands)
-
-
-def _save_checkpoint(accelerator: Any, run_dir: Path, epoch: int, state: TrainState,
-                     keep: int) -> None:
-    from rsfm.train import checkpoint as ck
-
-    final = ck.checkpoint_dir(run_dir, epoch + 1)
-    tmp = final.with_name(f".tmp-{final.name}")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        ck.publish_checkpoint(tmp, final, state.to_json())
-        ck.prune_checkpoints(run_dir, keep)
-    accelerator.wait_for_everyone()

@@ -2,12 +2,14 @@
 
 Segmentation/classification: every sample contributes its own ``K x K`` confusion matrix; the loop
 gathers these per-sample matrices with ``accelerator.gather_for_metrics`` (which drops the
-duplicates the distributed sampler pads the last batch with) and accumulates them in a torchmetrics
-``Metric`` (sum-reduced state). mIoU, per-class IoU, macro-F1 and overall accuracy derive from it.
+duplicates the distributed sampler pads the last batch with) and sums them. Segmentation reports
+mIoU, per-class IoU, macro-F1 and pixel accuracy; classification accuracy, macro-F1 and per-class
+precision/recall/F1. Results are flat ``{name: value}`` dicts (per-class values as
+``iou_<class>``...), metric names as in torchmetrics (``map_50``).
 
 Detection: per-image predictions and targets are gathered the same way, then mAP@0.5 and
-mAP@0.5:0.95 (COCO 101-point interpolation) are computed; torchmetrics' ``MeanAveragePrecision``
-needs pycocotools/faster-coco-eval, so a small exact implementation is used.
+mAP@0.5:0.95 (``map_50``, ``map``; COCO 101-point interpolation) are computed by a small exact
+implementation (torchmetrics' ``MeanAveragePrecision`` needs pycocotools/faster-coco-eval).
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
-__all__ = ["ConfusionMetrics", "DetectionMAP", "per_sample_confusion", "summarize_confusion"]
+__all__ = [
+    "ConfusionMetrics",
+    "DetectionMAP",
+    "per_sample_confusion",
+    "summarize_classification",
+    "summarize_confusion",
+]
 
 
 def per_sample_confusion(pred: Tensor, target: Tensor, num_classes: int,
@@ -39,58 +46,98 @@ def per_sample_confusion(pred: Tensor, target: Tensor, num_classes: int,
     return torch.bincount(flat, minlength=b * k * k).reshape(b, k, k)
 
 
-def summarize_confusion(cm: Tensor, classes: Sequence[str] | None = None) -> dict[str, Any]:
-    """mIoU, per-class IoU, macro-F1 and accuracy of a confusion matrix.
-
-    Classes absent from both targets and predictions are left out of the means (NaN per class).
-    """
+def _per_class(cm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     cm = cm.double()
     tp = cm.diag()
-    fp = cm.sum(0) - tp
-    fn = cm.sum(1) - tp
-    denom = tp + fp + fn
-    iou = torch.where(denom > 0, tp / denom.clamp(min=1), torch.full_like(tp, float("nan")))
-    f1_den = 2 * tp + fp + fn
-    f1 = torch.where(f1_den > 0, 2 * tp / f1_den.clamp(min=1), torch.full_like(tp, float("nan")))
-    present = denom > 0
-    total = cm.sum()
-    names = list(classes) if classes else [str(i) for i in range(cm.shape[0])]
-    # the best constant prediction (the most frequent true class): the baseline to beat
-    truth = cm.sum(1)
+    return tp, cm.sum(0) - tp, cm.sum(1) - tp  # tp, fp, fn
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan")))
+
+
+def _mean(values: Tensor, present: Tensor) -> float:
+    return float(values[present].mean()) if present.any() else 0.0
+
+
+def _names(classes: Sequence[str] | None, k: int) -> list[str]:
+    return list(classes) if classes else [str(i) for i in range(k)]
+
+
+def _per_name(prefix: str, names: list[str], values: Tensor) -> dict[str, float | None]:
+    return {f"{prefix}_{n}": (None if math.isnan(v) else float(v))
+            for n, v in zip(names, values.tolist())}
+
+
+def summarize_confusion(cm: Tensor, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Segmentation metrics of a pixel confusion matrix (rows = truth): ``miou``, ``macro_f1``,
+    ``accuracy``, ``iou_<class>``, ``pixels`` and ``majority_miou`` (the mIoU of always
+    predicting the most frequent class: the baseline to beat).
+
+    Classes absent from both targets and predictions are left out of the means (None per class).
+    """
+    tp, fp, fn = _per_class(cm)
+    iou = _ratio(tp, tp + fp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    present = (tp + fp + fn) > 0
+    total = cm.sum().double()
+    truth = cm.sum(1).double()
     n_true = int((truth > 0).sum())
     baseline = float(truth.max() / total / n_true) if total > 0 and n_true else 0.0
     return {
-        "miou": float(iou[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "miou": _mean(iou, present), "macro_f1": _mean(f1, present),
         "accuracy": float(tp.sum() / total) if total > 0 else 0.0,
-        "iou": {n: (None if math.isnan(v) else float(v)) for n, v in zip(names, iou.tolist())},
-        "pixels": int(total),
-        "majority_miou": baseline,
+        **_per_name("iou", _names(classes, cm.shape[0]), iou),
+        "pixels": int(total), "majority_miou": baseline,
     }
 
 
-class ConfusionMetrics(Metric):
-    """Accumulates (already gathered) per-sample confusion matrices."""
+def summarize_classification(cm: Tensor, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Classification metrics of a sample confusion matrix (rows = truth): ``accuracy``,
+    ``macro_f1`` and per class ``precision_<class>``, ``recall_<class>``, ``f1_<class>``."""
+    tp, fp, fn = _per_class(cm)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    total = cm.sum().double()
+    names = _names(classes, cm.shape[0])
+    return {
+        "accuracy": float(tp.sum() / total) if total > 0 else 0.0,
+        "macro_f1": _mean(f1, (tp + fp + fn) > 0),
+        **_per_name("precision", names, _ratio(tp, tp + fp)),
+        **_per_name("recall", names, _ratio(tp, tp + fn)),
+        **_per_name("f1", names, f1),
+    }
 
-    full_state_update = False
 
-    def __init__(self, num_classes: int, classes: Sequence[str] | None = None) -> None:
-        # The loop feeds identical gathered data on every rank: no extra sync is needed.
-        super().__init__(sync_on_compute=False)
-        self.num_classes = num_classes
+class ConfusionMetrics:
+    """Accumulates (already gathered) per-sample confusion matrices.
+
+    ``kind``: ``segmentation`` (:func:`summarize_confusion`) or ``classification``
+    (:func:`summarize_classification`). The evaluation loop gathers every process's samples
+    first, so no further synchronisation happens here.
+    """
+
+    def __init__(self, num_classes: int, classes: Sequence[str] | None = None,
+                 kind: str = "segmentation") -> None:
+        self.num_classes, self.kind = num_classes, kind
         self.classes = list(classes) if classes else None
-        self.add_state("confmat", default=torch.zeros(num_classes, num_classes,
-                                                      dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("samples", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.confmat = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        self.samples = 0
 
-    def update(self, per_sample: Tensor) -> None:  # type: ignore[override]
-        self.confmat += per_sample.sum(0).to(self.confmat)
+    def update(self, per_sample: Tensor) -> None:
+        """Add ``(B, K, K)`` per-sample matrices (on any device; summed where they are)."""
+        if self.confmat.device != per_sample.device:
+            self.confmat = self.confmat.to(per_sample.device)
+        self.confmat += per_sample.sum(0).to(self.confmat.dtype)
         self.samples += per_sample.shape[0]
 
-    def compute(self) -> dict[str, Any]:  # type: ignore[override]
-        out = summarize_confusion(self.confmat, self.classes)
-        out["samples"] = int(self.samples)
-        out["confusion_matrix"] = self.confmat.tolist()
+    def compute(self) -> dict[str, Any]:
+        """The metrics (see ``kind``), ``samples`` and the ``confusion_matrix`` (nested list)."""
+        summarize = summarize_classification if self.kind == "classification" else (
+            summarize_confusion)
+        cm = self.confmat.cpu()
+        out = summarize(cm, self.classes)
+        out["samples"] = self.samples
+        out["confusion_matrix"] = cm.tolist()
         return out
 
 
@@ -165,6 +212,5 @@ class DetectionMAP:
         valid = ~torch.isnan(aps[0])
         m50 = float(aps[0][valid].mean()) if valid.any() else 0.0
         mall = float(aps[:, valid].mean()) if valid.any() else 0.0
-        return {"map": mall, "map50": m50, "images": len(self.preds),
-                "ap50": {n: (None if math.isnan(v) else float(v))
-                         for n, v in zip(self.classes, aps[0].tolist())}}
+        return {"map": mall, "map_50": m50, "images": len(self.preds),
+                **_per_name("ap50", self.classes, aps[0])}

@@ -4,12 +4,13 @@ layer-wise learning-rate decay for ViT backbones, warmup + cosine/linear per-ste
 from __future__ import annotations
 
 import logging
-import math
 import re
 from typing import Any
 
 import torch
 from torch import nn
+
+from rsfm.train.budget import Budget, shape
 
 __all__ = ["build_optimizer", "build_scheduler", "layer_id", "lr_lambda", "param_groups"]
 
@@ -84,20 +85,15 @@ def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
 
 def lr_lambda(step: int, total: int, warmup: int, name: str = "cosine",
               min_ratio: float = 0.0) -> float:
-    """LR multiplier at optimizer step ``step`` (0-based)."""
+    """LR multiplier at optimizer step ``step`` (0-based) of a ``total``-step run (no time budget;
+    :class:`~rsfm.train.budget.Budget` is the general form)."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    if name == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    if name == "linear":
-        return min_ratio + (1 - min_ratio) * (1 - progress)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return shape((step - warmup) / max(1, total - warmup), name, min_ratio)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-optimizer-step LambdaLR (``cfg`` is a recipe ``SchedulerConfig``)."""
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * steps_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, total_steps, warmup, cfg.name, cfg.min_lr_ratio))
+def build_scheduler(optimizer: torch.optim.Optimizer,
+                    budget: Budget) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-optimizer-step LambdaLR following ``budget`` (warm-up, then decay over the steps or
+    the wall time the run has)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: budget.lr_factor(step))

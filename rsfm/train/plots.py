@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsfm.io import atomic_write
+import torch
 
-__all__ = ["plot_confusion", "plot_history", "plot_predictions"]
+from rsfm.colors import class_colors_hex
+from rsfm.io import atomic_write
+from rsfm.train.tasks import fit_logits
+
+__all__ = ["plot_confusion", "plot_history", "plot_predictions", "plot_validation_predictions"]
 
 
 def _fig():
@@ -97,8 +101,6 @@ def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequenc
     plt = _fig()
     n = len(images)
     k = len(classes)
-    from rsfm.colors import class_colors_hex
-
     cmap = ListedColormap(["#000000", *class_colors_hex(k)])  # ignored pixels black
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
     for i in range(n):
@@ -128,3 +130,27 @@ def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequenc
     _save(fig, path)
     plt.close(fig)
     return path
+
+
+def plot_validation_predictions(model: Any, dataset: Any, path: str | Path, device: Any = "cpu",
+                                n: int = 4) -> Path:
+    """``plots/predictions.png``: input, truth and prediction of the validation samples (of the
+    first 64) with the most labelled pixels of both the minority and majority classes."""
+    spec = model.input_spec
+    samples = [dataset[i] for i in range(min(len(dataset), 64))]
+
+    def interest(s: dict[str, Any]) -> float:
+        m = s["mask"]
+        valid = m != spec.ignore_index
+        return float(((m > 0) & valid).sum()) * float(((m == 0) & valid).sum())
+
+    samples = sorted(samples, key=interest, reverse=True)[:n]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = torch.stack([s["image"] for s in samples]).to(device)
+        preds = fit_logits(model(x), x.shape[-2:]).argmax(1).cpu()
+    model.train(was_training)
+    return plot_predictions([s["image"].numpy() for s in samples],
+                            [s["mask"].numpy() for s in samples], preds.numpy(),
+                            spec.class_names, path, spec.ignore_index, spec.channel_names)
