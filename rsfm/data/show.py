@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from rsfm.bands import Band
 from rsfm.colors import class_colors_hex
+from rsfm.display import class_rgb, composite_image, rgb_composite
 from rsfm.errors import ConfigError
 from rsfm.spec import InputSpec
 
@@ -54,45 +54,6 @@ def _samples(data: Any, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def _rgb_indexes(channels: Sequence[Band], n_channels: int,
-                 rgb: Sequence[str | int] | None) -> list[int]:
-    names = [b.name for b in channels]
-    if rgb is not None:
-        idx = []
-        for r in rgb:
-            if isinstance(r, int):
-                if not 0 <= r < n_channels:
-                    raise ConfigError(f"rgb index {r} out of range for {n_channels} channels "
-                                      "(0-based).")
-                idx.append(r)
-            elif r in names:
-                idx.append(names.index(r))
-            else:
-                raise ConfigError(f"rgb band {r!r} is not one of the dataset bands {names}.")
-        if len(idx) not in (1, 3):
-            raise ConfigError(f"rgb needs 1 (grey) or 3 bands, got {list(rgb)}.")
-        return idx
-    roles: dict[str, int] = {}
-    for i, band in enumerate(channels):
-        if band.common_name is not None:
-            roles.setdefault(band.common_name, i)
-    if all(k in roles for k in ("RED", "GREEN", "BLUE")):
-        return [roles["RED"], roles["GREEN"], roles["BLUE"]]
-    if n_channels >= 3 and not channels:
-        return [0, 1, 2]
-    return [0]  # one band (or SAR, or unknown bands): grey
-
-
-def _stretch(img: np.ndarray, valid: np.ndarray | None, pct: tuple[float, float]) -> np.ndarray:
-    """Per-channel percentile stretch of ``(k, H, W)`` to [0, 1] ``(H, W, k)``."""
-    out = np.zeros(img.shape, dtype=np.float32)
-    for c in range(img.shape[0]):
-        vals = img[c][valid] if valid is not None and valid.any() else img[c].ravel()
-        lo, hi = np.percentile(vals, pct) if vals.size else (0.0, 1.0)
-        out[c] = np.clip((img[c] - lo) / max(hi - lo, 1e-6), 0, 1)
-    return np.moveaxis(out, 0, -1)
-
-
 def show_batch(
     data: Any,
     n: int = 8,
@@ -108,10 +69,10 @@ def show_batch(
 ) -> Path:
     """Draw ``n`` samples of a dataset or DataLoader to a PNG.
 
-    Images are shown as an RGB composite of the dataset's red/green/blue bands (found by catalog
-    common name among the spec's bands) or the ``rgb`` bands, else the first band in grey, with
-    a 2-98 percentile stretch over valid pixels. Masks are overlaid in the spec's class colours
-    with a legend (ignored pixels stay clear); boxes are drawn with their class names.
+    Images are shown as the composite :mod:`rsfm.display` picks from the spec's bands (true
+    colour, colour infrared, SWIR false colour, SAR, else grey) or the ``rgb`` bands, with a 2-98
+    percentile stretch over valid pixels. Masks are overlaid in the spec's class colours with a
+    legend; ignored pixels are striped black and white; boxes carry their class names.
 
     Args:
         data: An rsfm dataset, a ``Subset`` of one, or a DataLoader (batches from ``collate_fn``).
@@ -132,14 +93,13 @@ def show_batch(
         The PNG path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import ListedColormap, to_rgba
+    from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
     base = _unwrap(data)
     spec: InputSpec | None = getattr(base, "spec", None)
     channels = list(spec.channels) if spec is not None else []
-    bands = [b.name for b in channels]
     if classes is None:
         classes = spec.class_names if spec is not None else []
     classes = list(classes)
@@ -157,7 +117,7 @@ def show_batch(
     if hide_classes is None:
         hide_classes = [c for c in classes if c.strip().lower() in _BACKGROUND]
     hidden = [i for i, c in enumerate(classes) if c in set(hide_classes)]
-    cmap = ListedColormap([to_rgba(c) for c in palette[:n_cls]])
+    rgb_palette = [tuple(round(255 * v) for v in to_rgba(c)[:3]) for c in palette[:n_cls]]
 
     ncols = max(1, min(ncols, len(samples)))
     nrows = int(np.ceil(len(samples) / ncols))
@@ -171,15 +131,14 @@ def show_batch(
             img = img[:, -1]
         mask = np.asarray(s["mask"]) if "mask" in s else None
         valid = (mask != ignore_index) if mask is not None else np.any(img != 0, axis=0)
-        idx = _rgb_indexes(channels, img.shape[0], rgb)
-        comp = _stretch(img[idx], valid, percentiles)
-        ax.imshow(comp[..., 0] if len(idx) == 1 else comp, cmap="gray", interpolation="nearest")
+        composite = rgb_composite(channels, img.shape[0], rgb)
+        picture = composite_image(img, composite, valid, percentiles)
         if mask is not None:
-            clear = (mask < 0) | (mask >= n_cls) | (mask == ignore_index) | np.isin(mask, hidden)
-            shown = np.ma.masked_where(clear, mask)
-            ax.imshow(shown, cmap=cmap, vmin=-0.5, vmax=n_cls - 0.5, alpha=alpha,
-                      interpolation="nearest")
+            tinted = ~np.isin(mask, hidden)  # background classes stay clear
+            over = class_rgb(mask, rgb_palette, ignore_index)
+            picture[tinted] = (1 - alpha) * picture[tinted] + alpha * over[tinted]
             present.update(int(v) for v in np.unique(mask) if 0 <= v < n_cls and v not in hidden)
+        ax.imshow(picture, interpolation="nearest")
         if "boxes" in s:
             boxes = np.asarray(s["boxes"]).reshape(-1, 4)
             labels = np.asarray(s.get("labels", np.zeros(len(boxes), int)))
@@ -204,8 +163,7 @@ def show_batch(
         ax.set_title(title, fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-    band_text = "RGB = " + ", ".join(bands[i] for i in idx) if bands and len(idx) == 3 else (
-        f"grey = {bands[idx[0]]}" if bands else "")
+    band_text = composite.label + ("; striped: ignored" if ignore_index is not None else "")
     handles = [Patch(fc=palette[c], ec="none", label=classes[c] if c < len(classes) else str(c))
                for c in sorted(present)]
     if handles:

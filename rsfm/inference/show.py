@@ -14,50 +14,20 @@ import torch
 from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
 
-from rsfm.bands import get_band
 from rsfm.colors import class_colors
-from rsfm.data.rasters import file_band_names, inspect_raster
-from rsfm.errors import BandError
+from rsfm.data.rasters import bands_of_file, inspect_raster
+from rsfm.display import Composite, class_rgb, composite_image, rgb_composite
+from rsfm.errors import RsfmError
 from rsfm.inference.loading import load_model, saved_config_of
 from rsfm.inference.outputs import as_logits
 from rsfm.inference.vectorize import read_features
 from rsfm.spec import InputSpec
 
-__all__ = ["preview_scene", "rgb_stretch", "show_results"]
+__all__ = ["preview_scene", "show_results"]
 
 log = logging.getLogger(__name__)
 
 _BACKGROUND_NAMES = {"background", "bg", "none", "nodata", "no_data", "unlabeled", "unlabelled", "other"}
-
-
-def _rgb_indexes(names: Sequence[str] | None, count: int) -> list[int]:
-    """0-based indexes of the red, green and blue bands (by catalog common name), else 1 or 3."""
-    if names:
-        common = []
-        for n in names:
-            try:
-                common.append(get_band(str(n)).common_name)
-            except BandError:  # unknown names simply do not match
-                common.append(str(n).upper())
-        if all(c in common for c in ("RED", "GREEN", "BLUE")):
-            return [common.index(c) for c in ("RED", "GREEN", "BLUE")]
-    return [0, 1, 2] if count >= 3 else [0]
-
-
-def rgb_stretch(img: np.ndarray, valid: np.ndarray | None = None, pct: tuple[float, float] = (2, 98)) -> np.ndarray:
-    """``(C, H, W)`` (C = 1 or 3) -> ``(H, W, 3)`` float in [0, 1], per-band percentile stretch."""
-    img = img.astype(np.float32)
-    out = np.zeros(img.shape, dtype=np.float32)
-    ok = np.isfinite(img).all(0) if valid is None else valid & np.isfinite(img).all(0)
-    for i, band in enumerate(img):
-        v = band[ok]
-        if v.size == 0:
-            continue
-        lo, hi = np.percentile(v, pct)
-        out[i] = np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1)
-    out[:, ~ok] = 0
-    rgb = np.repeat(out, 3, 0) if out.shape[0] == 1 else out
-    return np.nan_to_num(rgb.transpose(1, 2, 0))
 
 
 def _legend(ax: Any, names: Sequence[str], colors: Sequence[tuple[int, int, int]],
@@ -70,16 +40,14 @@ def _legend(ax: Any, names: Sequence[str], colors: Sequence[tuple[int, int, int]
               frameon=False, fontsize=9)
 
 
-def _overlay(rgb: np.ndarray, classes: np.ndarray, colors: np.ndarray, skip: set[int], nodata: int | None,
-             alpha: float = 0.5) -> np.ndarray:
+def _overlay(rgb: np.ndarray, classes: np.ndarray, colors: Sequence[Sequence[int]], skip: set[int],
+             nodata: int | None, alpha: float = 0.5) -> np.ndarray:
+    """Class colours over the picture (``skip`` classes left clear); nodata/ignored pixels are
+    striped (:func:`rsfm.display.class_rgb`)."""
+    over = class_rgb(classes, colors, nodata)
+    tint = ~np.isin(classes, list(skip))
     out = rgb.copy()
-    for k, c in enumerate(colors):
-        if k in skip:
-            continue
-        m = classes == k
-        out[m] = (1 - alpha) * out[m] + alpha * (c / 255)
-    if nodata is not None:
-        out[classes == nodata] = (out[classes == nodata] * 0.3)
+    out[tint] = (1 - alpha) * out[tint] + alpha * over[tint]
     return out
 
 
@@ -107,17 +75,24 @@ def preview_scene(
     info = inspect_raster(image)
     scale = max(info.width, info.height) / max_size
     h, w = (info.height, info.width) if scale <= 1 else (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
-    names = file_band_names(info, spec.file_bands if spec else None, spec.sensor if spec else None)
-    if names is None and spec is not None and len(spec.bands) == info.count:
-        names = tuple(spec.band_names)
-    idx = _rgb_indexes(names, info.count)
+    try:
+        file_bands = bands_of_file(info, spec.file_bands if spec else None,
+                                   spec.sensor if spec else None)
+    except RsfmError:
+        file_bands = ()
+    if spec is not None and len(spec.bands) == info.count and not any(
+            b.common_name for b in file_bands):  # unnamed bands: the model's, when counts agree
+        file_bands = tuple(spec.bands)
+    composite = rgb_composite(file_bands, info.count)
     with rasterio.open(image) as ds:
-        raw = ds.read([i + 1 for i in idx], out_shape=(len(idx), h, w))
+        raw = ds.read([i + 1 for i in composite.indexes], out_shape=(len(composite.indexes), h, w))
         valid = ds.read_masks(1, out_shape=(h, w)) > 0
-    rgb = rgb_stretch(raw, valid)
+    rgb = composite_image(raw, Composite(tuple(range(len(composite.indexes))), composite.label),
+                          valid)
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.6 * h / max(w, 1) + 0.9), squeeze=False)
     axes[0, 0].imshow(rgb)
-    axes[0, 0].set_title(f"{Path(image).name}  ({info.width} x {info.height} px)")
+    axes[0, 0].set_title(f"{Path(image).name}  ({info.width} x {info.height} px)\n{composite.label}",
+                         fontsize=9)
     over = rgb
     title = "prediction"
     pred = Path(prediction) if prediction is not None else None
@@ -132,7 +107,7 @@ def preview_scene(
             except ValueError:
                 cols = class_colors(len(cnames), spec.class_colors if spec else None)
         skip = {0} if cnames and cnames[0].lower() in _BACKGROUND_NAMES else set()
-        over = _overlay(rgb, cls, np.array(cols, dtype=np.float32), skip, nodata, alpha)
+        over = _overlay(rgb, cls, cols, skip, nodata, alpha)
         valid_cls = cls[cls != nodata] if nodata is not None else cls.ravel()
         shares = [float((valid_cls == k).mean()) if valid_cls.size else 0.0 for k in range(len(cnames))]
         _legend(axes[0, 1], cnames, cols, shares)
@@ -229,7 +204,7 @@ def show_results(
     classes = spec.class_names if spec is not None else []
     colors = spec.class_colors if spec is not None else None
     ignore = spec.ignore_index if spec is not None else getattr(dataset, "ignore_index", -1)
-    bands = spec.channel_names if spec is not None else getattr(dataset, "bands", None)
+    channels = tuple(spec.channels) if spec is not None else ()
     rows = len(indices)
     fig, axes = plt.subplots(rows, 3, figsize=(10.5, 3.5 * rows + 0.6), squeeze=False)
     used: set[int] = set()
@@ -237,11 +212,11 @@ def show_results(
         sample = dataset[i]
         image = torch.as_tensor(sample["image"]).float()
         frame = image[:, -1] if image.ndim == 4 else image  # time series: show the last frame
-        idx = _rgb_indexes(bands, frame.shape[0])
-        rgb = rgb_stretch(frame[idx].numpy())
+        composite = rgb_composite(channels, frame.shape[0])
+        rgb = composite_image(frame.numpy(), composite)
         pred = _model_output(model, image.to(dev), task)
         axes[r, 0].imshow(rgb)
-        axes[r, 0].set_title(f"sample {i}", fontsize=10)
+        axes[r, 0].set_title(f"sample {i} ({composite.label})", fontsize=9)
         if task == "detection":
             for col, boxes, _labels, scores, color in (
                 (1, sample.get("boxes"), sample.get("labels"), None, "#34c759"),
@@ -258,15 +233,13 @@ def show_results(
         mask = torch.as_tensor(sample["mask"]).cpu().numpy() if "mask" in sample else None
         pred_np = pred.cpu().numpy()
         k = max(len(classes), int(pred_np.max()) + 1, int(mask[mask != ignore].max()) + 1 if mask is not None and (mask != ignore).any() else 0)
-        cols = np.array(class_colors(k, colors), dtype=np.float32)
-        for col, lab, title in ((1, mask, "ground truth"), (2, pred_np, "prediction")):
+        cols = class_colors(k, colors)
+        for col, lab, title in ((1, mask, "ground truth (striped: ignored)"),
+                                (2, pred_np, "prediction")):
             if lab is None:
                 axes[r, col].set_axis_off()
                 continue
-            shown = _overlay(rgb, lab, cols, set(), None, alpha=0.65)
-            if col == 1:
-                shown[lab == ignore] = rgb[lab == ignore] * 0.3  # ignored pixels darkened
-            axes[r, col].imshow(shown)
+            axes[r, col].imshow(_overlay(rgb, lab, cols, set(), ignore, alpha=0.65))
             used.update(int(v) for v in np.unique(lab) if v != ignore)
             if col == 2 and mask is not None:
                 ok = mask != ignore
