@@ -29,6 +29,11 @@ from rsfm.errors import BandError, CardError, ConfigError, UnknownNameError
 from rsfm.validation import validate
 
 __all__ = [
+    "EXTRA_ARGS",
+    "FAMILIES",
+    "MULTI_FRAME",
+    "SHAPE_SAFE",
+    "VIT_FAMILIES",
     "AdapterCard",
     "BandSpec",
     "CardNormalization",
@@ -42,8 +47,23 @@ __all__ = [
     "match_names",
 ]
 
-FAMILIES = ("resnet", "prithvi", "dofa")
 CARD_SCHEMA = 1
+
+# Facts about the backbone families that checks need without building a model (and without
+# importing torch); the builders live in rsfm.models.backbones.
+FAMILIES = ("resnet", "prithvi", "dofa")
+# Families that are ViTs (patch size, window attention, global blocks); the others are CNNs.
+VIT_FAMILIES = ("prithvi", "dofa")
+# Families that take several frames per sample ((B, C, T, H, W) input).
+MULTI_FRAME = ("prithvi",)
+# Architecture overrides that do not change parameter shapes, so they combine with pretrained weights.
+SHAPE_SAFE = frozenset({"drop_path_rate", "output_stride", "img_size", "norm_eps", "coords_scale_learn"})
+# Keyword arguments each family accepts on top of its card's ``arch`` keys.
+EXTRA_ARGS: dict[str, frozenset[str]] = {
+    "resnet": frozenset({"output_stride"}),
+    "prithvi": frozenset({"drop_path_rate"}),
+    "dofa": frozenset({"drop_path_rate"}),
+}
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,9 @@ class AdapterCard:
     citation: str = ""
     homepage: str = ""
     lora_targets: tuple[str, ...] = ("attn.qkv", "attn.proj")
+    # Parameters of the backbone built from this card (its arch and bands, no head), so listings
+    # need no model; shipped cards are checked against rsfm.registry.count_parameters(name).
+    num_params: int | None = None
     notes: str = ""
     source: str = field(default="", compare=False)  # the YAML file this card came from
 

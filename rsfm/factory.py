@@ -13,7 +13,8 @@ own ``bands``/``wavelengths``/``classes`` and the backbone's card. The backbone 
 spec's channels (bands, then spectral-index channels) and frames.
 
 :func:`check_model_config` makes every check that needs no model: ``rsfm check`` and the start of
-training and prediction call it before any compute.
+training and prediction call it before any compute. It lives in :mod:`rsfm.modelcheck` (no torch)
+and is re-exported here.
 
 Window attention (ViTDet, ``window_size=ws``): in every block except ``global_blocks`` (default:
 the last block of each quarter of the depth), patch tokens attend only within non-overlapping
@@ -28,22 +29,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from rsfm.cards import AdapterCard, get_card
+from rsfm.cards import VIT_FAMILIES
 from rsfm.config import TASKS, ModelConfig, NeckConfig
-from rsfm.errors import ConfigError, UnknownNameError
-from rsfm.models.backbones import MULTI_FRAME, VIT_FAMILIES, dofa_wavelengths
+from rsfm.errors import ConfigError
+from rsfm.modelcheck import (
+    check_architecture,
+    check_model_config,
+    model_arch,
+    model_card,
+    resolve_neck_kind,
+    uses_basic_blocks,
+)
 from rsfm.models.heads import check_kwargs
 from rsfm.models.heads.classification import ClassificationHead
 from rsfm.models.heads.detection import build_detector
 from rsfm.models.heads.segmentation import build_segmentation_head
 from rsfm.models.model import RsfmModel
-from rsfm.models.necks import build_neck, resolve_neck_kind
-from rsfm.registry import check_overrides, create_backbone
+from rsfm.models.necks import build_neck
+from rsfm.registry import create_backbone
 from rsfm.schema import Recipe
 from rsfm.spec import InputSpec, resolve_bands_stated, resolve_input_spec
 from rsfm.validation import validate
@@ -53,113 +60,6 @@ __all__ = ["build_model", "check_model_config", "create_model"]
 log = logging.getLogger(__name__)
 
 _DEEPLAB = ("deeplabv3", "deeplabv3plus")
-
-
-def _card(name: str) -> AdapterCard:
-    try:
-        return get_card(name)
-    except UnknownNameError as err:
-        raise UnknownNameError(f"model.backbone: {err}") from None
-
-
-def _arch(config: ModelConfig, card: AdapterCard) -> dict[str, Any]:
-    return {**card.arch, **config.backbone_kwargs}
-
-
-def _basic_block(arch: Mapping[str, Any]) -> bool:
-    """ResNet-18/34 (torchvision BasicBlock: no dilation)."""
-    return int(arch.get("depth", 50)) < 50
-
-
-def _check_indices(key: str, values: Sequence[int] | None, low: int, high: int, what: str) -> None:
-    bad = [i for i in values or () if not low <= i <= high]
-    if bad:
-        raise ConfigError(f"model.{key} {list(values or ())}: {bad} outside {low}..{high} ({what}).",
-                          key=key)
-
-
-def _check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) -> None:
-    """The checks :func:`build_model` makes before building (all but the data-side ones)."""
-    name, family, arch = config.backbone, card.family, _arch(config, card)
-    vit = family in VIT_FAMILIES
-    check_overrides(card, config.backbone_kwargs, config.pretrained or config.weights is not None,
-                    what="model.backbone_kwargs")
-    if config.pretrained and card.weights is None:
-        raise ConfigError(f"model.pretrained: {name} has no pretrained checkpoint; set model.weights "
-                          "to a file, or pretrained: false.", key="pretrained")
-    if config.output_stride is not None and family != "resnet":
-        raise ConfigError(f"model.output_stride {config.output_stride} applies to ResNet backbones; "
-                          f"{name} is a {family} ViT (its maps have the patch stride). Remove "
-                          "model.output_stride.", key="output_stride")
-    stride = config.output_stride or config.backbone_kwargs.get("output_stride")
-    if family == "resnet" and stride not in (None, 32) and _basic_block(arch):
-        raise ConfigError(f"model.output_stride {stride}: {name} uses BasicBlocks, which cannot be "
-                          "dilated; use output_stride 32 (or leave it unset), or a ResNet-50/101 "
-                          "backbone for DeepLab at stride 8/16.", key="output_stride")
-    if vit:
-        depth = int(arch["depth"])
-        _check_indices("out_indices", config.out_indices, -depth, depth - 1, f"{name} has {depth} blocks")
-        _check_indices("global_blocks", config.global_blocks, 0, depth - 1, f"{name} has {depth} blocks")
-    else:
-        for key, value in (("window_size", config.window_size or None),
-                           ("global_blocks", config.global_blocks)):
-            if value is not None:
-                raise ConfigError(f"model.{key} {value} applies to ViT backbones (window attention); "
-                                  f"{name} is a ResNet. Remove model.{key}.", key=key)
-        _check_indices("out_indices", config.out_indices, 0, 3, "ResNet stages")
-    if config.num_frames > 1 and family not in MULTI_FRAME:
-        raise ConfigError(f"model.num_frames {config.num_frames}: {name} takes single images; time "
-                          "series need a Prithvi backbone (rsfm.list_backbones('prithvi*')).",
-                          key="num_frames")
-    if spec.num_frames != config.num_frames:
-        raise ConfigError(f"The input spec has num_frames {spec.num_frames} but model.num_frames is "
-                          f"{config.num_frames}; state the frames once.", key="num_frames")
-    if spec.classes and spec.num_classes != config.num_classes:
-        raise ConfigError(f"The input spec has {spec.num_classes} classes {spec.class_names} but "
-                          f"model.num_classes is {config.num_classes}.", key="num_classes")
-    if family == "dofa":
-        dofa_wavelengths(spec.channels)
-    try:
-        resolve_neck_kind(config.neck.kind, vit, config.task)
-    except ConfigError as err:
-        raise ConfigError(f"model.{err} ({name} is a {'ViT' if vit else 'ResNet'}).",
-                          key=err.key) from None
-
-
-def check_model_config(config: ModelConfig, spec: InputSpec) -> None:
-    """Every check of a model that needs neither the model nor data: run it before any compute.
-
-    Checks that the backbone exists; options the backbone cannot have (ResNet-18/34 with
-    ``output_stride`` 8/16, ``window_size``/``global_blocks`` on a ResNet, ``output_stride`` on a
-    ViT, ``num_frames`` > 1 on a single-image backbone, unknown ``backbone_kwargs``, block or
-    stage indices out of range, a neck that does not fit); a DOFA channel without a wavelength;
-    the spec agreeing with the config (frames, classes); a local ``model.weights`` file that
-    exists; and ``spec.tile_size`` (``data.tile_size``) being a multiple of a ViT's patch size
-    (detection pads its batches, so any tile works there; ResNets take any size).
-
-    Args:
-        config: The model section (a recipe's ``model:``, or ``model.config``).
-        spec: What the model eats (``rsfm.spec.resolve_input_spec``).
-
-    Raises:
-        UnknownNameError: An unknown backbone (with close matches).
-        ConfigError: The first problem found, naming the key, the value and the fix.
-    """
-    card = _card(config.backbone)
-    _check_architecture(config, card, spec)
-    weights = config.weights
-    if (weights is not None and not str(weights).startswith("hf://")
-            and not Path(weights).expanduser().is_file()):
-        raise ConfigError(f"model.weights {weights!r} does not exist (a local file, or "
-                          "hf://ORG/REPO/FILE[@REVISION]).", key="weights")
-    tile = spec.tile_size
-    if tile is not None and card.family in VIT_FAMILIES and config.task != "detection":
-        patch = int(_arch(config, card)["patch_size"])
-        if tile % patch:
-            lower, upper = tile // patch * patch, (tile // patch + 1) * patch
-            sizes = f"{lower} or {upper}" if lower >= 8 else str(upper)
-            raise ConfigError(f"data.tile_size {tile} is not a multiple of the patch size {patch} of "
-                              f"{config.backbone}; use {sizes}.", key="tile_size")
 
 
 def build_model(config: ModelConfig, spec: InputSpec, *,
@@ -176,13 +76,13 @@ def build_model(config: ModelConfig, spec: InputSpec, *,
     Raises:
         ConfigError: An option the backbone cannot have (see :func:`check_model_config`).
     """
-    card = _card(config.backbone)
-    _check_architecture(config, card, spec)
+    card = model_card(config.backbone)
+    check_architecture(config, card, spec)
     extra: dict[str, Any] = dict(config.backbone_kwargs)
     if config.output_stride is not None:
         extra["output_stride"] = config.output_stride
     if (card.family == "resnet" and config.head in _DEEPLAB and "output_stride" not in extra
-            and not _basic_block(_arch(config, card))):
+            and not uses_basic_blocks(model_arch(config, card))):
         extra["output_stride"] = 16  # DeepLab's usual setting: dilate the last stage
         log.info("%s with %s: ResNet output_stride=16 (dilated layer4)", config.head, config.backbone)
     backbone = create_backbone(
@@ -333,7 +233,7 @@ def create_model(
                 raise ConfigError("create_model(recipe) resolves the input spec from the recipe's "
                                   "model and data sections; do not pass input_spec too.")
             recipe = config_or_task
-            spec = resolve_input_spec(recipe.model, _card(recipe.model.backbone), recipe.data)
+            spec = resolve_input_spec(recipe.model, model_card(recipe.model.backbone), recipe.data)
             return build_model(recipe.model, spec, model_class=model_class)
         config = (config_or_task if isinstance(config_or_task, ModelConfig)
                   else _model_config(config_or_task))
@@ -358,7 +258,7 @@ def create_model(
             "head_kwargs": head_kwargs, "backbone_kwargs": dict(backbone_kwargs or {}),
             "classes": classes,
         })
-    card = _card(config.backbone)
+    card = model_card(config.backbone)
     spec = (resolve_input_spec(config, card) if input_spec is None
             else _agreeing_spec(config, input_spec))
     return build_model(config, spec, model_class=model_class)

@@ -2,7 +2,7 @@
 
 Everything here reads the recipe, the adapter card and the file system only (no model is built,
 no image is read), so a bad recipe fails in a second with a message naming the key at fault,
-not after minutes of loading (STYLE.md: check before you spend).
+not after minutes of loading (STYLE.md: check before you spend). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rsfm.cards import get_card
 from rsfm.errors import ConfigError
-from rsfm.factory import check_model_config
+from rsfm.modelcheck import check_model_config, model_card
 from rsfm.schema import Recipe
 from rsfm.spec import InputSpec, resolve_input_spec
 
@@ -50,7 +49,7 @@ def preflight(recipe: Recipe) -> InputSpec:
             impossible model options, a tile size the backbone cannot take, an output folder
             that cannot be written.
     """
-    spec = resolve_input_spec(recipe.model, get_card(recipe.model.backbone), recipe.data)
+    spec = resolve_input_spec(recipe.model, model_card(recipe.model.backbone), recipe.data)
     check_model_config(recipe.model, spec)
     check_writable_dir(recipe.output_dir(), "output.dir")
     return spec

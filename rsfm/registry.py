@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,8 @@ from torch import nn
 from rsfm.bands import Band, custom_band, resolve_bands
 from rsfm.cards import AdapterCard, get_card, match_names
 from rsfm.errors import ConfigError
-from rsfm.models.backbones import EXTRA_ARGS, FAMILIES, SHAPE_SAFE
+from rsfm.modelcheck import check_overrides
+from rsfm.models.backbones import FAMILIES
 from rsfm.models.weights import load_pretrained, map_bands
 
 __all__ = [
@@ -51,38 +52,6 @@ def list_backbones(pattern: str = "*", *, pretrained: bool | None = None) -> lis
 def backbone_card(name: str) -> AdapterCard:
     """The adapter card of a backbone name or alias (raises with close matches if unknown)."""
     return get_card(name)
-
-
-def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bool,
-                    what: str | None = None) -> None:
-    """Reject architecture overrides the family does not know, or that break a pretrained load.
-
-    Args:
-        card: The backbone's card.
-        overrides: Architecture overrides (``create_backbone(**overrides)``,
-            ``model.backbone_kwargs``).
-        loading: Whether pretrained weights will be loaded.
-        what: How the caller names the overrides in messages (default:
-            ``create_backbone('<name>')``).
-
-    Raises:
-        ConfigError: Unknown keys (with the allowed ones), or shape-changing keys with weights.
-    """
-    what = what or f"create_backbone({card.name!r})"
-    allowed = set(card.arch) | EXTRA_ARGS[card.family]
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{what} got unexpected argument(s) {unknown}. Architecture "
-            f"overrides allowed for the {card.family} family: {sorted(allowed)}."
-        )
-    if loading:
-        unsafe = sorted(k for k, v in overrides.items() if k not in SHAPE_SAFE and v != card.arch.get(k))
-        if unsafe:
-            raise ConfigError(
-                f"{what}: overrides {unsafe} change the architecture of {card.name!r}, so its "
-                f"pretrained weights cannot load. Use pretrained=False for a randomly initialised variant."
-            )
 
 
 def create_backbone(

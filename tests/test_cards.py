@@ -8,6 +8,7 @@ import torch
 import rsfm
 from rsfm.cards import load_card
 from rsfm.errors import CardError
+from rsfm.registry import count_parameters
 
 
 @pytest.mark.parametrize("name", rsfm.list_backbones())
@@ -27,6 +28,23 @@ def test_card_is_consistent_with_its_model(name):
         assert conv.weight.shape[1] == len(card.bands)
     for target in card.lora_targets:
         assert any(n.endswith(target) for n in modules), f"LoRA target {target} not in {name}"
+    # `rsfm backbones` prints the stored count without building the model
+    count = sum(p.numel() for p in model.parameters())
+    assert card.num_params == count == count_parameters(name), (
+        f"set num_params: {count} in adapters/{name}.yaml")
+
+
+def test_family_facts_agree_with_the_builders():
+    """rsfm.cards states the family facts without torch; the builders must agree with them."""
+    from rsfm import cards
+    from rsfm.models import backbones
+
+    assert set(backbones.FAMILIES) == set(cards.FAMILIES) == set(cards.EXTRA_ARGS)
+    assert tuple(backbones.VIT_FAMILIES) == cards.VIT_FAMILIES
+    assert tuple(backbones.MULTI_FRAME) == cards.MULTI_FRAME
+    assert set(backbones.SHAPE_SAFE) == cards.SHAPE_SAFE
+    assert {k: set(v) for k, v in backbones.EXTRA_ARGS.items()} == {
+        k: set(v) for k, v in cards.EXTRA_ARGS.items()}
 
 
 def test_bad_card_names_file_and_key(tmp_path):

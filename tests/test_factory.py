@@ -187,3 +187,11 @@ def test_build_model_makes_the_same_checks():
         build_model(cfg, spec_of(cfg))
     ok = config(backbone="resnet18", backbone_kwargs={}, head="deeplabv3")  # no dilation for BasicBlocks
     assert create_model(ok).backbone.out_strides == [4, 8, 16, 32]
+
+
+def test_check_model_config_is_the_torch_free_one():
+    import rsfm.factory
+    import rsfm.modelcheck
+
+    # rsfm check / preflight import it from rsfm.modelcheck (no torch); the factory re-exports it
+    assert rsfm.factory.check_model_config is rsfm.modelcheck.check_model_config

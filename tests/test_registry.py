@@ -174,3 +174,23 @@ def test_band_report_previews_the_mapping_without_weights():
     assert rsfm.create_backbone("resnet18").band_report is None  # the pretraining bands: nothing to map
     with pytest.raises(ConfigError, match="list of band names"):
         rsfm.create_backbone("resnet18", bands="VV")
+
+
+def test_cli_backbones_counts_come_from_the_cards(tmp_path, monkeypatch, capsys):
+    from rsfm.cli import main
+
+    text = Path(rsfm.backbone_card("resnet18").source).read_text()
+    assert "\nnum_params: 11176512\n" in text
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "my_resnet.yaml").write_text(
+        text.replace("name: resnet18", "name: my_resnet").replace("num_params: 11176512\n", "")
+        .replace("aliases: [timm_resnet18, resnet18.a1_in1k]", "aliases: []"))
+    monkeypatch.setenv("RSFM_ADAPTER_PATH", str(cards))
+    assert main(["backbones", "*resnet18"]) == 0
+    rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows == {"resnet18": "11.2M"}
+    assert main(["backbones", "my_*"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:3] == ["my_resnet", "resnet", "-"]  # no count
+    assert main(["backbones", "resnet18", "--no-params"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:3] == ["resnet18", "resnet", "-"]

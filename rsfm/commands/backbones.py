@@ -1,32 +1,38 @@
-"""``rsfm backbones [PATTERN]``: a table of registered backbones."""
+"""``rsfm backbones [PATTERN]``: a table of registered backbones.
+
+Everything comes from the adapter cards (parameter counts included: ``num_params``), so the
+table needs no model and no torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from rsfm.cards import get_card, match_names
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``rsfm backbones``."""
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'prithvi*'")
-    parser.add_argument("--no-params", action="store_true", help="skip the parameter count (faster)")
+    parser.add_argument("--no-params", action="store_true", help="leave out the parameter counts")
 
 
-def _human(n: int) -> str:
+def _human(n: int | None) -> str:
+    if n is None:  # a user card without num_params (rsfm.registry.count_parameters computes it)
+        return "-"
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
 
 
 def run(args: argparse.Namespace) -> int:
     """Print name, family, parameters, bands, licence and Hub repo for each matching card."""
-    from rsfm.registry import backbone_card, count_parameters, list_backbones
-
-    names = list_backbones(args.pattern)
+    names = match_names(args.pattern)
     if not names:
         print(f"No backbone matches {args.pattern!r}. Try `rsfm backbones` for the full list.")
         return 1
     rows = [("name", "family", "params", "bands", "license", "hub repo")]
     for name in names:
-        card = backbone_card(name)
-        params = "-" if args.no_params else _human(count_parameters(name))
+        card = get_card(name)
+        params = "-" if args.no_params else _human(card.num_params)
         bands = ",".join(card.band_names) if card.family != "dofa" else "any (by wavelength)"
         hub = card.weights.repo_id if card.weights else "-"
         rows.append((name, card.family, params, bands, card.license, hub))

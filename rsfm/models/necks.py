@@ -21,12 +21,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d
 from torch import Tensor, nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from rsfm.errors import ConfigError
+from rsfm.modelcheck import resolve_neck_kind
+from rsfm.models.blocks import LayerNorm2d
 
 __all__ = [
     "IdentityNeck",
@@ -230,35 +231,6 @@ class IdentityNeck(nn.Module):
 
 def _is_vit(backbone: nn.Module) -> bool:
     return hasattr(backbone, "embed_dim") and hasattr(backbone, "blocks")
-
-
-NECK_KINDS = ("auto", "simple_feature_pyramid", "stages", "fpn", "none")
-
-
-def resolve_neck_kind(kind: str, vit: bool, task: str) -> str:
-    """The neck a ``kind`` means for a ViT (``vit=True``) or a ResNet backbone and a task.
-
-    ``auto`` is the simple feature pyramid for ViTs (``none`` for classification) and the stages
-    (``fpn`` for detection) for ResNets.
-
-    Raises:
-        ConfigError: An unknown kind, or one that does not fit the backbone (names the fix).
-    """
-    if kind not in NECK_KINDS:
-        raise ConfigError(f"neck.kind {kind!r}; allowed: {list(NECK_KINDS)}.", key="neck.kind")
-    if kind == "auto":
-        if task == "classification":
-            return "none"
-        if vit:
-            return "simple_feature_pyramid"
-        return "fpn" if task == "detection" else "stages"
-    if vit and kind in ("stages", "fpn"):
-        raise ConfigError(f"neck.kind {kind!r} needs a multi-stage backbone (ResNet); for ViTs use "
-                          "'simple_feature_pyramid', 'none' or 'auto'.", key="neck.kind")
-    if not vit and kind == "simple_feature_pyramid":
-        raise ConfigError("neck.kind 'simple_feature_pyramid' is for ViT backbones; for ResNets use "
-                          "'stages', 'fpn', 'none' or 'auto'.", key="neck.kind")
-    return kind
 
 
 def build_neck(

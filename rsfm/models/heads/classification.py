@@ -1,11 +1,12 @@
-"""Scene classification head: global average pool of the deepest level + linear (timm's ``ClassifierHead``)."""
+"""Scene classification head: global average pool of the deepest level + linear (timm's ``ClassifierHead`` layout)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from timm.layers import ClassifierHead as _TimmClassifierHead
 from torch import Tensor, nn
+
+from rsfm.models.blocks import ClassifierHead
 
 __all__ = ["ClassificationHead"]
 
@@ -16,7 +17,7 @@ class ClassificationHead(nn.Module):
     Args:
         in_channels: Channels of each level (the last one is used).
         num_classes: ``K``.
-        pool: ``avg`` or ``max`` (timm pool types; ``avgmax``/``catavgmax`` work too).
+        pool: ``avg`` or ``max`` (``avgmax``/``catavgmax`` work too).
         dropout: Dropout before the linear layer.
     """
 
@@ -24,7 +25,7 @@ class ClassificationHead(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.classifier = _TimmClassifierHead(in_channels[-1], num_classes, pool_type=pool, drop_rate=dropout)
+        self.classifier = ClassifierHead(in_channels[-1], num_classes, pool_type=pool, drop_rate=dropout)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         """Levels -> logits ``(B, K)``."""

@@ -1,0 +1,284 @@
+"""Checks of a model configuration that need no model, no data and no torch.
+
+:func:`check_model_config` is what ``rsfm check`` and the start of training and prediction run
+before any compute (through :func:`rsfm.preflight.preflight`); :func:`rsfm.factory.build_model`
+makes the same checks before building. Everything here reads the config, the input spec and the
+backbone's adapter card (the family facts live in :mod:`rsfm.cards`), so ``rsfm check`` answers
+in well under a second: importing torch alone takes longer.
+
+It sits below :mod:`rsfm.models` in the import layers, so the builders share these rules
+(:func:`check_overrides` in ``rsfm.registry``, :func:`resolve_neck_kind` in ``rsfm.models.necks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rsfm.bands import SPECTRAL_INDICES, Band
+from rsfm.cards import EXTRA_ARGS, MULTI_FRAME, SHAPE_SAFE, VIT_FAMILIES, AdapterCard, get_card
+from rsfm.config import ModelConfig
+from rsfm.errors import ConfigError, UnknownNameError
+from rsfm.spec import InputSpec
+
+__all__ = [
+    "NECK_KINDS",
+    "check_architecture",
+    "check_model_config",
+    "check_overrides",
+    "check_weights_source",
+    "dofa_wavelengths",
+    "model_arch",
+    "model_card",
+    "resolve_neck_kind",
+    "uses_basic_blocks",
+]
+
+NECK_KINDS = ("auto", "simple_feature_pyramid", "stages", "fpn", "none")
+
+
+def model_card(name: str) -> AdapterCard:
+    """The card of ``model.backbone``.
+
+    Raises:
+        UnknownNameError: An unknown name, prefixed with ``model.backbone`` (with close matches).
+    """
+    try:
+        return get_card(name)
+    except UnknownNameError as err:
+        raise UnknownNameError(f"model.backbone: {err}") from None
+
+
+def model_arch(config: ModelConfig, card: AdapterCard) -> dict[str, Any]:
+    """The backbone architecture the config builds: the card's ``arch`` with ``backbone_kwargs``."""
+    return {**card.arch, **config.backbone_kwargs}
+
+
+def uses_basic_blocks(arch: Mapping[str, Any]) -> bool:
+    """True for ResNet-18/34 (torchvision BasicBlocks, which cannot be dilated)."""
+    return int(arch.get("depth", 50)) < 50
+
+
+def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bool,
+                    what: str | None = None) -> None:
+    """Reject architecture overrides the family does not know, or that break a pretrained load.
+
+    Args:
+        card: The backbone's card.
+        overrides: Architecture overrides (``create_backbone(**overrides)``,
+            ``model.backbone_kwargs``).
+        loading: Whether pretrained weights will be loaded.
+        what: How the caller names the overrides in messages (default:
+            ``create_backbone('<name>')``).
+
+    Raises:
+        ConfigError: Unknown keys (with the allowed ones), or shape-changing keys with weights.
+    """
+    what = what or f"create_backbone({card.name!r})"
+    allowed = set(card.arch) | EXTRA_ARGS[card.family]
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{what} got unexpected argument(s) {unknown}. Architecture "
+            f"overrides allowed for the {card.family} family: {sorted(allowed)}."
+        )
+    if loading:
+        unsafe = sorted(k for k, v in overrides.items() if k not in SHAPE_SAFE and v != card.arch.get(k))
+        if unsafe:
+            raise ConfigError(
+                f"{what}: overrides {unsafe} change the architecture of {card.name!r}, so its "
+                f"pretrained weights cannot load. Use pretrained=False for a randomly initialised variant."
+            )
+
+
+def dofa_wavelengths(bands: Sequence[Band]) -> list[float]:
+    """The wavelengths (micrometres) DOFA generates its patch embedding from, one per channel.
+
+    Raises:
+        ConfigError: A channel without a wavelength (a declared ``DEM``, a spectral index),
+            naming it and the fix.
+    """
+    for band in bands:
+        if band.wavelength_um is not None:
+            continue
+        if band.sensor == "custom" and band.name in SPECTRAL_INDICES:
+            raise ConfigError(
+                f"DOFA needs a wavelength for every input channel, and the spectral index channel "
+                f"{band.name!r} has none; remove it from data.indices (DOFA takes bands only)."
+            )
+        raise ConfigError(
+            f"DOFA needs a wavelength for band {band.name!r}; declare "
+            f"{{name: {band.name}, wavelength: <µm>}} or set model.wavelengths."
+        )
+    return [float(b.wavelength_um) for b in bands if b.wavelength_um is not None]
+
+
+def resolve_neck_kind(kind: str, vit: bool, task: str) -> str:
+    """The neck a ``kind`` means for a ViT (``vit=True``) or a ResNet backbone and a task.
+
+    ``auto`` is the simple feature pyramid for ViTs (``none`` for classification) and the stages
+    (``fpn`` for detection) for ResNets.
+
+    Raises:
+        ConfigError: An unknown kind, or one that does not fit the backbone (names the fix).
+    """
+    if kind not in NECK_KINDS:
+        raise ConfigError(f"neck.kind {kind!r}; allowed: {list(NECK_KINDS)}.", key="neck.kind")
+    if kind == "auto":
+        if task == "classification":
+            return "none"
+        if vit:
+            return "simple_feature_pyramid"
+        return "fpn" if task == "detection" else "stages"
+    if vit and kind in ("stages", "fpn"):
+        raise ConfigError(f"neck.kind {kind!r} needs a multi-stage backbone (ResNet); for ViTs use "
+                          "'simple_feature_pyramid', 'none' or 'auto'.", key="neck.kind")
+    if not vit and kind == "simple_feature_pyramid":
+        raise ConfigError("neck.kind 'simple_feature_pyramid' is for ViT backbones; for ResNets use "
+                          "'stages', 'fpn', 'none' or 'auto'.", key="neck.kind")
+    return kind
+
+
+def _check_indices(key: str, values: Sequence[int] | None, low: int, high: int, what: str) -> None:
+    bad = [i for i in values or () if not low <= i <= high]
+    if bad:
+        raise ConfigError(f"model.{key} {list(values or ())}: {bad} outside {low}..{high} ({what}).",
+                          key=key)
+
+
+def check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) -> None:
+    """The checks :func:`rsfm.factory.build_model` makes before building (all but the data-side ones).
+
+    Raises:
+        ConfigError: The first option the backbone cannot have, naming the key and the fix.
+    """
+    name, family, arch = config.backbone, card.family, model_arch(config, card)
+    vit = family in VIT_FAMILIES
+    check_overrides(card, config.backbone_kwargs, config.pretrained or config.weights is not None,
+                    what="model.backbone_kwargs")
+    if config.pretrained and card.weights is None:
+        raise ConfigError(f"model.pretrained: {name} has no pretrained checkpoint; set model.weights "
+                          "to a file, or pretrained: false.", key="pretrained")
+    if config.output_stride is not None and family != "resnet":
+        raise ConfigError(f"model.output_stride {config.output_stride} applies to ResNet backbones; "
+                          f"{name} is a {family} ViT (its maps have the patch stride). Remove "
+                          "model.output_stride.", key="output_stride")
+    stride = config.output_stride or config.backbone_kwargs.get("output_stride")
+    if family == "resnet" and stride not in (None, 32) and uses_basic_blocks(arch):
+        raise ConfigError(f"model.output_stride {stride}: {name} uses BasicBlocks, which cannot be "
+                          "dilated; use output_stride 32 (or leave it unset), or a ResNet-50/101 "
+                          "backbone for DeepLab at stride 8/16.", key="output_stride")
+    if vit:
+        depth = int(arch["depth"])
+        _check_indices("out_indices", config.out_indices, -depth, depth - 1, f"{name} has {depth} blocks")
+        _check_indices("global_blocks", config.global_blocks, 0, depth - 1, f"{name} has {depth} blocks")
+    else:
+        for key, value in (("window_size", config.window_size or None),
+                           ("global_blocks", config.global_blocks)):
+            if value is not None:
+                raise ConfigError(f"model.{key} {value} applies to ViT backbones (window attention); "
+                                  f"{name} is a ResNet. Remove model.{key}.", key=key)
+        _check_indices("out_indices", config.out_indices, 0, 3, "ResNet stages")
+    if config.num_frames > 1 and family not in MULTI_FRAME:
+        raise ConfigError(f"model.num_frames {config.num_frames}: {name} takes single images; time "
+                          "series need a Prithvi backbone (rsfm.list_backbones('prithvi*')).",
+                          key="num_frames")
+    if spec.num_frames != config.num_frames:
+        raise ConfigError(f"The input spec has num_frames {spec.num_frames} but model.num_frames is "
+                          f"{config.num_frames}; state the frames once.", key="num_frames")
+    if spec.classes and spec.num_classes != config.num_classes:
+        raise ConfigError(f"The input spec has {spec.num_classes} classes {spec.class_names} but "
+                          f"model.num_classes is {config.num_classes}.", key="num_classes")
+    if family == "dofa":
+        dofa_wavelengths(spec.channels)
+    try:
+        resolve_neck_kind(config.neck.kind, vit, config.task)
+    except ConfigError as err:
+        raise ConfigError(f"model.{err} ({name} is a {'ViT' if vit else 'ResNet'}).",
+                          key=err.key) from None
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a PyTorch (zip or legacy pickle) or safetensors checkpoint, from
+    its first bytes and (zip) its directory; None when it looks like one."""
+    import struct
+    import zipfile
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path):
+                return None
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"is a damaged or truncated PyTorch (zip) file ({err})"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return None  # torch.save's legacy (pickle) format
+    if len(head) == 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        return None if n <= size - 8 else "is a truncated safetensors file (its header is cut)"
+    return (f"is not a PyTorch or safetensors checkpoint ({size:,} bytes starting with "
+            f"{head[:8]!r})")
+
+
+def check_weights_source(config: ModelConfig) -> None:
+    """The weights the model will load exist and look like a checkpoint, before any compute.
+
+    ``model.weights``: a local file that exists and starts like a PyTorch or safetensors file,
+    or a well-formed ``hf://ORG/REPO/FILE[@REVISION]`` (Hub files are fetched when the model is
+    built).
+
+    Raises:
+        ConfigError: Names ``model.weights``, the file and the fix.
+    """
+    weights = config.weights
+    if weights is not None:
+        text = str(weights)
+        if text.startswith("hf://"):
+            spec = text[len("hf://"):].partition("@")[0]
+            parts = spec.split("/")
+            if len(parts) < 3 or not all(parts):
+                raise ConfigError(f"model.weights {text!r}: expected "
+                                  "hf://ORG/REPO/PATH/IN/REPO[@REVISION].", key="weights")
+            return
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model.weights {text!r} does not exist (a local file, or "
+                              "hf://ORG/REPO/FILE[@REVISION]).", key="weights")
+        problem = _checkpoint_problem(path)
+        if problem:
+            raise ConfigError(f"model.weights '{path}' {problem}.", key="weights")
+
+
+def check_model_config(config: ModelConfig, spec: InputSpec) -> None:
+    """Every check of a model that needs neither the model nor data: run it before any compute.
+
+    Checks that the backbone exists; options the backbone cannot have (ResNet-18/34 with
+    ``output_stride`` 8/16, ``window_size``/``global_blocks`` on a ResNet, ``output_stride`` on a
+    ViT, ``num_frames`` > 1 on a single-image backbone, unknown ``backbone_kwargs``, block or
+    stage indices out of range, a neck that does not fit); a DOFA channel without a wavelength;
+    the spec agreeing with the config (frames, classes); a local ``model.weights`` file that
+    exists; and ``spec.tile_size`` (``data.tile_size``) being a multiple of a ViT's patch size
+    (detection pads its batches, so any tile works there; ResNets take any size).
+
+    Args:
+        config: The model section (a recipe's ``model:``, or ``model.config``).
+        spec: What the model eats (``rsfm.spec.resolve_input_spec``).
+
+    Raises:
+        UnknownNameError: An unknown backbone (with close matches).
+        ConfigError: The first problem found, naming the key, the value and the fix.
+    """
+    card = model_card(config.backbone)
+    check_architecture(config, card, spec)
+    check_weights_source(config)
+    tile = spec.tile_size
+    if tile is not None and card.family in VIT_FAMILIES and config.task != "detection":
+        patch = int(model_arch(config, card)["patch_size"])
+        if tile % patch:
+            lower, upper = tile // patch * patch, (tile // patch + 1) * patch
+            sizes = f"{lower} or {upper}" if lower >= 8 else str(upper)
+            raise ConfigError(f"data.tile_size {tile} is not a multiple of the patch size {patch} of "
+                              f"{config.backbone}; use {sizes}.", key="tile_size")
