@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("rsfm.commands.schema", "print the JSON schema of recipes (editor completion)"),
     "push": ("rsfm.commands.push", "upload a trained run or saved model to the Hugging Face Hub"),
     "predict": ("rsfm.commands.predict", "predict GeoTIFF scenes -> class COG, probabilities, vectors, preview"),
+    "evaluate": ("rsfm.commands.evaluate", "metrics of a trained model on a labelled split (test/val) or folders, with predict's tiling"),
     "export": ("rsfm.commands.export", "export a model to ONNX / torch.export with a parity check"),
     "convert": ("rsfm.commands.convert", "convert other tools' configs (TerraTorch) into an rsfm recipe"),
 }

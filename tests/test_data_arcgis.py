@@ -307,8 +307,8 @@ def test_defaults_are_a_mapping_under_the_users_keys():
 
 
 def _dataset(name: str, task: str):
+    from rsfm.datasets import build_datasets
     from rsfm.preflight import preflight
-    from rsfm.train.data import build_datasets
 
     head = {"segmentation": "fcn", "detection": "fcos", "classification": "classification"}[task]
     recipe = load(ARC / name, task=task, head=head)
@@ -358,8 +358,8 @@ def test_imagenet_layout(tmp_path):
         edit_json(folder / doc, MetaDataMode="Imagenet")
     export = read_arcgis_export(folder)
     assert export.task == "classification" and [c.class_value for c in export.chips] == [1, 1, 2, 2]
+    from rsfm.datasets import build_datasets
     from rsfm.preflight import preflight
-    from rsfm.train.data import build_datasets
 
     recipe = load(folder, head="classification")
     ds = build_datasets(recipe, preflight(recipe)).train
@@ -367,9 +367,9 @@ def test_imagenet_layout(tmp_path):
 
 
 def test_missing_labels_error_and_change_detection(tmp_path):
+    from rsfm.datasets import build_datasets
     from rsfm.preflight import preflight
     from rsfm.recipe import load_recipe
-    from rsfm.train.data import build_datasets
 
     recipe = load_recipe({"model": {"task": "detection", "backbone": "resnet18", "head": "fcos"},
                           "data": {"train": {"images": str(ARC / "pascal_voc")},

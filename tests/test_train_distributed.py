@@ -105,15 +105,22 @@ def test_two_processes_match_one(tmp_path):
 
 def test_cpu_launch_starts_the_requested_processes(tmp_path):
     """``accelerate launch --cpu --num_processes 2`` starts one process (its --cpu multi-process
-    mode needs MPI); rsfm notices and runs the 2 processes through torchrun."""
+    mode needs MPI); rsfm notices and runs the 2 processes through torchrun. ``data.test`` is
+    scored once, by the main process, at the end."""
     path = tmp_path / "recipe.yaml"
+    s1 = Path(tiny_recipe(tmp_path)["data"]["train"]["images"]).parent
+    test = {"images": str(s1 / "S1Hand"), "labels": str(s1 / "LabelHand")}
     path.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "cpu", train={"epochs": 1},
+                                               data={"test": test},
                                                output={"dir": str(tmp_path / "cpu"),
                                                        "plots": False})))
     proc = launch(["-m", "rsfm.train", str(path)], tmp_path, mode="--cpu")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "starting 2 processes with torch.distributed.run" in proc.stdout
     assert "2 process(es)" in proc.stdout and proc.stdout.count("epoch 1/1 |") == 1
+    assert proc.stdout.count("test (best weights, epoch 1, 3 images)") == 1
+    last = rows(tmp_path / "cpu")[-1]
+    assert last["split"] == "test" and last["test_images"] == 3
 
 
 def test_unused_parameter_probe():

@@ -80,7 +80,9 @@ def test_only_newest_checkpoint_keeps_optimizer_state_and_size_is_reported(tmp_p
 
 @pytest.mark.usefixtures("train_log")
 def test_test_split_is_scored_with_the_best_checkpoint(tmp_path, caplog):
+    import rsfm
     from rsfm.hub import load_config
+    from rsfm.hub.card import model_card
     from rsfm.train.loop import train
 
     run = tmp_path / "tested"
@@ -89,14 +91,24 @@ def test_test_split_is_scored_with_the_best_checkpoint(tmp_path, caplog):
     test = result.test_metrics
     assert test is not None and test["split"] == "test" and test["weights"] == "best"
     assert test["epoch"] == result.best_epoch
-    for key in ("test_miou", "test_macro_f1", "test_accuracy", "test_loss", "test_iou_water",
-                "test_samples"):
+    for key in ("test_miou", "test_macro_f1", "test_accuracy", "test_iou_water", "test_f1_dry",
+                "test_images", "test_confusion_matrix"):
         assert key in test, key
-    assert test["test_samples"] == 12  # every 64 px tile of the 4 scenes, no augmentation
+    assert test["test_images"] == 3  # whole scenes through predict's tiling (Paraguay: all NaN)
+    assert not [k for k in test if k.startswith("val_")]  # reported apart from validation
+    # the numbers of a later `rsfm evaluate RUN`: the same code on the same weights
+    again = rsfm.evaluate(run, write=False, progress=False)
+    assert again.metrics["confusion_matrix"] == test["test_confusion_matrix"]
+    assert again.metrics["miou"] == test["test_miou"]
+    saved = json.loads((run / "evaluation" / "test" / "metrics.json").read_text())
+    assert saved["metrics"]["miou"] == test["test_miou"] and saved["split"] == "test"
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1] == json.loads(json.dumps(test)) and len(rows) == 3
     assert "test_miou" not in (run / "metrics.csv").read_text()  # per-epoch table only
-    metrics = load_config(run).metrics
-    assert metrics["test_miou"] == pytest.approx(test["test_miou"])
-    assert metrics["val_miou"] == pytest.approx(result.best_metric)
-    assert "test (best weights" in caplog.text
+    config = load_config(run)
+    assert config.metrics["test_miou"] == pytest.approx(test["test_miou"])
+    assert config.metrics["val_miou"] == pytest.approx(result.best_metric)
+    card = str(model_card(config, "org/tiny"))
+    assert "dataset_split: test" in card or "split: test" in card
+    assert f"{round(test['test_miou'], 4)}" in card
+    assert "test (best weights, epoch" in caplog.text and "3 images" in caplog.text

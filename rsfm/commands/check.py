@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(describe_spec(spec))
     if args.data:
         # lazy: only --data needs torch and the datasets; the recipe checks above stay light
-        from rsfm.train.data import build_datasets, describe_datasets
+        from rsfm.datasets import build_datasets, describe_datasets
 
         datasets = build_datasets(recipe, spec)
         sys.stdout.write(describe_datasets(datasets))

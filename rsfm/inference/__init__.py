@@ -11,6 +11,9 @@ from typing import Any
 _EXPORTS = {
     "predict": "rsfm.inference.predict",
     "predict_scene": "rsfm.inference.predict",
+    "predict_array": "rsfm.inference.predict",
+    "ScenePredictor": "rsfm.inference.predict",
+    "ArrayPrediction": "rsfm.inference.predict",
     "PredictOptions": "rsfm.inference.predict",
     "PredictionResult": "rsfm.inference.predict",
     "PrecisionReport": "rsfm.inference.precision",
@@ -32,10 +35,29 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "ExportedModel", "OnnxModel", "PrecisionReport", "PredictOptions", "PredictionResult",
-    "clean_raster", "export_model", "export_onnx", "export_pt2", "export_torchscript",
-    "fill_holes", "load_model", "merge_tile_boxes", "predict", "predict_scene", "preview_scene",
-    "read_category_names", "remove_small_objects", "show_results", "vectorize_raster",
+    "ArrayPrediction",
+    "ExportedModel",
+    "OnnxModel",
+    "PrecisionReport",
+    "PredictOptions",
+    "PredictionResult",
+    "ScenePredictor",
+    "clean_raster",
+    "export_model",
+    "export_onnx",
+    "export_pt2",
+    "export_torchscript",
+    "fill_holes",
+    "load_model",
+    "merge_tile_boxes",
+    "predict",
+    "predict_array",
+    "predict_scene",
+    "preview_scene",
+    "read_category_names",
+    "remove_small_objects",
+    "show_results",
+    "vectorize_raster",
 ]
 
 

@@ -24,6 +24,10 @@ Memory therefore holds about two strips of input and one tile-high row of probab
 whatever the scene size. The tiled GeoTIFF is finally copied into a Cloud-Optimised GeoTIFF
 (MODE overviews for classes) by GDAL, which also streams, and the class names go where GIS
 software reads them (:mod:`rsfm.inference.gis`).
+
+The same engine runs without files: :class:`ScenePredictor` (and :func:`predict_array`) return
+the classes, probabilities or boxes as arrays, row strip by row strip for large scenes; this is
+what :func:`rsfm.evaluate` scores, so its metrics are those of the maps ``predict`` writes.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -54,7 +58,7 @@ from rsfm.inference.checks import check_outputs, check_value_range, scene_reader
 from rsfm.inference.gis import class_nodata, style_paths, to_cog, write_class_style
 from rsfm.inference.loading import OnnxModel, load_model, training_precision
 from rsfm.inference.outputs import argmax0, as_logits, probabilities
-from rsfm.inference.postprocess import clean_raster
+from rsfm.inference.postprocess import clean_array, clean_raster
 from rsfm.inference.precision import (
     PRECISIONS,
     PrecisionReport,
@@ -68,10 +72,14 @@ from rsfm.saved import SavedConfig
 from rsfm.spec import ClassInfo, InputSpec
 
 __all__ = [
+    "ArrayPrediction",
     "PredictOptions",
     "PredictionResult",
+    "RowBlock",
+    "ScenePredictor",
     "blend_weights",
     "predict",
+    "predict_array",
     "predict_scene",
     "tile_offsets",
 ]
@@ -399,23 +407,79 @@ class _Engine:
             yield i, tiles[i : i + self.batch_size]
 
     # -- segmentation
-    def run_segmentation(self, out: Path) -> PredictionResult:
-        opts = self.options
+    def classes_of(self, p: torch.Tensor) -> torch.Tensor:
+        """Class ids ``(n, W)`` of probabilities ``(K, n, W)``: argmax, or the two-class
+        threshold."""
+        if self.options.threshold is not None and p.shape[0] == 2:
+            return (p[1] >= self.options.threshold).to(torch.uint8)
+        return argmax0(p)
+
+    def blended_rows(self) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
+        """The scene's finished rows, top to bottom: ``(first scene row, probabilities
+        (K, n, W) float32, invalid input (n, W) bool)``.
+
+        Tile probabilities are weighted by :func:`blend_weights` and summed into a buffer one
+        tile high; rows no later tile can touch are divided by the summed weights and yielded.
+        """
         info, T, ov = self.reader.info, self.tile, self.overlap
         H, W = info.height, info.width
         c_first = self.cols[0]
         width = self.cols[-1] + T - c_first  # buffer columns, scene col = buffer col + c_first
+        cols = slice(-c_first, -c_first + W)
         weights = torch.from_numpy(blend_weights(T, ov))
         acc: torch.Tensor | None = None  # (K, T, width) weighted probabilities
         wsum = torch.zeros(T, width)
         bad_buf = np.zeros((T, W), dtype=bool)
+        t_start = time.perf_counter()
+        bar = self._bar()
+        done = 0
+        try:
+            for ri, (r0, tiles, bad) in enumerate(self._strips()):
+                # invalid-pixel mask of this strip's scene rows, aligned to the buffer rows
+                top = max(r0, 0) - r0
+                bad_buf[top : top + bad.shape[0]] = bad
+                for i, batch in self._batches(tiles):
+                    probs = self._segment(batch)
+                    if acc is None:
+                        acc = torch.zeros(probs.shape[1], T, width)
+                    probs *= weights
+                    for j in range(probs.shape[0]):
+                        c = self.cols[i + j] - c_first
+                        acc[:, :, c : c + T] += probs[j]
+                        wsum[:, c : c + T] += weights
+                    done += len(batch)
+                    bar.update(len(batch))
+                    el = time.perf_counter() - t_start
+                    rate = done * (T - ov) ** 2 / 1e6 / max(el, 1e-9)
+                    bar.set_postfix_str(f"{rate:.2f} MPix/s", refresh=False)
+                last = ri + 1 == len(self.rows)
+                nxt = r0 + T if last else self.rows[ri + 1]
+                # rows [r0, nxt) are final; crop them to the scene
+                a, b = max(r0, 0), min(nxt, H)
+                if b > a:
+                    p = acc[:, a - r0 : b - r0, cols] / wsum[None, a - r0 : b - r0, cols]
+                    yield a, p, bad_buf[a - r0 : b - r0].copy()
+                shift = nxt - r0
+                if not last:  # move the unfinished rows to the top of the buffers
+                    acc[:, : T - shift] = acc[:, shift:].clone()
+                    acc[:, T - shift :] = 0
+                    wsum[: T - shift] = wsum[shift:].clone()
+                    wsum[T - shift :] = 0
+                    bad_buf[: T - shift] = bad_buf[shift:].copy()
+                    bad_buf[T - shift :] = False
+        finally:
+            bar.close()
+
+    def run_segmentation(self, out: Path) -> PredictionResult:
+        opts = self.options
+        info, T, ov = self.reader.info, self.tile, self.overlap
+        H, W = info.height, info.width
         tmpdir = Path(tempfile.mkdtemp(prefix=".rsfm-predict-", dir=out.parent))
         writers: dict[str, _BlockRowWriter] = {}
         files: dict[str, Any] = {}
         state: dict[str, Any] = {}
         block = 512 if min(H, W) >= 512 else 256 if min(H, W) >= 256 else 128
         result = PredictionResult(tiles=self.n_tiles, precision=self.precision)
-        t_start = time.perf_counter()
 
         def open_outputs(k: int) -> None:
             classes = _output_classes(self.spec, k)
@@ -447,15 +511,9 @@ class _Engine:
             for key, ds in files.items():
                 writers[key] = _BlockRowWriter(ds, block)
 
-        def emit(acc_rows: torch.Tensor, w_rows: torch.Tensor, bad_rows: np.ndarray) -> None:
+        def emit(p: torch.Tensor, bad_rows: np.ndarray) -> None:
             """Finish a band of scene rows: probabilities -> classes, nodata, write."""
-            cols = slice(-c_first, -c_first + W)
-            p = acc_rows[:, :, cols] / w_rows[None, :, cols]
-            if opts.threshold is not None and p.shape[0] == 2:
-                cls = (p[1] >= opts.threshold).to(torch.uint8)
-            else:
-                cls = argmax0(p)
-            cls_np = cls.numpy().astype(files["classes"].dtypes[0])
+            cls_np = self.classes_of(p).numpy().astype(files["classes"].dtypes[0])
             state["counts"] += np.bincount(cls_np[~bad_rows].ravel(), minlength=state["k"])
             cls_np[bad_rows] = state["nodata"]
             writers["classes"].write(cls_np[None])
@@ -472,43 +530,11 @@ class _Engine:
                 c[bad_rows] = 255
                 writers["conf"].write(c[None])
 
-        bar = self._bar()
-        done = 0
         try:
-            for ri, (r0, tiles, bad) in enumerate(self._strips()):
-                # invalid-pixel mask of this strip's scene rows, aligned to the buffer rows
-                top = max(r0, 0) - r0
-                bad_buf[top : top + bad.shape[0]] = bad
-                for i, batch in self._batches(tiles):
-                    probs = self._segment(batch)
-                    if acc is None:
-                        open_outputs(probs.shape[1])
-                        acc = torch.zeros(probs.shape[1], T, width)
-                    probs *= weights
-                    for j in range(probs.shape[0]):
-                        c = self.cols[i + j] - c_first
-                        acc[:, :, c : c + T] += probs[j]
-                        wsum[:, c : c + T] += weights
-                    done += len(batch)
-                    bar.update(len(batch))
-                    el = time.perf_counter() - t_start
-                    rate = done * (T - ov) ** 2 / 1e6 / max(el, 1e-9)
-                    bar.set_postfix_str(f"{rate:.2f} MPix/s", refresh=False)
-                last = ri + 1 == len(self.rows)
-                nxt = r0 + T if last else self.rows[ri + 1]
-                # rows [r0, nxt) are final; crop them to the scene
-                a, b = max(r0, 0), min(nxt, H)
-                if b > a:
-                    emit(acc[:, a - r0 : b - r0], wsum[a - r0 : b - r0], bad_buf[a - r0 : b - r0])
-                shift = nxt - r0
-                if not last:  # move the unfinished rows to the top of the buffers
-                    acc[:, : T - shift] = acc[:, shift:].clone()
-                    acc[:, T - shift :] = 0
-                    wsum[: T - shift] = wsum[shift:].clone()
-                    wsum[T - shift :] = 0
-                    bad_buf[: T - shift] = bad_buf[shift:].copy()
-                    bad_buf[T - shift :] = False
-            bar.close()
+            for _row, p, bad_rows in self.blended_rows():
+                if not files:
+                    open_outputs(p.shape[0])
+                emit(p, bad_rows)
             for w in writers.values():
                 w.flush()
             for ds in files.values():
@@ -538,7 +564,8 @@ class _Engine:
         return result
 
     # -- detection
-    def run_detection(self, out: Path) -> PredictionResult:
+    def detect(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scene-pixel xyxy boxes, scores and 0-based labels, merged across tiles."""
         info = self.reader.info
         boxes, scores, labels = [], [], []
         bar = self._bar()
@@ -564,7 +591,11 @@ class _Engine:
         cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
         inside = (cx >= 0) & (cx < info.width) & (cy >= 0) & (cy < info.height)
         b, s, lab = b[inside], s[inside], lab[inside]
-        b, s, lab = merge_tile_boxes(b, s, lab, (info.height, info.width))
+        return merge_tile_boxes(b, s, lab, (info.height, info.width))
+
+    def run_detection(self, out: Path) -> PredictionResult:
+        info = self.reader.info
+        b, s, lab = self.detect()
         k = max(self.spec.num_classes, int(lab.max()) + 1 if len(lab) else 0)
         names = [c.name for c in _output_classes(self.spec, k)]
         summary = write_boxes(out, b, s, lab, info.transform, info.crs, names)
@@ -590,10 +621,8 @@ def _device(options: PredictOptions) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _prepare(inputs: PathLike | Sequence[PathLike], out: PathLike, spec: InputSpec, task: str,
-             options: PredictOptions, vectors: PathLike | None,
-             preview: PathLike | None) -> _Scene:
-    """Every check of one scene that needs no model output (see :mod:`rsfm.inference.checks`)."""
+def _scene_paths(inputs: PathLike | Sequence[PathLike], spec: InputSpec) -> list[Path]:
+    """The files of one scene (one per time step of the model)."""
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
         raise ConfigError("predict_scene needs at least one input file.")
@@ -602,14 +631,28 @@ def _prepare(inputs: PathLike | Sequence[PathLike], out: PathLike, spec: InputSp
             f"The model takes {spec.num_frames} time step(s) but {len(paths)} file(s) were given "
             f"for one scene: {[str(p) for p in paths]}."
         )
+    return paths
+
+
+def _checked_reader(spec: InputSpec, paths: Sequence[Path]) -> ImageReader:
+    """The scene's reader: bands present in every file, values near the training statistics."""
+    reader = scene_reader(spec, paths)
+    check_value_range(reader, paths[0])
+    return reader
+
+
+def _prepare(inputs: PathLike | Sequence[PathLike], out: PathLike, spec: InputSpec, task: str,
+             options: PredictOptions, vectors: PathLike | None,
+             preview: PathLike | None) -> _Scene:
+    """Every check of one scene that needs no model output (see :mod:`rsfm.inference.checks`)."""
+    paths = _scene_paths(inputs, spec)
     out = Path(out)
     options.tiling(spec)
     check_outputs(task, out, inputs=paths, vectors=vectors, preview=preview,
                   num_classes=spec.num_classes or None, probabilities=options.probabilities,
                   confidence=options.confidence, threshold=options.threshold,
                   min_object_size=options.min_object_size, max_hole_size=options.max_hole_size)
-    reader = scene_reader(spec, paths)
-    check_value_range(reader, paths[0])
+    reader = _checked_reader(spec, paths)
     return _Scene(paths, out, reader, Path(vectors) if vectors is not None else None,
                   Path(preview) if preview is not None else None)
 
@@ -625,19 +668,28 @@ def _make_dirs(scene: _Scene) -> None:
                               f"{err.strerror or err}.") from None
 
 
-def _run(model: Callable[..., Any], scene: _Scene, task: str, options: PredictOptions,
-         device: torch.device, precision: str) -> PredictionResult:
-    _make_dirs(scene)
+def _onnx_precision(model: Any, precision: str) -> str:
     if isinstance(model, OnnxModel) and precision != "fp32":
         log.warning("onnxruntime runs the exported model in fp32; precision %s is ignored.",
                     precision)
-        precision = "fp32"
-    # GDAL's block cache defaults to 5% of RAM and is what grows on huge scenes: cap it (unless
-    # the user set GDAL_CACHEMAX) so memory stays bounded by a few tile rows.
+        return "fp32"
+    return precision
+
+
+def _gdal_env() -> Any:
+    """GDAL's block cache defaults to 5% of RAM and is what grows on huge scenes: cap it (unless
+    the user set GDAL_CACHEMAX) so memory stays bounded by a few tile rows."""
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": _GDAL_CACHE_MB}
+    return rasterio.Env(**cache)
+
+
+def _run(model: Callable[..., Any], scene: _Scene, task: str, options: PredictOptions,
+         device: torch.device, precision: str) -> PredictionResult:
+    _make_dirs(scene)
+    precision = _onnx_precision(model, precision)
     spec = scene.reader.spec
     t0 = time.perf_counter()
-    with rasterio.Env(**cache):
+    with _gdal_env():
         reader = _SceneReader(scene.reader, scene.paths)
         if isinstance(model, torch.nn.Module):
             model = model.to(device).eval()
@@ -736,6 +788,30 @@ def _check_tile(saved: SavedConfig, spec: InputSpec, options: PredictOptions) ->
                           key="tile_size") from None
 
 
+def _resolve(model: Any, spec: InputSpec | None, task: str | None,
+             file_bands: Sequence[str] | None,
+             options: PredictOptions) -> tuple[Callable[..., Any], InputSpec, str, str | None]:
+    """``(callable, spec, task, training precision)`` of a model source (see :func:`predict`)."""
+    trained, saved = None, None
+    if spec is not None and task is not None and callable(model) and not isinstance(
+            model, (str, os.PathLike)):
+        net = model
+    else:
+        net, saved = load_model(model)
+        spec = spec or saved.input
+        task = task or saved.model.task
+        trained = training_precision(model)
+    if spec is None or task is None:
+        raise ConfigError("predict with a plain callable needs spec=InputSpec(...) and task=...")
+    if file_bands is not None:
+        spec = replace(spec, file_bands=tuple(str(b).strip() for b in file_bands))
+    if saved is not None:
+        _check_tile(saved, spec, options)
+    if spec.normalization.mode == "none" and spec.normalization.value_scale == 1.0:
+        log.warning("The model has no normalisation: raw pixel values are fed as they are.")
+    return net, spec, task, trained
+
+
 def _per_scene(path: PathLike | bool | None, target: Path, default: str,
                scenes: int) -> Path | None:
     """A companion output of one scene: ``True`` or several scenes -> next to ``target``."""
@@ -798,23 +874,7 @@ def predict(
         DataError: Missing or unreadable inputs.
     """
     options = _options(options, kwargs)
-    trained, saved = None, None
-    if spec is not None and task is not None and callable(model) and not isinstance(
-            model, (str, os.PathLike)):
-        net = model
-    else:
-        net, saved = load_model(model)
-        spec = spec or saved.input
-        task = task or saved.model.task
-        trained = training_precision(model)
-    if spec is None or task is None:
-        raise ConfigError("predict with a plain callable needs spec=InputSpec(...) and task=...")
-    if file_bands is not None:
-        spec = replace(spec, file_bands=tuple(str(b).strip() for b in file_bands))
-    if saved is not None:
-        _check_tile(saved, spec, options)
-    if spec.normalization.mode == "none" and spec.normalization.value_scale == 1.0:
-        log.warning("The model has no normalisation: raw pixel values are fed as they are.")
+    net, spec, task, trained = _resolve(model, spec, task, file_bands, options)
     files = _expand_inputs(inputs)
     frames = spec.num_frames
     if len(files) % frames:
@@ -839,3 +899,232 @@ def predict(
     precision = resolve_precision(options.precision, device, trained)
     results = [_run(net, scene, task, options, device, precision) for scene in scenes]
     return results[0] if len(results) == 1 else results
+
+
+# ----------------------------------------------------------------------------- in memory
+@dataclass
+class ArrayPrediction:
+    """One scene (or image) predicted in memory by :class:`ScenePredictor`: the same tiling,
+    blending, thresholds and box merging as :func:`predict`, returned as arrays on the scene's
+    grid instead of files.
+
+    Attributes:
+        task: ``segmentation``, ``detection`` or ``classification``.
+        classes: Segmentation: ``(H, W)`` class ids, with the dtype and nodata value of the class
+            GeoTIFF :func:`predict` writes (``nodata`` where the input is invalid);
+            classification: the class id (0-d int64 array).
+        nodata: Segmentation: the value of invalid pixels in ``classes``.
+        valid: Segmentation: ``(H, W)`` bool, pixels whose input is valid.
+        probabilities: Segmentation: ``(K, H, W)`` float32 when ``options.probabilities`` is
+            set (NaN where the input is invalid); classification: ``(K,)`` always.
+        boxes: Detection: ``(N, 4)`` float32 scene-pixel xyxy boxes.
+        scores: Detection: ``(N,)`` float32.
+        labels: Detection: ``(N,)`` int64, 0-based class ids.
+        tiles: Tiles run through the model.
+        seconds: Wall time.
+        precision: The precision the model ran in.
+    """
+
+    task: str
+    classes: np.ndarray | None = None
+    nodata: int | None = None
+    valid: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    tiles: int = 0
+    seconds: float = 0.0
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class RowBlock:
+    """Finished rows of a segmentation scene (:meth:`ScenePredictor.rows`).
+
+    Attributes:
+        row: First scene row.
+        classes: ``(n, W)`` class ids (nodata where the input is invalid).
+        valid: ``(n, W)`` bool, pixels whose input is valid.
+        probabilities: ``(K, n, W)`` float32 blended class probabilities (NaN where the input
+            is invalid).
+    """
+
+    row: int
+    classes: np.ndarray
+    valid: np.ndarray
+    probabilities: np.ndarray
+
+
+class ScenePredictor:
+    """The prediction engine of :func:`predict` without files: one model, many scenes or
+    images, results as arrays (what :func:`rsfm.evaluate` scores, so its numbers are those of
+    the deployed prediction).
+
+    Examples::
+
+        predictor = ScenePredictor("runs/flood", tile_size=256, overlap=64)
+        pred = predictor.predict("scene.tif")          # ArrayPrediction
+        for block in predictor.rows("huge_scene.tif"):  # segmentation, strip by strip
+            ...
+
+    Args:
+        model: As for :func:`predict`: an ``RsfmModel``, a run directory, saved model folder or
+            Hub repo id, an exported file, or any callable with ``spec`` and ``task``.
+        spec: What the model eats (default: the model's InputSpec).
+        task: ``segmentation``, ``detection`` or ``classification`` (default: the model's).
+        file_bands: The files' band order when their bands carry no (or other) names.
+        options: How to run (:class:`PredictOptions`; the output-file options are not used).
+        **kwargs: :class:`PredictOptions` fields, overriding ``options``.
+
+    Raises:
+        ConfigError: Bad options, a model without rsfm config and no spec/task, an unknown task.
+    """
+
+    def __init__(self, model: Any, *, spec: InputSpec | None = None, task: str | None = None,
+                 file_bands: Sequence[str] | None = None, options: PredictOptions | None = None,
+                 **kwargs: Any) -> None:
+        self.options = _options(options, kwargs)
+        net, self.spec, self.task, trained = _resolve(model, spec, task, file_bands, self.options)
+        if self.task not in ("segmentation", "detection", "classification"):
+            raise ConfigError(f"Unknown task {self.task!r}: segmentation, detection or "
+                              "classification.")
+        self.tile, self.overlap = self.options.tiling(self.spec)
+        self.device = _device(self.options)
+        self.precision = _onnx_precision(
+            net, resolve_precision(self.options.precision, self.device, trained))
+        if isinstance(net, torch.nn.Module):
+            net = net.to(self.device).eval()
+        self.model = net
+
+    def check(self, inputs: PathLike | Sequence[PathLike]) -> ImageReader:
+        """The checks :func:`predict` runs on a scene before any compute (time steps, bands,
+        value range); returns its reader.
+
+        Raises:
+            ConfigError: Wrong number of time steps.
+            BandError: A band the model needs is missing (names the file and the bands).
+            DataError: Unreadable files, time steps not co-registered.
+        """
+        return _checked_reader(self.spec, _scene_paths(inputs, self.spec))
+
+    def _engine(self, inputs: PathLike | Sequence[PathLike],
+                reader: ImageReader | None) -> _Engine:
+        paths = _scene_paths(inputs, self.spec)
+        reader = reader or _checked_reader(self.spec, paths)
+        return _Engine(self.model, _SceneReader(reader, paths), reader.spec, self.task,
+                       self.device, self.options, self.precision)
+
+    def rows(self, inputs: PathLike | Sequence[PathLike], *,
+             reader: ImageReader | None = None) -> Iterator[RowBlock]:
+        """Segmentation: the scene's finished rows top to bottom (memory: a few tile rows).
+
+        Args:
+            inputs: The scene file (or its time steps).
+            reader: Its reader from :meth:`check` (checked again when not given).
+
+        Raises:
+            ConfigError: Not a segmentation model, or clean-up options (they need the whole
+                scene: use :meth:`predict`).
+        """
+        if self.task != "segmentation":
+            raise ConfigError(f"rows() is for segmentation models; this is a {self.task} model.")
+        if self.options.min_object_size or self.options.max_hole_size:
+            raise ConfigError("min_object_size / max_hole_size need the whole scene: use "
+                              "ScenePredictor.predict.")
+        with _gdal_env():
+            engine = self._engine(inputs, reader)
+            nodata: int | None = None
+            for row, p, bad in engine.blended_rows():
+                if nodata is None:
+                    dtype, nodata = class_nodata(p.shape[0], self.spec.ignore_index)
+                cls = engine.classes_of(p).numpy().astype(dtype)
+                cls[bad] = nodata
+                probs = p.numpy()
+                probs[:, bad] = np.nan
+                yield RowBlock(row, cls, ~bad, probs)
+
+    def predict(self, inputs: PathLike | Sequence[PathLike], *,
+                reader: ImageReader | None = None) -> ArrayPrediction:
+        """Predict one scene or image in memory (see :class:`ArrayPrediction`).
+
+        Segmentation keeps ``(H, W)`` classes (and ``(K, H, W)`` float32 probabilities only
+        when ``options.probabilities`` is set): for scenes larger than memory, use :meth:`rows`.
+        Classification runs the model once on the whole image.
+        """
+        t0 = time.perf_counter()
+        with _gdal_env():
+            engine = self._engine(inputs, reader)
+            info = engine.reader.info
+            out = ArrayPrediction(self.task, tiles=engine.n_tiles, precision=self.precision)
+            if self.task == "detection":
+                b, s, lab = engine.detect()
+                out.boxes, out.scores = b.numpy().astype(np.float32), s.numpy().astype(np.float32)
+                out.labels = lab.numpy().astype(np.int64)
+            elif self.task == "classification":
+                img, _bad = engine.reader._read(Window(0, 0, info.width, info.height))
+                x = torch.from_numpy(np.ascontiguousarray(img[None])).to(self.device)
+                logits = as_logits(engine._forward(x, self.precision)).float().reshape(1, -1)
+                probs = (torch.sigmoid(logits) if logits.shape[1] == 1
+                         else torch.softmax(logits, 1))[0].cpu()
+                if probs.shape[0] == 1:
+                    probs = torch.cat([1 - probs, probs])
+                out.probabilities = probs.numpy()
+                out.classes = np.asarray(int(probs.argmax()), dtype=np.int64)
+                out.tiles = 1
+            else:
+                self._segment_whole(engine, out)
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    def _segment_whole(self, engine: _Engine, out: ArrayPrediction) -> None:
+        info = engine.reader.info
+        H, W = info.height, info.width
+        valid = np.zeros((H, W), dtype=bool)
+        classes: np.ndarray | None = None
+        for row, p, bad in engine.blended_rows():
+            if classes is None:
+                dtype, out.nodata = class_nodata(p.shape[0], self.spec.ignore_index)
+                classes = np.zeros((H, W), dtype=dtype)
+                if self.options.probabilities:
+                    out.probabilities = np.zeros((p.shape[0], H, W), dtype=np.float32)
+            n = p.shape[1]
+            cls = engine.classes_of(p).numpy().astype(classes.dtype)
+            cls[bad] = out.nodata
+            classes[row : row + n] = cls
+            valid[row : row + n] = ~bad
+            if out.probabilities is not None:
+                probs = p.numpy()
+                probs[:, bad] = np.nan
+                out.probabilities[:, row : row + n] = probs
+        opts = self.options
+        if classes is not None and (opts.min_object_size or opts.max_hole_size):
+            classes = clean_array(classes, opts.min_object_size, opts.max_hole_size,
+                                  nodata=out.nodata)
+        out.classes, out.valid = classes, valid
+
+
+def predict_array(
+    model: Any,
+    inputs: PathLike | Sequence[PathLike],
+    *,
+    spec: InputSpec | None = None,
+    task: str | None = None,
+    file_bands: Sequence[str] | None = None,
+    options: PredictOptions | None = None,
+    **kwargs: Any,
+) -> ArrayPrediction:
+    """Predict one scene (or the time steps of one scene) in memory with :func:`predict`'s
+    tiling and blending; see :class:`ScenePredictor` to reuse a loaded model over many scenes.
+
+    Example::
+
+        pred = rsfm.inference.predict_array("runs/flood", "scene.tif", tile_size=256)
+        water = pred.classes == 1
+
+    Returns:
+        An :class:`ArrayPrediction`.
+    """
+    predictor = ScenePredictor(model, spec=spec, task=task, file_bands=file_bands,
+                               options=options, **kwargs)
+    return predictor.predict(inputs)

@@ -5,7 +5,7 @@
 resolved once here and every later step reads it), prepare the run directory, build data and
 model, then epochs of :func:`~rsfm.train.engine.train_one_epoch` and
 :func:`~rsfm.train.engine.evaluate`, saving through :class:`~rsfm.train.run_dir.RunDir`, and
-finally the best checkpoint on the test split.
+finally the best checkpoint on the test split, scored by :func:`rsfm.evaluate` (predict's tiling).
 
 Shape of accelerate's examples: the ``Accelerator`` is created inside :func:`train`, the seed is
 set before anything is built, everything is prepared once, ``gather_for_metrics`` collects
@@ -28,14 +28,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rsfm.hub import WEIGHTS_NAME, from_pretrained, push
+from rsfm.datasets import Datasets, build_datasets, check_datasets
+from rsfm.evaluate import evaluate as evaluate_saved
+from rsfm.hub import WEIGHTS_NAME, push
 from rsfm.lora import count_parameters
 from rsfm.preflight import preflight
 from rsfm.recipe import load_recipe
 from rsfm.schema import Recipe
 from rsfm.train import checkpoint as ck
 from rsfm.train.budget import Budget, format_duration
-from rsfm.train.data import Datasets, Loaders, build_datasets, build_loaders, check_datasets
+from rsfm.train.data import Loaders, build_loaders
 from rsfm.train.engine import Callback, EpochStats, Fit, evaluate, train_one_epoch
 from rsfm.train.optim import build_optimizer, build_scheduler
 from rsfm.train.plots import plot_confusion, plot_history, plot_validation_predictions
@@ -155,8 +157,8 @@ def train(
                      stats.stop, format_duration(state.elapsed))
 
     accelerator.wait_for_everyone()
-    if loaders.test is not None:
-        state.test_metrics = _test(run, loaders.test, task, accelerator, raw, state, recipe)
+    if recipe.data.test is not None:
+        state.test_metrics = _test(run, recipe, task, accelerator, raw, state)
     if main:
         _finish(run, recipe, raw, datasets, state, accelerator.device, time.perf_counter() - t_call)
     accelerator.end_training()
@@ -279,35 +281,61 @@ def _summary_line(epoch: int, epochs: int, row: Mapping[str, Any], metric: str,
     if row.get("val_loss") is not None:
         parts.append(f"val_loss {row['val_loss']:.4f}")
     for key in task.summary:
-        if f"val_{key}" in row:
+        if row.get(f"val_{key}") is not None:
             parts.append(f"{key}{'*' if key == metric else ''} {row[f'val_{key}']:.4f}")
     parts += [f"lr {row['lr']:.2e}", f"{row['images_per_sec']:.1f} img/s",
               f"{row['epoch_time']:.1f}s"]
     return " | ".join(parts)
 
 
-def _test(run: RunDir, loader: Any, task: Task, accelerator: Any, raw: Any, state: TrainState,
-          recipe: Recipe) -> dict[str, Any]:
-    """The best checkpoint (as saved) on ``data.test``: ``test_*`` metrics, recorded in
-    ``metrics.jsonl`` and ``config.json``."""
-    if (run.path / WEIGHTS_NAME).is_file():
-        model, which = from_pretrained(run.path, device=str(accelerator.device)), "best"
-    else:
-        model, which = raw, "last"
+def _test(run: RunDir, recipe: Recipe, task: Task, accelerator: Any, raw: Any,
+          state: TrainState) -> dict[str, Any] | None:
+    """The best checkpoint (as saved) on ``data.test``, scored by :func:`rsfm.evaluate` with the
+    tiling and blending of ``rsfm predict`` (the numbers of the maps users get; validation scores
+    the training tiles). Runs on the main process and records ``test_*`` metrics in
+    ``metrics.jsonl`` (a ``split: test`` row), ``config.json`` (so the Hub card shows them) and
+    ``evaluation/test/``; every process returns them."""
+    out: dict[str, Any] | None = None
+    error: Exception | None = None
+    try:
         if run.main:
-            log.warning("No best checkpoint (no finite validation score): the test split is "
-                        "evaluated with the last weights.")
-    metrics = evaluate(model, loader, task, accelerator)
-    out = {"split": "test", "weights": which, "epoch": state.best_epoch if which == "best"
-           else state.epoch + 1, **{f"test_{k}": v for k, v in metrics.items()}}
-    if run.main:
-        run.write_metrics(state.history, out)
-        if which == "best":
-            run.record_test_metrics({k: v for k, v in out.items() if k.startswith("test_")})
-        shown = [f"{k} {metrics[k]:.4f}" for k in (*task.summary, "loss")
-                 if metrics.get(k) is not None]
-        log.info("test (%s weights, epoch %s, %d samples): %s", which, out["epoch"],
-                 metrics.get("samples", metrics.get("images", 0)), " | ".join(shown))
+            out = _score_test(run, recipe, task, accelerator, raw, state)
+    except Exception as err:  # noqa: BLE001 - re-raised below, after the other ranks heard of it
+        error = err
+    if accelerator.num_processes > 1:  # the other ranks wait here for the result (or the error)
+        from accelerate.utils import broadcast_object_list
+
+        box = [out, f"{type(error).__name__}: {error}" if error is not None else None]
+        broadcast_object_list(box, from_process=0)
+        out = box[0]
+        if box[1] is not None and error is None:
+            raise RuntimeError(f"The test evaluation failed on the main process: {box[1]}")
+    if error is not None:
+        raise error
+    return out
+
+
+def _score_test(run: RunDir, recipe: Recipe, task: Task, accelerator: Any, raw: Any,
+                state: TrainState) -> dict[str, Any]:
+    """Main process: evaluate the saved best weights (else the last ones), record, log."""
+    best = (run.path / WEIGHTS_NAME).is_file()
+    if not best:
+        log.warning("No best checkpoint (no finite validation score): the test split is "
+                    "evaluated with the last weights.")
+    result = evaluate_saved(run.path if best else raw, recipe, split="test",
+                            out=run.path / "evaluation" / "test",
+                            device=str(accelerator.device), progress=recipe.train.progress)
+    which = "best" if best else "last"
+    out = {"split": "test", "weights": which,
+           "epoch": state.best_epoch if best else state.epoch + 1,
+           **{f"test_{k}": v for k, v in result.metrics.items()}}
+    run.write_metrics(state.history, out)
+    if best:
+        run.record_test_metrics({k: v for k, v in out.items() if k.startswith("test_")})
+    shown = [f"{k} {result.metrics[k]:.4f}" for k in task.summary
+             if result.metrics.get(k) is not None]
+    log.info("test (%s weights, epoch %s, %d images): %s; details in %s", which,
+             out["epoch"], result.metrics["images"], " | ".join(shown), result.out_dir)
     return out
 
 

@@ -10,6 +10,7 @@ import torch
 
 from rsfm.colors import class_colors_hex
 from rsfm.io import atomic_write
+from rsfm.metrics import plot_confusion  # re-exported: the run's plots/ use it
 from rsfm.train.tasks import fit_logits
 
 __all__ = ["plot_confusion", "plot_history", "plot_predictions", "plot_validation_predictions"]
@@ -47,13 +48,13 @@ def plot_history(history: Sequence[dict[str, Any]], out_dir: str | Path) -> list
     _save(fig, out_dir / "loss.png")
     plt.close(fig)
     written.append(out_dir / "loss.png")
-    keys = [k for k in ("val_miou", "val_macro_f1", "val_accuracy", "val_map", "val_map50")
-            if any(k in h for h in history)]
+    keys = [k for k in ("val_miou", "val_macro_f1", "val_accuracy", "val_map", "val_map_50")
+            if any(h.get(k) is not None for h in history)]
     if keys:
         fig, ax = plt.subplots(figsize=(6, 4))
         for k in keys:
-            ax.plot(epochs, [h.get(k, float("nan")) for h in history], marker="o",
-                    label=k.removeprefix("val_"))
+            ax.plot(epochs, [float("nan") if h.get(k) is None else h[k] for h in history],
+                    marker="o", label=k.removeprefix("val_"))
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation metric")
         ax.set_ylim(0, 1)
@@ -63,32 +64,6 @@ def plot_history(history: Sequence[dict[str, Any]], out_dir: str | Path) -> list
         plt.close(fig)
         written.append(out_dir / "metrics.png")
     return written
-
-
-def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str],
-                   path: str | Path) -> Path:
-    """Row-normalised confusion matrix (rows = truth) with counts in the cells."""
-    import numpy as np
-
-    plt = _fig()
-    cm_arr = np.asarray(cm, dtype=np.float64)
-    norm = cm_arr / np.maximum(cm_arr.sum(1, keepdims=True), 1)
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 2))
-    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm_arr[i, j])})", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    path = Path(path)
-    _save(fig, path)
-    plt.close(fig)
-    return path
 
 
 def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequence[Any],

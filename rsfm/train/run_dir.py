@@ -11,6 +11,7 @@ Layout::
                                  hold the same tensors: one copy on disk)
     metrics.jsonl, metrics.csv   one row per epoch (+ one ``split: test`` row in metrics.jsonl)
     plots/*.png, tensorboard/    plots; trackers' local logs (``output.trackers``)
+    evaluation/test/             ``data.test`` scored by rsfm.evaluate (metrics.json, CSV, PNG)
     checkpoints/epoch-NNNN/      resumable state (weights, optimizer, scheduler, RNG,
                                  trainer_state.json, config.json); the newest
                                  ``output.keep_checkpoints`` are kept
@@ -173,7 +174,7 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove a previous run's outputs (``output.overwrite``)."""
-        for name in ("checkpoints", "adapter", "plots", "tensorboard"):
+        for name in ("checkpoints", "adapter", "plots", "tensorboard", "evaluation"):
             shutil.rmtree(self.path / name, ignore_errors=True)
         for name in ("metrics.jsonl", "metrics.csv", WEIGHTS_NAME, LAST_WEIGHTS_NAME, CONFIG_NAME):
             (self.path / name).unlink(missing_ok=True)

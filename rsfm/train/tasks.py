@@ -4,11 +4,15 @@ metrics and the targets. The loop and :func:`~rsfm.train.engine.evaluate` only t
 
 - segmentation: cross-entropy/Dice/focal over valid pixels (auxiliary head weighted 0.4; with
   several processes the mean is over the valid pixels of the *global* batch), per-sample pixel
-  confusion matrices -> mIoU, per-class IoU, macro-F1, pixel accuracy.
+  confusion matrices -> mIoU, per-class IoU and F1, macro-F1, pixel accuracy.
 - classification: the same losses on one label per image, per-sample confusion matrices ->
   accuracy, macro-F1, per-class precision/recall/F1 (no pixel metrics).
 - detection: torchvision's summed losses (class ids shifted by one: 0 is the background),
-  predictions above ``eval.score_threshold`` -> mAP@0.5 (``map_50``) and mAP@[.5:.95] (``map``).
+  predictions above ``eval.score_threshold`` -> COCO mAP/mAR (``map``, ``map_50``, ``map_75``,
+  ``mar_100``...; faster-coco-eval through torchmetrics).
+
+The metrics are those of :mod:`rsfm.metrics`, shared with :func:`rsfm.evaluate`; the evaluation
+loop gathers the per-sample results across processes before they are added.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rsfm.metrics import ConfusionMatrix, DetectionMetrics, per_sample_confusion
 from rsfm.schema import LossConfig
 from rsfm.spec import InputSpec
 from rsfm.train.losses import build_loss
-from rsfm.train.metrics import ConfusionMetrics, DetectionMAP, per_sample_confusion
 
 __all__ = [
     "ClassificationTask",
@@ -86,12 +90,13 @@ class Task:
 
 class _ConfusionAccumulator:
     def __init__(self, spec: InputSpec, kind: str) -> None:
-        self.confusion = ConfusionMetrics(spec.num_classes, spec.class_names, kind)
+        self.confusion = ConfusionMatrix(spec.num_classes, spec.class_names, kind,
+                                         spec.ignore_index)
         self.losses: list[Tensor] = []
 
     def update(self, outputs: tuple[Tensor, Tensor]) -> None:
         cm, per_sample_loss = outputs
-        self.confusion.update(cm)
+        self.confusion.add(cm)  # per-sample matrices gathered across processes: exact sum
         self.losses.append(per_sample_loss.float().cpu())
 
     def compute(self) -> dict[str, Any]:
@@ -172,7 +177,7 @@ class ClassificationTask(_LossTask):
 
 class _DetectionAccumulator:
     def __init__(self, spec: InputSpec) -> None:
-        self.map = DetectionMAP(spec.num_classes, spec.class_names)
+        self.map = DetectionMetrics(spec.class_names)
 
     def update(self, outputs: tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]) -> None:
         self.map.update(*outputs)
