@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "load_recipe": "rsfm.recipe",
     "train": "rsfm.train.loop",
     "predict": "rsfm.inference.predict",
-    "evaluate": "rsfm.evaluate",
+    "evaluate": "rsfm.evaluation",
     "show_batch": "rsfm.data.show",
     "show_results": "rsfm.inference.show",
     "prepare_data": "rsfm.learn",
@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rsfm.cards import AdapterCard as AdapterCard
     from rsfm.cards import add_adapter_dir as add_adapter_dir
     from rsfm.data.show import show_batch as show_batch
-    from rsfm.evaluate import evaluate as evaluate
+    from rsfm.evaluation import evaluate as evaluate
     from rsfm.hub import Model as Model
     from rsfm.hub import create_model as create_model
     from rsfm.hub import from_pretrained as from_pretrained

@@ -309,14 +309,10 @@ def test_in_memory_prediction_equals_the_written_files(s1_model, tmp_path, optio
         assert [r.row for r in rows] == sorted(r.row for r in rows) and rows[0].row == 0
 
 
-def test_evaluate_is_the_public_function_and_module():
-    import importlib
+def test_evaluate_is_the_public_function():
+    from rsfm.evaluation import EvaluationResult, evaluate
 
-    module = importlib.import_module("rsfm.evaluate")
-    assert callable(rsfm.evaluate) and callable(module)  # rsfm.evaluate(...) either way
-    from rsfm.evaluate import EvaluationResult, evaluate
-
-    assert module.evaluate is evaluate and EvaluationResult.__name__ == "EvaluationResult"
+    assert rsfm.evaluate is evaluate and EvaluationResult.__name__ == "EvaluationResult"
     assert "evaluate" in rsfm.__all__
 
 
@@ -326,7 +322,7 @@ def no_compute(monkeypatch):
     """Fails the test if evaluation gets as far as loading the model."""
     import importlib
 
-    module = importlib.import_module("rsfm.evaluate")  # (`import rsfm.evaluate` is the function)
+    module = importlib.import_module("rsfm.evaluation")
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the error")

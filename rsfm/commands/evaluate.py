@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rsfm.errors import ConfigError
-from rsfm.evaluate import evaluate
+from rsfm.evaluation import evaluate
 from rsfm.inference.precision import PRECISIONS
 
 

@@ -28,8 +28,8 @@ import torch
 from rsfm.config import TASKS, LoraSettings, NeckConfig
 from rsfm.datasets import Datasets, build_datasets, build_split
 from rsfm.errors import ConfigError
-from rsfm.evaluate import EvaluationResult, run_recipe
-from rsfm.evaluate import evaluate as _evaluate
+from rsfm.evaluation import EvaluationResult, run_recipe
+from rsfm.evaluation import evaluate as _evaluate
 from rsfm.hub import (
     ADAPTER_DIR,
     CONFIG_NAME,

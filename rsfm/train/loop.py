@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rsfm.datasets import Datasets, build_datasets, check_datasets
-from rsfm.evaluate import evaluate as evaluate_saved
+from rsfm.evaluation import evaluate as evaluate_saved
 from rsfm.hub import WEIGHTS_NAME, push
 from rsfm.lora import count_parameters
 from rsfm.preflight import preflight

@@ -32,9 +32,7 @@ import csv
 import io
 import logging
 import os
-import sys
 import time
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,14 +626,3 @@ def _folder_dataset(task: str, spec: InputSpec, images: PathLike, labels: PathLi
     return ChipDataset([[p] for p in pairs[0]], [str(p) for p in pairs[1]], spec, task=kind,
                        label_rules=rules, skip_nodata=False,
                        align_labels=bool(recipe.data.align_labels) if recipe else False)
-
-
-class _CallableModule(types.ModuleType):
-    """``rsfm.evaluate`` is both this module and the function: importing the module binds it to
-    the package attribute, so the module itself must be callable."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> EvaluationResult:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
