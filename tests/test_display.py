@@ -47,3 +47,33 @@ def test_ignored_pixels_are_striped_not_a_class_colour():
     assert np.allclose(pic[:, :4], 0)
     ignored = pic[:, 4:].reshape(-1, 3)
     assert {tuple(v) for v in ignored} == {(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)}  # both: a pattern
+
+
+def test_training_prediction_plot_uses_named_rgb_bands(tmp_path, monkeypatch):
+    """plots/predictions.png showed bands 1-3 (coastal, blue, green) of 12-band data."""
+    import rsfm.train.plots as plots
+    from rsfm.spec import ClassInfo, InputSpec
+
+    bands = resolve_bands(["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"])
+    spec = InputSpec(bands=tuple(bands), classes=(ClassInfo("dry", (60, 60, 60)),
+                                                  ClassInfo("water", (0, 114, 178))))
+    titles = []
+    real = plots._fig
+
+    def spy():
+        plt = real()
+        orig = plt.Axes.set_title
+
+        def set_title(self, label, *a, **k):
+            titles.append(label)
+            return orig(self, label, *a, **k)
+
+        monkeypatch.setattr(plt.Axes, "set_title", set_title)
+        return plt
+
+    monkeypatch.setattr(plots, "_fig", spy)
+    rng = np.random.default_rng(0)
+    mask = rng.integers(-1, 2, (16, 16))
+    out = plots.plot_predictions([rng.normal(size=(12, 16, 16))], [mask], [mask.clip(0)], spec,
+                                 tmp_path / "p.png")
+    assert out.exists() and titles[0] == "true colour: B4, B3, B2"

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from rsfm.colors import class_colors_hex
+from rsfm.display import class_rgb, composite_image, rgb_composite
 from rsfm.io import atomic_write
 from rsfm.metrics import plot_confusion  # re-exported: the run's plots/ use it
+from rsfm.spec import InputSpec
 from rsfm.train.tasks import fit_logits
 
 __all__ = ["plot_confusion", "plot_history", "plot_predictions", "plot_validation_predictions"]
@@ -67,40 +68,32 @@ def plot_history(history: Sequence[dict[str, Any]], out_dir: str | Path) -> list
 
 
 def plot_predictions(images: Sequence[Any], masks: Sequence[Any], preds: Sequence[Any],
-                     classes: Sequence[str], path: str | Path, ignore_index: int = -1,
-                     band_names: Sequence[str] = ()) -> Path:
-    """One row per sample: input (first band, or RGB when 3+ bands), truth, prediction."""
+                     spec: InputSpec, path: str | Path) -> Path:
+    """One row per sample: the input as the composite :mod:`rsfm.display` picks from the spec's
+    bands (true colour, colour infrared, SWIR, SAR, else grey), the truth and the prediction in
+    the spec's class colours (ignored pixels striped)."""
     import numpy as np
-    from matplotlib.colors import ListedColormap
 
     plt = _fig()
     n = len(images)
-    k = len(classes)
-    cmap = ListedColormap(["#000000", *class_colors_hex(k)])  # ignored pixels black
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    colors = spec.class_colors
+    composite = rgb_composite(spec.channels)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n + 0.4), squeeze=False)
     for i in range(n):
         img = np.asarray(images[i], dtype=np.float32)
-        if img.shape[0] >= 3:
-            show = np.moveaxis(img[:3], 0, -1)
-            label = "input (bands 1-3)"
-        else:
-            show = img[0]
-            label = f"input ({band_names[0] if band_names else 'band 1'})"
-        lo, hi = np.percentile(show, 2), np.percentile(show, 98)
-        show = np.clip((show - lo) / max(hi - lo, 1e-6), 0, 1)
-        axes[i, 0].imshow(show, cmap=None if show.ndim == 3 else "gray")
-        truth = np.asarray(masks[i]).astype(np.int64)
-        truth = np.where(truth == ignore_index, -1, truth) + 1  # 0 = ignored (black)
-        axes[i, 1].imshow(truth, cmap=cmap, vmin=0, vmax=k, interpolation="nearest")
-        axes[i, 2].imshow(np.asarray(preds[i]) + 1, cmap=cmap, vmin=0, vmax=k,
-                          interpolation="nearest")
-        for ax, title in zip(axes[i], (label, "truth (black: ignored)", "prediction")):
+        if img.ndim == 4:  # (C, T, H, W): the last frame
+            img = img[:, -1]
+        axes[i, 0].imshow(composite_image(img, composite), interpolation="nearest")
+        axes[i, 1].imshow(class_rgb(masks[i], colors, spec.ignore_index), interpolation="nearest")
+        axes[i, 2].imshow(class_rgb(preds[i], colors), interpolation="nearest")
+        for ax, title in zip(axes[i], (composite.label, "truth (striped: ignored)", "prediction")):
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(title, fontsize=9)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(j + 1)) for j in range(k)]
-    fig.legend(handles, list(classes), loc="lower center", ncol=min(k, 6), fontsize=8)
+                ax.set_title(title, fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in colors]
+    fig.legend(handles, spec.class_names, loc="lower center", ncol=min(len(colors), 6),
+               fontsize=8)
     path = Path(path)
     _save(fig, path)
     plt.close(fig)
@@ -127,5 +120,4 @@ def plot_validation_predictions(model: Any, dataset: Any, path: str | Path, devi
         preds = fit_logits(model(x), x.shape[-2:]).argmax(1).cpu()
     model.train(was_training)
     return plot_predictions([s["image"].numpy() for s in samples],
-                            [s["mask"].numpy() for s in samples], preds.numpy(),
-                            spec.class_names, path, spec.ignore_index, spec.channel_names)
+                            [s["mask"].numpy() for s in samples], preds.numpy(), spec, path)
