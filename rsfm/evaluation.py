@@ -43,7 +43,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsfm import __version__
-from rsfm.data.chips import ChipDataset
+from rsfm.data.chips import ChipDataset, guess_suffixes, strip_suffix
 from rsfm.data.class_folders import ClassFolderDataset
 from rsfm.data.labels import LabelRules, apply_label_rules
 from rsfm.data.rasters import IMAGE_SUFFIXES, inspect_raster, read_aligned, read_window
@@ -148,22 +148,6 @@ def _files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
-def _common_suffix(stems: Sequence[str]) -> str:
-    """The longest ending all ``stems`` share that starts at a separator (``_S1Hand``)."""
-    if len(stems) < 2:
-        return ""
-    n = 0
-    while n < min(map(len, stems)) and len({s[len(s) - n - 1] for s in stems}) == 1:
-        n += 1
-    common = stems[0][len(stems[0]) - n :]
-    cut = [i for i, ch in enumerate(common) if ch in "_-."]
-    return common[cut[0] :] if cut else ""
-
-
-def _strip(stem: str, suffix: str) -> str:
-    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
-
-
 def pair_folders(images: PathLike, labels: PathLike, image_suffix: str = "",
                  label_suffix: str = "") -> tuple[list[Path], list[Path]]:
     """Pair the images of a folder with the labels of another by file name.
@@ -192,12 +176,12 @@ def pair_folders(images: PathLike, labels: PathLike, image_suffix: str = "",
                         "YOLO .txt).")
 
     def attempt(isuf: str, lsuf: str) -> tuple[dict[str, Path], dict[str, Path]]:
-        return ({_strip(p.stem, isuf): p for p in ims}, {_strip(p.stem, lsuf): p for p in labs})
+        return ({strip_suffix(p.stem, isuf): p for p in ims},
+                {strip_suffix(p.stem, lsuf): p for p in labs})
 
     tries = [(image_suffix, label_suffix)]
     if not image_suffix and not label_suffix:
-        tries.append((_common_suffix([p.stem for p in ims]),
-                      _common_suffix([p.stem for p in labs])))
+        tries.append(guess_suffixes(ims, labs))
     for isuf, lsuf in tries:
         by_image, by_label = attempt(isuf, lsuf)
         if set(by_image) <= set(by_label):

@@ -181,3 +181,17 @@ def test_partly_annotated_voc_folder(tmp_path, caplog):
     ds = ChipDataset(images, TREES / "annotations", make_spec(RGB, ["Tree"]), task="detection",
                      missing_labels="skip")
     assert len(ds) == 1 and "1 image(s) without a label" in caplog.text
+
+
+def test_guess_suffixes_pairs_names_that_differ_by_an_ending():
+    from rsfm.data.chips import guess_suffixes
+
+    def paths(*names):
+        return [Path(f"{n}.tif") for n in names]
+
+    assert guess_suffixes(paths("a_S1Hand", "b_S1Hand"), paths("a_LabelHand", "b_LabelHand")) == (
+        "_S1Hand", "_LabelHand")
+    assert guess_suffixes(paths("Bolivia_1_S1Hand"), paths("Bolivia_1_LabelHand")) == (
+        "_S1Hand", "_LabelHand")  # one file: its last separated part
+    assert guess_suffixes(paths("a", "b"), paths("a", "b", "c")) == ("", "")  # plain stems pair
+    assert guess_suffixes(paths("x_1", "y_2"), paths("z_1", "w_2")) == ("", "")  # nothing pairs

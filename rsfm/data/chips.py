@@ -17,7 +17,7 @@ import numpy as np
 
 from rsfm.colors import class_colors
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import LabelRules, clip_boxes, read_coco, read_voc, read_yolo
+from rsfm.data.labels import LabelRules, clip_boxes, count_boxes, read_coco, read_voc, read_yolo
 from rsfm.data.rasters import (
     IMAGE_SUFFIXES,
     inspect_raster,
@@ -28,7 +28,8 @@ from rsfm.data.rasters import (
 from rsfm.errors import ConfigError, DataError
 from rsfm.spec import ClassInfo, InputSpec
 
-__all__ = ["IMAGE_SUFFIXES", "ChipDataset", "list_images"]  # the last two live in rasters
+# IMAGE_SUFFIXES and list_images live in rsfm.data.rasters (re-exported here)
+__all__ = ["IMAGE_SUFFIXES", "ChipDataset", "guess_suffixes", "list_images", "strip_suffix"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,40 @@ PathLike = str | Path
 
 
 def _key(path: Path, suffix: str) -> str:
-    stem = path.stem
-    if suffix and stem.endswith(suffix):
-        stem = stem[: -len(suffix)]
-    return stem
+    return strip_suffix(path.stem, suffix)
+
+
+def strip_suffix(stem: str, suffix: str) -> str:
+    """``stem`` without the pairing ending ``suffix`` (``"Bolivia_1_S1Hand"`` -> ``"Bolivia_1"``)."""
+    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+
+
+def _ending(stems: Sequence[str]) -> str:
+    """The ending all ``stems`` share, from a separator on (``_S1Hand``); for one stem, its last
+    separator-delimited part."""
+    if len(stems) == 1:
+        cut = max(stems[0].rfind(c) for c in "_-.")
+        return stems[0][cut:] if cut > 0 else ""
+    n = 0
+    while n < min(map(len, stems)) and len({s[len(s) - n - 1] for s in stems}) == 1:
+        n += 1
+    common = stems[0][len(stems[0]) - n:]
+    cut = [i for i, ch in enumerate(common) if ch in "_-."]
+    return common[cut[0]:] if cut else ""
+
+
+def guess_suffixes(images: Sequence[Path], labels: Sequence[Path]) -> tuple[str, str]:
+    """The stem endings that pair image and label files by name (``X_S1Hand.tif`` with
+    ``X_LabelHand.tif``): ``("", "")`` when plain stems pair, or when no common ending makes every
+    image find its label (the dataset then names the unpaired images)."""
+    image_stems, label_stems = [p.stem for p in images], [p.stem for p in labels]
+    if not image_stems or set(image_stems) <= set(label_stems):
+        return "", ""
+    isuf, lsuf = _ending(image_stems), _ending(label_stems)
+    keys = {strip_suffix(s, lsuf) for s in label_stems}
+    if (isuf or lsuf) and all(strip_suffix(s, isuf) in keys for s in image_stems):
+        return isuf, lsuf
+    return "", ""
 
 
 def _read_split_file(path: PathLike) -> set[str]:
@@ -55,6 +86,20 @@ def _read_split_file(path: PathLike) -> set[str]:
             names.add(Path(line).name)
             names.add(Path(line).stem)
     return names
+
+
+def _box_kind(box: Sequence[float], width: int, height: int, min_size: float = 1.0) -> str:
+    """The :func:`~rsfm.data.labels.count_boxes` category of one xyxy box (for examples)."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return "zero-size"
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        return "outside"
+    cw = min(x1, width) - max(x0, 0)
+    ch = min(y1, height) - max(y0, 0)
+    if cw < min_size or ch < min_size:
+        return "too small"
+    return "clipped" if x0 < 0 or y0 < 0 or x1 > width or y1 > height else "inside"
 
 
 class ChipDataset(GeoDataset):
@@ -230,6 +275,15 @@ class ChipDataset(GeoDataset):
         return {".xml": "voc", ".txt": "yolo", ".json": "coco"}.get(suffix, "raster")
 
     def _validate(self, pairs, skip_nodata: bool) -> None:
+        frames = self.spec.num_frames
+        odd = next((im for im, _ in pairs if len(im) != frames), None) if frames > 1 else None
+        if odd is not None:
+            raise DataError(
+                f"The model takes {frames} time step(s) per sample (model.num_frames) but "
+                f"'{odd[0]}' comes with {len(odd)}: list a time series as one manifest row with "
+                "its files in time order separated by ';' (image column), or set "
+                f"model.num_frames: {len(odd)}."
+            )
         for images, label in pairs:
             for im in images:
                 self.reader.plan(im)  # header, bands, readable
@@ -258,6 +312,15 @@ class ChipDataset(GeoDataset):
                 f"All {len(pairs)} images are entirely nodata (e.g. '{pairs[0][0][0]}'); check "
                 "the nodata value (nodata=...) and the band selection."
             )
+        sizes: dict[tuple[int, int], Path] = {}
+        for images, _ in self.items:
+            info = self.reader.plan(images[0]).info
+            sizes.setdefault((info.width, info.height), images[0])
+        if len(sizes) > 1 and self.task != "none":
+            shown = ", ".join(f"{w}x{h} ('{p}')" for (w, h), p in list(sizes.items())[:4])
+            log.warning("Chips of %d different sizes: %s. Batches of more than one chip need one "
+                        "size (data.batch_size: 1, or crop/pad the chips, or read them as scenes "
+                        "with a tile size).", len(sizes), shown)
 
     def _all_nodata(self, images: list[Path]) -> bool:
         for im in images:
@@ -297,9 +360,27 @@ class ChipDataset(GeoDataset):
                 f"{len(self.classes)} classes are declared ({self.classes})."
             )
         # Annotation tools write boxes that overhang the image edge; keep the visible part.
+        self._count_boxes(boxes, info.width, info.height, label, images[0])
         boxes, labels = clip_boxes(boxes.astype(np.float32), labels.astype(np.int64), 0, 0,
                                    info.width, info.height, min_size=1.0)
         return {"boxes": boxes, "labels": labels}
+
+    def _count_boxes(self, boxes: np.ndarray, width: int, height: int, label: Path,
+                     image: Path) -> None:
+        """Add one image's boxes to ``report.boxes`` (first example of each problem kept)."""
+        count = count_boxes(boxes, width, height, min_size=1.0)
+        self.report.boxes.add(count)
+        where = f"'{label}'" + (f" [{image.name}]" if self.label_format == "coco" else "")
+        examples = self.report.box_examples
+        if not count.total:
+            examples.setdefault("no box", f"{where} has none")
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        for key, n in (("outside", count.outside), ("zero-size", count.zero_size),
+                       ("clipped", count.clipped), ("too small", count.small)):
+            if n and key not in examples:
+                one = next(r for r in b.tolist() if _box_kind(r, width, height) == key)
+                examples[key] = (f"{where}: box {[round(v, 1) for v in one]} in a "
+                                 f"{width}x{height} image")
 
     def _load(self, index: int, out: np.ndarray | None = None):
         images, _label = self.items[index]

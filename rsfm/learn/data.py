@@ -39,6 +39,7 @@ from torch.utils.data import Subset
 from rsfm.cards import get_card
 from rsfm.config import TASKS, ClassDecl, ModelConfig
 from rsfm.data import arcgis
+from rsfm.data.chips import guess_suffixes
 from rsfm.data.labels import is_vector_file
 from rsfm.data.rasters import IMAGE_SUFFIXES, bands_of_file, inspect_raster
 from rsfm.data.show import show_batch as _show_batch
@@ -486,7 +487,7 @@ def _paired(folder: Path, image_dir: Path, label_path: Path, chip_size: int | No
                          label_format=fmt, images=image_files, labels=label_files)
         if fmt == "voc":
             layout.classes = _voc_classes(p for p in label_files if p.suffix.lower() == ".xml")
-        layout.image_suffix, layout.label_suffix = _suffixes(image_files, label_files)
+        layout.image_suffix, layout.label_suffix = guess_suffixes(image_files, label_files)
         return layout
     label_rasters = [p for p in label_files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not label_rasters:
@@ -500,7 +501,7 @@ def _paired(folder: Path, image_dir: Path, label_path: Path, chip_size: int | No
                      {"train": {"images": str(image_dir), "labels": str(label_path)}},
                      label_format="raster" if kind == "chips" else None, images=image_files,
                      labels=label_rasters)
-    layout.image_suffix, layout.label_suffix = _suffixes(image_files, label_rasters)
+    layout.image_suffix, layout.label_suffix = guess_suffixes(image_files, label_rasters)
     if kind == "scenes":
         layout.notes.append(f"images of {info.width} x {info.height} px are tiled into "
                             f"{chip_size} x {chip_size} tiles (kind: scenes)")
@@ -519,28 +520,6 @@ def _class_folders(folder: Path) -> _Layout:
                      {"train": {"images": str(folder)}}, images=files)
     layout.classes = [d.name for d in with_images]
     return layout
-
-
-def _stem_key(stem: str, suffix: str) -> str:
-    return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
-
-
-def _suffixes(images: Sequence[Path], labels: Sequence[Path]) -> tuple[str, str]:
-    """Stem endings that pair ``X_S1Hand.tif`` with ``X_LabelHand.tif`` (``("", "")`` when the
-    names are equal)."""
-    image_stems = [p.stem for p in images]
-    label_stems = {p.stem for p in labels}
-    if all(s in label_stems for s in image_stems):
-        return "", ""
-    for sep in ("_", "-", "."):
-        ends_i = {s.rsplit(sep, 1)[1] for s in image_stems if sep in s}
-        ends_l = {s.rsplit(sep, 1)[1] for s in label_stems if sep in s}
-        if len(ends_i) == 1 and len(ends_l) == 1 and len(image_stems) > 0:
-            si, sl = sep + ends_i.pop(), sep + ends_l.pop()
-            keys = {_stem_key(s, sl) for s in label_stems}
-            if all(_stem_key(s, si) in keys for s in image_stems):
-                return si, sl
-    return "", ""  # the dataset names the unpaired images
 
 
 def _voc_classes(files: Any) -> list[str]:
