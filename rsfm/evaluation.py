@@ -501,8 +501,9 @@ def evaluate(
         score_threshold: Detection: minimum score of kept boxes (default: the recipe's
             ``eval.score_threshold``, else 0.05).
         max_detections: Detection: highest-scoring boxes counted per image (COCO: 100).
-        image_suffix, label_suffix: Folder pairing: stem endings removed before matching
-            (default: the recipe's, else detected).
+        image_suffix: Folder pairing: stem ending of images removed before matching (default:
+            the recipe's, else detected).
+        label_suffix: The same for labels.
         progress: Show a progress bar over the images.
 
     Returns:

@@ -129,13 +129,16 @@ class ChipDataset(GeoDataset):
             and ``split`` columns; relative paths are relative to the CSV.
         split: Keep only manifest rows whose ``split`` equals this, or the names in ``split_file``.
         split_file: Text file listing chip names (file names or stems, one per line) to keep.
-        image_suffix, label_suffix: Stem endings removed before pairing (``"_S1Hand"``).
+        image_suffix: Stem ending of images removed before pairing (``"_S1Hand"``).
+        label_suffix: Stem ending of labels removed before pairing (``"_LabelHand"``).
         label_format: ``"raster"``, ``"voc"``, ``"yolo"`` or ``"coco"``; guessed when ``None``.
         skip_nodata: Drop chips whose pixels are all nodata (counted in ``stats``).
         missing_labels: ``"error"`` (default) or ``"skip"``: images in a folder with no label
             file next to them are left out (with a warning), e.g. partly annotated VOC folders.
-        label_rules, on_invalid_label, align_labels, transforms: See
-            :class:`~rsfm.data.base.GeoDataset`.
+        label_rules: See :class:`~rsfm.data.base.GeoDataset`.
+        on_invalid_label: See :class:`~rsfm.data.base.GeoDataset`.
+        align_labels: See :class:`~rsfm.data.base.GeoDataset`.
+        transforms: See :class:`~rsfm.data.base.GeoDataset`.
 
     Raises:
         DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset.

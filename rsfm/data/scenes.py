@@ -63,9 +63,10 @@ class SceneDataset(GeoDataset):
         task: ``"segmentation"``, ``"detection"`` (vector labels -> boxes) or ``"none"``.
         tile_size: Tile height and width in pixels (default: ``spec.tile_size``, else 256).
         stride: Step between tiles (default ``tile_size``; smaller overlaps).
-        class_attribute, class_map: How vector features get class ids (see
-            :func:`~rsfm.data.labels.read_vector`). Segmentation without ``class_attribute``
-            burns features as class 1 on background 0.
+        class_attribute: Vector attribute holding the class (see
+            :func:`~rsfm.data.labels.read_vector`). Segmentation without it burns features as
+            class 1 on background 0.
+        class_map: Attribute value -> class id (see :func:`~rsfm.data.labels.read_vector`).
         all_touched: Rasterise every pixel a polygon touches (not only pixel centres inside).
         min_visible: Detection: drop boxes with less than this fraction of the object inside.
         sampling: ``"grid"`` (all tiles) or ``"random"`` (``samples_per_epoch`` random windows).
@@ -73,8 +74,10 @@ class SceneDataset(GeoDataset):
         seed: Seed of the random windows (see :meth:`set_epoch`).
         skip_nodata: Drop tiles that are entirely nodata (found with a decimated scan of the
             scene, which uses overviews when the file has them).
-        label_rules, on_invalid_label, align_labels, transforms: See
-            :class:`~rsfm.data.base.GeoDataset`.
+        label_rules: See :class:`~rsfm.data.base.GeoDataset`.
+        on_invalid_label: See :class:`~rsfm.data.base.GeoDataset`.
+        align_labels: See :class:`~rsfm.data.base.GeoDataset`.
+        transforms: See :class:`~rsfm.data.base.GeoDataset`.
 
     Raises:
         DataError: Missing/corrupt files, grid mismatch, empty vector file, all-nodata scenes.
