@@ -7,6 +7,8 @@ not after minutes of loading (STYLE.md: check before you spend). Nothing here im
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -15,7 +17,39 @@ from rsfm.modelcheck import check_model_config, model_card
 from rsfm.schema import Recipe
 from rsfm.spec import InputSpec, resolve_input_spec
 
-__all__ = ["check_writable_dir", "preflight"]
+__all__ = ["TRACKERS", "check_trackers", "check_writable_dir", "preflight"]
+
+# accelerate's trackers: name -> (modules any of which makes it available, how to install it)
+TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorboard": (("tensorboard", "tensorboardX"), "pip install 'rsfm[trackers]'"),
+    "wandb": (("wandb",), "pip install 'rsfm[wandb]'"),
+    "mlflow": (("mlflow",), "pip install 'rsfm[mlflow]'"),
+    "comet_ml": (("comet_ml",), "pip install comet_ml"),
+    "aim": (("aim",), "pip install aim"),
+    "clearml": (("clearml",), "pip install clearml"),
+    "dvclive": (("dvclive",), "pip install dvclive"),
+    "swanlab": (("swanlab",), "pip install swanlab"),
+    "trackio": (("trackio",), "pip install trackio"),
+}
+
+
+def check_trackers(names: tuple[str, ...]) -> None:
+    """Fail unless every tracker in ``output.trackers`` is known to accelerate and installed.
+
+    Raises:
+        ConfigError: An unknown tracker (with close matches) or one that is not installed (with
+            the extra or package to install).
+    """
+    for name in names:
+        if name not in TRACKERS:
+            close = difflib.get_close_matches(name, list(TRACKERS), n=2)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"output.trackers: unknown tracker {name!r}.{hint} Trackers "
+                              f"(through accelerate): {sorted(TRACKERS)}.")
+        modules, install = TRACKERS[name]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            raise ConfigError(f"output.trackers: {name!r} is not installed; {install} (or remove "
+                              "it: metrics.jsonl and metrics.csv are always written).")
 
 
 def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
@@ -47,9 +81,10 @@ def preflight(recipe: Recipe) -> InputSpec:
     Raises:
         ConfigError: Bands/classes stated twice and differently, statistics that do not fit,
             impossible model options, a tile size the backbone cannot take, an output folder
-            that cannot be written.
+            that cannot be written, a tracker that is not installed.
     """
     spec = resolve_input_spec(recipe.model, model_card(recipe.model.backbone), recipe.data)
     check_model_config(recipe.model, spec)
     check_writable_dir(recipe.output_dir(), "output.dir")
+    check_trackers(recipe.output.trackers)
     return spec

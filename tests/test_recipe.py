@@ -187,3 +187,20 @@ def test_metric_names_follow_torchmetrics():
     assert "is not a classification metric" in error_of(
         {**BASE, "model": {**BASE["model"], "task": "classification", "head": "classification"},
          "data": {**BASE["data"], "kind": "class_folders"}}, ["eval.metric=miou"])
+
+
+def test_trackers_are_checked_before_training(monkeypatch, capsys):
+    """output.tensorboard used to default to true and swallow a missing tensorboard silently."""
+    import importlib.util
+
+    from rsfm.cli import main
+
+    recipe = str(ROOT / "recipes" / "demo.yaml")
+    assert main(["check", recipe, "--quiet", "output.trackers=[tensorbord]"]) == 2
+    assert "Did you mean 'tensorboard'" in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))
+    assert main(["check", recipe, "--quiet", "output.trackers=[wandb]"]) == 2
+    assert "pip install 'rsfm[wandb]'" in capsys.readouterr().err
+    assert main(["check", recipe, "--quiet", "output.trackers=[tensorboard]"]) == 0

@@ -38,10 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOGGER_NAMES = ("tensorboard", "wandb", "trackio", "aim", "comet_ml", "mlflow", "clearml",
-                "dvclive", "swanlab")
-
-
 def make_accelerator(recipe: Recipe, run_dir: Path) -> Any:
     """The run's ``Accelerator``: global batch split over processes, scheduler stepped by the
     loop, DDP settings decided later by :func:`prepare`, experiment trackers
@@ -51,14 +47,9 @@ def make_accelerator(recipe: Recipe, run_dir: Path) -> Any:
         ConfigError: An unknown tracker name.
     """
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-    from accelerate.tracking import get_available_trackers
     from accelerate.utils import ProjectConfiguration
 
-    tc, trackers = recipe.train, list(recipe.output.trackers)
-    available = {str(t) for t in get_available_trackers()}
-    for name in trackers:
-        if name in LOGGER_NAMES and name not in available:
-            log.warning("output.trackers: %r is not installed; it is skipped.", name)
+    tc, trackers = recipe.train, list(recipe.output.trackers)  # checked by preflight
     kwargs: dict[str, Any] = {}
     if tc.mixed_precision is not None:
         kwargs["mixed_precision"] = tc.mixed_precision
