@@ -33,8 +33,11 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rsfm tests bench
 
+# Benchmarks (bench/run_all.py): harness scripts + the others, bench/RESULTS.md, < 20 min on 2 cores.
+# Peers outside rsfm's dependencies (TerraTorch, TorchGeo): RSFM_BENCH_PEER_PYTHON=/path/to/python.
 bench: $(STAMP)
-	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+	$(PY) -c "import segmentation_models_pytorch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info site .docs-check

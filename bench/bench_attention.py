@@ -1,111 +1,151 @@
-"""Global vs windowed (ViTDet) attention: forward+backward time and peak memory of a ViT-B backbone.
+"""Global vs windowed (ViTDet) attention: a ViT-B/16 training pass at 1024 px, time and peak memory.
 
-Backbone: ``prithvi_eo_v1_100m`` (ViT-B/16, 12 blocks, width 768, random init, 6 bands), batch 1,
-training mode, loss = mean of the last feature map. Windowed = ``window_size`` tokens (default 14)
-in every block except the default global blocks (2, 5, 8, 11).
+Backbone: the Prithvi-100M layout (``prithvi_eo_v1_100m``: embed 768, depth 12, heads 12, patch
+16, 6 bands), random weights, batch 1, training mode, one pass = forward + backward of
+``mean(last feature map)`` (no optimizer: the gradients are in the memory, optimizer state is
+not). Windowed = ``--window`` tokens (default 14) in every block except the global blocks
+(2, 5, 8, 11).
 
-Each (size, mode) runs in a fresh subprocess so memory numbers do not mix:
+Configurations (each in fresh subprocesses, interleaved; see ``bench/_harness.py``):
 
-* time: median wall-clock of ``--iters`` forward+backward passes after one warm-up pass;
-* memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the allocation before the pass;
-  on CPU the peak resident-set increase during the passes (Linux ``VmHWM`` - ``VmRSS`` measured
-  just before the first pass, with model and input already built), i.e. activations, attention
-  buffers and gradients, as the OS sees them.
+* ``terratorch-global``: TerraTorch's ``terratorch_prithvi_eo_v1_100`` (timm blocks), when an
+  interpreter with TerraTorch is found (``--peer-python``, ``RSFM_BENCH_PEER_PYTHON``, or this
+  one); the named time baseline. Importing TerraTorch's registry sets
+  ``torch.set_float32_matmul_precision("medium")`` for the whole process (bf16 matmuls on CPUs
+  with AVX512-BF16, about 1.6x faster and not fp32); this configuration restores ``"highest"``;
+* ``terratorch-global-as-imported``: the same with the precision TerraTorch's import leaves;
+* ``timm-vit-b-global``: timm's ``vit_base_patch16_224`` at 1024 px with 6 input channels, the
+  time baseline when TerraTorch is missing;
+  (only when TerraTorch is missing, to keep ``make bench`` short);
+* ``rsfm-global``: rsfm's global attention, the memory baseline;
+* ``rsfm-window``: rsfm's windowed attention in the default ``window_mode="cls"`` (every window
+  also holds the cls token; rsfm 0.1 semantics);
+* ``rsfm-window-vitdet``: ``window_mode="vitdet"`` (ViTDet's windowed blocks exactly: no cls
+  keys in the windows, no mask when the grid divides).
 
-    .venv/bin/python bench/bench_attention.py [--sizes 224 512 1024] [--iters 2] [--window 14]
+Memory: peak RSS increase over the pass (allocator slack included) and the peak of live tensor
+memory in the warm-up pass (torch profiler; allocator-independent).
+
+    .venv/bin/python bench/bench_attention.py [--sizes 1024] [--window 14] [--reps 2] [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import os
 import subprocess
 import sys
-import time
+from typing import Any
+
+from _harness import Config, add_arguments, machine_header, measure, serve, table, write_section
+
+PEER_ENV = "RSFM_BENCH_PEER_PYTHON"
 
 
-def _proc_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def worker(size: int, window: int, iters: int, device: str) -> dict[str, float]:
+def build(p: dict[str, Any]) -> Any:
+    """One forward + backward pass of the configured backbone (the harness times ``step``)."""
     import torch
 
-    import rsfm
-
     torch.manual_seed(0)
-    model = rsfm.create_backbone("prithvi_eo_v1_100m", window_size=window or None).to(device).train()
-    x = torch.randn(1, model.in_chans, size, size, device=device)
-    cuda = device.startswith("cuda")
+    size, kind = p["size"], p["kind"]
+    x = torch.randn(1, 6, size, size)
+    if kind == "terratorch":
+        from terratorch.registry import BACKBONE_REGISTRY
+
+        # Importing the registry runs torch.set_float32_matmul_precision("medium") (TerraTorch's
+        # clay_v15 module), which makes every fp32 matmul in the process a bf16 one on CPUs with
+        # AVX512-BF16. Restore true fp32 unless the configuration asks for TerraTorch as imported.
+        torch.set_float32_matmul_precision(p.get("matmul_precision", "highest"))
+
+        model = BACKBONE_REGISTRY.build("terratorch_prithvi_eo_v1_100", pretrained=False, num_frames=1,
+                                        img_size=size)
+    elif kind == "timm":
+        import timm
+
+        model = timm.create_model("vit_base_patch16_224", pretrained=False, img_size=size, in_chans=6,
+                                  num_classes=0)
+        model.forward = model.forward_features  # tokens of the last block (no pooling)
+    else:
+        import rsfm
+
+        model = rsfm.create_backbone("prithvi_eo_v1_100m", window_size=p.get("window") or None)
+        if p.get("mode"):
+            model.set_window_attention(p["window"], window_mode=p["mode"])
+    model.train()
 
     def step() -> None:
-        model(x)[-1].mean().backward()
+        out = model(x)
+        out = out[-1] if isinstance(out, (list, tuple)) else out
+        out.float().mean().backward()
         model.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
 
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+    params = sum(t.numel() for t in model.parameters())
+    return step, {"params_M": params / 1e6}
+
+
+def peer_python(arg: str | None) -> str | None:
+    """An interpreter that imports terratorch: ``arg``, ``$RSFM_BENCH_PEER_PYTHON``, or this one."""
+    for cand in (arg, os.environ.get(PEER_ENV), sys.executable):
+        if not cand:
+            continue
+        ok = subprocess.run([cand, "-c", "import terratorch.registry"], capture_output=True, check=False).returncode == 0
+        if ok:
+            return cand
+    return None
+
+
+def configs(size: int, window: int, peer: str | None) -> list[Config]:
+    """The configurations at one size (TerraTorch first when available)."""
+    out = []
+    if peer:
+        out.append(Config("terratorch-global", {"kind": "terratorch", "size": size}, python=peer,
+                          note="TerraTorch Prithvi-100M layout (timm blocks), fp32 matmuls"))
+        out.append(Config("terratorch-global-as-imported",
+                          {"kind": "terratorch", "size": size, "matmul_precision": "medium"}, python=peer,
+                          note="as `import terratorch.registry` leaves torch: matmul precision "
+                               "'medium' (bf16 matmuls on this CPU)"))
     else:
-        base = _proc_kb("VmRSS") * 1024
-    step()  # warm-up (also the first memory peak)
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated() if cuda else _proc_kb("VmHWM") * 1024
-    return {"time_s": statistics.median(times), "peak_mib": (peak - base) / 2**20}
+        out.append(Config("timm-vit-b-global", {"kind": "timm", "size": size},
+                          note="timm vit_base_patch16, 6 bands"))
+    out += [
+        Config("rsfm-global", {"kind": "rsfm", "size": size}, note="memory baseline"),
+        Config("rsfm-window", {"kind": "rsfm", "size": size, "window": window},
+               note=f"ws={window}, global blocks 2,5,8,11, window_mode=cls (default)"),
+        Config("rsfm-window-vitdet", {"kind": "rsfm", "size": size, "window": window, "mode": "vitdet"},
+               note="window_mode=vitdet"),
+    ]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512, 1024])
-    parser.add_argument("--iters", type=int, default=2, help="timed passes after one warm-up")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--window", type=int, default=14, help="window size in tokens")
-    parser.add_argument("--device", default="cuda" if _has_cuda() else "cpu")
-    parser.add_argument("--worker", nargs=2, type=int, metavar=("SIZE", "WINDOW"), help=argparse.SUPPRESS)
+    parser.add_argument("--peer-python", default=None, help="interpreter with terratorch installed")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these configurations")
+    add_arguments(parser, reps=2, warmup=1, steps=1, timeout=1800)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], args.iters, args.device)))
-        return
-    import torch
-
-    print(f"ViT-B/16 (prithvi_eo_v1_100m, random init), batch 1, fwd+bwd, device={args.device}, "
-          f"threads={torch.get_num_threads()}, window={args.window} tokens, global blocks (2, 5, 8, 11)")
-    mem_kind = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS increase"
-    print(f"memory = {mem_kind}; time = median of {args.iters} passes after 1 warm-up\n")
-    header = f"{'size':>5} {'tokens':>6} | {'global s':>9} {'window s':>9} {'speed-up':>8} | " \
-             f"{'global MiB':>10} {'window MiB':>10} {'mem ratio':>9}"
+    peer = peer_python(args.peer_python)
+    header = machine_header(args.threads, args.jobs)
     print(header)
-    print("-" * len(header))
+    sections = []
     for size in args.sizes:
-        res = {}
-        for name, window in (("global", 0), ("window", args.window)):
-            cmd = [sys.executable, __file__, "--worker", str(size), str(window), "--iters", str(args.iters),
-                   "--device", args.device]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            res[name] = json.loads(out.strip().splitlines()[-1])
-        g, w = res["global"], res["window"]
-        print(f"{size:>5} {(size // 16) ** 2:>6} | {g['time_s']:>9.2f} {w['time_s']:>9.2f} "
-              f"{g['time_s'] / w['time_s']:>7.2f}x | {g['peak_mib']:>10.0f} {w['peak_mib']:>10.0f} "
-              f"{g['peak_mib'] / max(w['peak_mib'], 1e-9):>8.2f}x", flush=True)
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:  # pragma: no cover
-        return False
+        cfgs = [c for c in configs(size, args.window, peer) if not args.only or c.name in args.only]
+        print(f"\n{size} px ({(size // 16) ** 2} tokens), forward + backward, batch 1:")
+        res = measure(__file__, cfgs, reps=args.reps, warmup=args.warmup, steps=args.steps,
+                      threads=args.threads, jobs=args.jobs, timeout=args.timeout, live_memory=True)
+        names = {c.name for c in cfgs}
+        tbase = next((n for n in ("terratorch-global", "timm-vit-b-global") if n in names), None)
+        mbase = "rsfm-global" if "rsfm-global" in names else None
+        md = table(res, time_baseline=tbase, memory_baseline=mbase, info_keys=["params_M"])
+        print(md)
+        sections.append(f"### {size} px, ViT-B/16, forward + backward, batch 1\n\n{md}")
+    note = "" if peer else ("\nTerraTorch was not found (pass `--peer-python` or set "
+                            f"`{PEER_ENV}`); timm's ViT-B is the time baseline.\n")
+    write_section(args.markdown, "Window attention (`bench_attention.py`)",
+                  f"{header}\n{note}\n" + "\n\n".join(sections))
 
 
 if __name__ == "__main__":
-    main()
+    if not serve(build):
+        main()

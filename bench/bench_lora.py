@@ -1,86 +1,75 @@
-"""LoRA vs full fine-tuning on a ViT-B backbone: trainable-parameter share and step time.
+"""LoRA vs full fine-tuning on a ViT-B backbone: trainable-parameter share, step time, memory.
 
-    .venv/bin/python bench/bench_lora.py [--backbone dofa_base] [--steps 3] [--batch 2] [--size 224]
+    .venv/bin/python bench/bench_lora.py [--backbone dofa_base] [--batch 2] [--size 224] [--reps 2]
 
-Builds ``backbone + neck + FCN head`` segmentation models (random init: no download), then times
-forward + backward + AdamW steps with every parameter trainable and with LoRA (peft) on the card's
-``lora_targets`` (attention qkv/proj) with neck and head trainable. CPU numbers on this machine;
-the relative saving is what matters (backward skips the frozen weights' gradients, the optimizer
-touches far fewer tensors).
+Builds ``backbone + neck + FCN head`` segmentation models (random init: no download) and times
+training steps (forward, cross-entropy, backward, AdamW) with every parameter trainable
+(``full``, the named baseline) and with LoRA (peft) on the card's ``lora_targets`` (attention
+qkv/proj) with neck and head trainable. Each configuration runs in fresh subprocesses,
+interleaved (``bench/_harness.py``); backward skips the frozen weights' gradients and the
+optimizer touches far fewer tensors.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from typing import Any
 
-import torch
+from _harness import Config, add_arguments, machine_header, measure, serve, table, write_section
 
 
-def build(backbone: str, bands: list[str]):
+def build(p: dict[str, Any]) -> Any:
+    """A training step of the full or LoRA model (the harness times ``step``)."""
+    import torch
+
     from rsfm.factory import create_model
-
-    torch.manual_seed(0)
-    return create_model({"task": "segmentation", "backbone": backbone, "head": "fcn",
-                         "num_classes": 2, "bands": bands})
-
-
-def time_steps(model, x, y, steps: int) -> list[float]:
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    model.train()
-    times = []
-    for i in range(steps + 1):  # first step warms up allocators and kernels
-        t0 = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i:
-            times.append(time.perf_counter() - t0)
-    return times
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbone", default="dofa_base")
-    ap.add_argument("--bands", nargs="+", default=["B2", "B3", "B4", "B8", "B11", "B12"])
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--rank", type=int, default=16)
-    args = ap.parse_args()
-
     from rsfm.lora import apply_lora, count_parameters
 
     torch.manual_seed(0)
-    x = torch.randn(args.batch, len(args.bands), args.size, args.size)
-    y = torch.randint(0, 2, (args.batch, args.size, args.size))
-    full = build(args.backbone, args.bands)
-    f_train, f_total = count_parameters(full)
-    bb_total = sum(p.numel() for p in full.backbone.parameters())
-    f_times = time_steps(full, x, y, args.steps)
-    del full
-    lora = apply_lora(build(args.backbone, args.bands), r=args.rank, alpha=2 * args.rank)
-    l_train, l_total = count_parameters(lora)
-    l_bb = sum(p.numel() for n, p in lora.backbone.named_parameters() if p.requires_grad)
-    l_times = time_steps(lora, x, y, args.steps)
+    model = create_model("segmentation", p["backbone"], head="fcn", num_classes=2, bands=p["bands"])
+    if p["rank"]:
+        model = apply_lora(model, r=p["rank"], alpha=2 * p["rank"])
+    trainable, total = count_parameters(model)
+    x = torch.randn(p["batch"], len(p["bands"]), p["size"], p["size"])
+    y = torch.randint(0, 2, (p["batch"], p["size"], p["size"]))
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
 
-    f_step, l_step = statistics.mean(f_times), statistics.mean(l_times)
-    print(f"{args.backbone} (ViT-B/16 backbone, {bb_total / 1e6:.1f}M params) + neck + FCN head, "
-          f"batch {args.batch} x {len(args.bands)} bands x {args.size}^2, "
-          f"{torch.get_num_threads()} CPU threads, {args.steps} timed steps")
-    print(f"{'mode':<16}{'trainable':>14}{'total':>14}{'share':>9}{'step (s)':>11}")
-    print(f"{'full fine-tune':<16}{f_train:>14,}{f_total:>14,}{100 * f_train / f_total:>8.2f}%"
-          f"{f_step:>11.2f}")
-    print(f"{'LoRA r=' + str(args.rank):<16}{l_train:>14,}{l_total:>14,}"
-          f"{100 * l_train / l_total:>8.2f}%{l_step:>11.2f}")
-    print(f"LoRA adapter alone: {l_bb:,} parameters = {100 * l_bb / bb_total:.2f}% of the backbone;"
-          f" step time {l_step / f_step:.2f}x of full fine-tuning "
-          f"({100 * (1 - l_step / f_step):.0f}% faster)")
+    def step() -> None:
+        out = model(x)
+        out = out["out"] if isinstance(out, dict) else out
+        loss_fn(out, y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step, {"trainable_M": trainable / 1e6, "share_%": 100 * trainable / total}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="dofa_base")
+    ap.add_argument("--bands", nargs="+", default=["B2", "B3", "B4", "B8", "B11", "B12"])
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--rank", type=int, default=16)
+    add_arguments(ap, reps=2, warmup=1, steps=3, timeout=900)
+    args = ap.parse_args()
+    header = machine_header(args.threads, args.jobs)
+    print(header)
+    base = {"backbone": args.backbone, "bands": args.bands, "batch": args.batch, "size": args.size}
+    cfgs = [Config("full", {**base, "rank": 0}, note="every parameter trainable"),
+            Config(f"lora-r{args.rank}", {**base, "rank": args.rank},
+                   note="LoRA on the card's lora_targets; neck and head trainable")]
+    res = measure(__file__, cfgs, reps=args.reps, warmup=args.warmup, steps=args.steps,
+                  threads=args.threads, jobs=args.jobs, timeout=args.timeout)
+    md = table(res, time_baseline="full", info_keys=["trainable_M", "share_%"])
+    print(md)
+    title = (f"{args.backbone} + neck + FCN head, batch {args.batch} x {len(args.bands)} bands x "
+             f"{args.size}^2, train step (AdamW)")
+    write_section(args.markdown, "LoRA (`bench_lora.py`)", f"{header}\n\n### {title}\n\n{md}")
 
 
 if __name__ == "__main__":
-    main()
+    if not serve(build):
+        main()

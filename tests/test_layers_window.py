@@ -1,4 +1,5 @@
-"""ViTDet window attention on the real ViT blocks (tiny configs): exactness, no leaks, padding, time."""
+"""ViTDet window attention on the real ViT blocks (tiny configs): both window modes against naive
+references, partition/unpartition, no leaks, padding, and the training-time recomputation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import rsfm
-from rsfm.models.layers import Attention, default_global_blocks
+from rsfm.models.layers import (
+    Attention,
+    Block,
+    default_global_blocks,
+    window_partition,
+    window_unpartition,
+)
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}
 
@@ -22,11 +29,14 @@ def _dofa(**kw):
     return rsfm.create_backbone("dofa_base", bands=["B04", "B03", "B02"], **TINY, **kw).eval()
 
 
-def reference_window_attention(attn: Attention, x: torch.Tensor, grid, ws: int, prefix: int = 1) -> torch.Tensor:
-    """Brute force: full attention with a mask allowing same-spatial-window keys (any frame) + prefix.
+def reference_window_attention(attn: Attention, x: torch.Tensor, grid, ws: int, prefix: int = 1,
+                               mode: str = "cls") -> torch.Tensor:
+    """Brute force: full attention with a boolean mask of who may attend to whom.
 
-    Prefix (cls) queries see everything. Padding never appears here, so this is the ground truth
-    the padded/partitioned implementation must match.
+    ``cls``: patch queries see same-spatial-window keys (any frame) + the prefix; prefix queries
+    see everything. ``vitdet``: patch queries see their window only; prefix queries see the
+    prefix only. Padding never appears here, so this is the ground truth the padded/partitioned
+    implementation must match.
     """
     B, N, C = x.shape
     heads, hd = attn.num_heads, attn.head_dim
@@ -36,6 +46,9 @@ def reference_window_attention(attn: Attention, x: torch.Tensor, grid, ws: int, 
     win = ((hh // ws) * 10_000 + ww // ws).flatten()
     mask = torch.ones(N, N, dtype=torch.bool)
     mask[prefix:, prefix:] = win[:, None] == win[None, :]
+    if mode == "vitdet":
+        mask[:prefix, prefix:] = False
+        mask[prefix:, :prefix] = False
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return attn.proj(out.transpose(1, 2).reshape(B, N, C))
 
@@ -139,3 +152,98 @@ def test_window_attention_backward():
     model(x)[0].square().mean().backward()
     assert model.blocks[0].attn.qkv.weight.grad is not None
     assert torch.isfinite(model.blocks[0].attn.qkv.weight.grad).all()
+
+
+@pytest.mark.parametrize(("grid", "ws"), [((1, 5, 7), 3), ((2, 3, 5), 2), ((1, 4, 6), 2), ((3, 2, 2), 5)])
+def test_partition_unpartition_is_the_identity(grid, ws):
+    x = torch.randn(2, grid[0] * grid[1] * grid[2], 5)
+    windows = window_partition(x, grid, ws)
+    nh, nw = -(-grid[1] // ws), -(-grid[2] // ws)
+    assert windows.shape == (2 * nh * nw, grid[0] * ws * ws, 5)
+    assert torch.equal(window_unpartition(windows, grid, ws), x)
+    # window 0 of sample 1 holds that sample's top-left tokens, every frame, (t, h, w) order
+    T, H, W = grid
+    first = x[1].view(T, H, W, 5)[:, : min(ws, H), : min(ws, W)].reshape(-1, 5)
+    assert torch.equal(windows[nh * nw].view(T, ws, ws, 5)[:, : min(ws, H), : min(ws, W)].reshape(-1, 5), first)
+
+
+@pytest.mark.parametrize(("grid", "ws"), [((1, 5, 7), 3), ((1, 6, 6), 3), ((2, 3, 5), 2)],
+                         ids=["padded", "divides", "multitemporal"])
+@pytest.mark.parametrize("prefix", [1, 0])
+def test_vitdet_mode_matches_reference(grid, ws, prefix):
+    attn = _dofa().blocks[0].attn
+    x = torch.randn(2, prefix + grid[0] * grid[1] * grid[2], 64)
+    with torch.no_grad():
+        out = attn(x, grid, ws, prefix, window_mode="vitdet")
+        ref = reference_window_attention(attn, x, grid, ws, prefix=prefix, mode="vitdet")
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    if prefix:  # one cls token in a window of its own: its attention output is its value
+        v = attn.qkv(x[:, :1]).chunk(3, dim=-1)[2]
+        torch.testing.assert_close(out[:, :1], attn.proj(v), atol=1e-6, rtol=1e-6)
+
+
+def test_vitdet_window_covering_grid_is_global_over_patches():
+    attn = _dofa().blocks[0].attn
+    x = torch.randn(1, 4 * 6, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, (1, 4, 6), 8, 0, window_mode="vitdet"), attn(x, (1, 4, 6), 0, 0),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_window_mode_switch_and_errors():
+    model = _prithvi(window_size=2, global_blocks=(1,))
+    assert model.window_mode == "cls" and model.blocks[0].window_mode == "cls"
+    x = torch.randn(1, 6, 64, 96)
+    with torch.no_grad():
+        cls_out = model(x)[0]
+        model.set_window_attention(2, global_blocks=(1,), window_mode="vitdet")
+        assert [b.window_mode for b in model.blocks] == ["vitdet", "vitdet"]
+        vitdet_out = model(x)[0]
+    assert not torch.allclose(cls_out, vitdet_out)  # the cls token is a key in "cls" mode only
+    with pytest.raises(ValueError, match="window_mode"):
+        model.set_window_attention(2, window_mode="swin")
+    with pytest.raises(ValueError, match="window_mode"):
+        Block(64, 2, window_size=2, window_mode="global")
+
+
+@pytest.mark.parametrize(("window", "mode"), [(0, "cls"), (3, "cls"), (3, "vitdet")])
+def test_training_recomputation_gives_the_same_gradients(window, mode):
+    """Block.recompute only changes what is kept for backward, never the numbers."""
+    torch.manual_seed(0)
+    blk = Block(64, 2, window_size=window, window_mode=mode, drop_path=0.1).train()
+    x = torch.randn(2, 1 + 5 * 7, 64)
+    grads = []
+    for recompute in (False, True):
+        blk.recompute = recompute
+        blk.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_()
+        torch.manual_seed(1)  # the same drop-path draws
+        out = blk(xi, (1, 5, 7), 1)
+        out.square().mean().backward()
+        grads.append([out.detach(), xi.grad, *(p.grad for p in blk.parameters())])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_recomputation_does_not_rerun_the_expensive_products():
+    """In backward a block recomputes LayerNorms, GELU and window attention, not fc1/fc2/proj."""
+    blk = Block(64, 2, window_size=3).train()
+    calls = {"fc1": 0, "fc2": 0, "proj": 0, "qkv": 0}
+    for name in calls:
+        module = blk.mlp if name.startswith("fc") else blk.attn
+        getattr(module, name).register_forward_hook(lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
+    blk(torch.randn(1, 1 + 5 * 7, 64, requires_grad=True), (1, 5, 7), 1).sum().backward()
+    assert calls == {"fc1": 1, "fc2": 1, "proj": 1, "qkv": 2}  # windowed: qkv is recomputed
+    blk.window_size = 0
+    calls.update(dict.fromkeys(calls, 0))
+    blk(torch.randn(1, 1 + 5 * 7, 64, requires_grad=True), (1, 5, 7), 1).sum().backward()
+    assert calls == {"fc1": 1, "fc2": 1, "proj": 1, "qkv": 1}
+
+
+def test_full_block_checkpointing_turns_block_recomputation_off():
+    model = _dofa(window_size=3, global_blocks=(1,)).train()
+    assert all(b.recompute for b in model.blocks)
+    model.set_grad_checkpointing(True)
+    assert not any(b.recompute for b in model.blocks)
+    model(torch.randn(1, 3, 80, 112))[0].mean().backward()
+    assert model.blocks[0].attn.qkv.weight.grad is not None

@@ -6,66 +6,107 @@ the patch tokens of a ``(T, H, W)`` grid in (t, h, w) order. Parameter names mat
 official MAE checkpoints load unchanged, and windowing adds no parameters (ViTDet).
 
 Windowed attention (``window_size > 0``): patch tokens attend within non-overlapping
-``T x ws x ws`` windows (all frames of a spatial window) plus the prefix tokens; prefix tokens
-attend globally. Grids that are not a multiple of the window are padded inside the block, and
-padded positions are masked out as keys, so a window covering the whole grid is exactly global
-attention.
+``T x ws x ws`` windows (all frames of a spatial window). What the prefix (cls) tokens do is the
+``window_mode``:
+
+* ``"cls"`` (the default, rsfm 0.1 semantics): every window also holds the prefix tokens as
+  keys, and the prefix tokens attend globally, in every block. A window covering the whole grid
+  is exactly global attention.
+* ``"vitdet"``: ViTDet's windowed block exactly (ViTDet has no cls token): each window holds its
+  patch tokens only, and the prefix tokens form a window of their own (they attend to each
+  other; with one cls token its attention output is its value). No prefix keys are concatenated
+  into the windows and, when the grid is a multiple of the window, no mask is built. The prefix
+  tokens still meet the patch tokens in the global blocks.
+
+Grids that are not a multiple of the window are padded inside the block (:func:`window_partition`)
+and padded positions are masked out as keys.
+
+Memory in training (``Block.recompute``, on by default): a block keeps for backward only what is
+expensive to recompute. LayerNorm outputs are recomputed from their input and the GELU output
+from the fc1 output (elementwise work), and in windowed blocks the whole attention branch
+(LayerNorm, qkv projection, window attention) is recomputed from the block input, because
+window attention is cheap; global attention keeps q, k, v and its output, since recomputing it
+would cost as much as the attention itself. Results are the same kernels on the same inputs.
+At 1024 px (ViT-B/16, fp32) this keeps 10 of 16 token-sized tensors per global block and 6 per
+windowed block (see ``bench/bench_attention.py``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from rsfm.models.blocks import DropPath, Mlp
 
 __all__ = [
+    "WINDOW_MODES",
     "Attention",
     "Block",
+    "WindowMode",
+    "check_window_mode",
     "default_global_blocks",
     "sincos_1d",
     "sincos_3d_grid",
+    "window_partition",
+    "window_unpartition",
 ]
 
 Grid = tuple[int, int, int]  # (T, H, W) in tokens
+WindowMode = Literal["cls", "vitdet"]
+WINDOW_MODES: tuple[str, ...] = get_args(WindowMode)
 
 
-def _to_windows(t: Tensor, grid: Grid, ws: int) -> Tensor:
-    """Patch tokens ``(B, h, T*H*W, d)`` -> windows ``(B, h, nW, T*ws*ws, d)`` (zero-padded).
+def check_window_mode(mode: str) -> None:
+    """Raise a ValueError naming the modes when ``mode`` is not one."""
+    if mode not in WINDOW_MODES:
+        raise ValueError(f"window_mode must be one of {list(WINDOW_MODES)}, got {mode!r}")
 
-    Windows sit after the heads so that all windows of a sample are one contiguous run of keys:
-    the prefix tokens' global attention reads them through a free view.
+
+def window_partition(x: Tensor, grid: Grid, ws: int) -> Tensor:
+    """Patch tokens ``(B, T*H*W, D)`` -> windows ``(B*nW, T*ws*ws, D)``, zero-padded.
+
+    Windows are ``T x ws x ws`` (every frame of a spatial window), numbered row-major over the
+    padded ``ceil(H/ws) x ceil(W/ws)`` window grid, sample-major; tokens inside a window are in
+    (t, h, w) order. The grid is padded at the bottom and right to a multiple of ``ws``.
     """
-    B, heads, _, d = t.shape
+    B, _, D = x.shape
     T, H, W = grid
-    t = t.reshape(B, heads, T, H, W, d)
+    x = x.view(B, T, H, W, D)
     pad_h, pad_w = (ws - H % ws) % ws, (ws - W % ws) % ws
     if pad_h or pad_w:
-        t = F.pad(t, (0, 0, 0, pad_w, 0, pad_h))
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     nh, nw = (H + pad_h) // ws, (W + pad_w) // ws
-    t = t.view(B, heads, T, nh, ws, nw, ws, d).permute(0, 1, 3, 5, 2, 4, 6, 7)
-    return t.reshape(B, heads, nh * nw, T * ws * ws, d)
+    x = x.view(B, T, nh, ws, nw, ws, D).permute(0, 2, 4, 1, 3, 5, 6)  # (B, nh, nw, T, ws, ws, D)
+    return x.reshape(B * nh * nw, T * ws * ws, D)
 
 
-def _from_windows(w: Tensor, grid: Grid, ws: int) -> Tensor:
-    """Inverse of :func:`_to_windows`: ``(B, h, nW, T*ws*ws, d)`` -> ``(B, h, T*H*W, d)``."""
-    B, heads, _, _, d = w.shape
+def window_unpartition(windows: Tensor, grid: Grid, ws: int) -> Tensor:
+    """Inverse of :func:`window_partition`: ``(B*nW, T*ws*ws, D)`` -> ``(B, T*H*W, D)`` (padding dropped)."""
+    _, _, D = windows.shape
     T, H, W = grid
     nh, nw = -(-H // ws), -(-W // ws)
-    w = w.view(B, heads, nh, nw, T, ws, ws, d).permute(0, 1, 4, 2, 5, 3, 6, 7)
-    w = w.reshape(B, heads, T, nh * ws, nw * ws, d)[:, :, :, :H, :W]
-    return w.reshape(B, heads, T * H * W, d)
+    x = windows.view(-1, nh, nw, T, ws, ws, D).permute(0, 3, 1, 4, 2, 5, 6)  # (B, T, nh, ws, nw, ws, D)
+    x = x.reshape(-1, T, nh * ws, nw * ws, D)[:, :, :H, :W]
+    return x.reshape(-1, T * H * W, D)
 
 
-def _window_valid(grid: Grid, ws: int, device: torch.device) -> Tensor | None:
-    """``(nW, T*ws*ws)`` True where a window slot holds a real token; None without padding."""
+def _window_key_mask(grid: Grid, ws: int, batch: int, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+    """Additive key mask ``(B*nW, 1, 1, T*ws*ws)``: 0 for real tokens, -inf for padding (None without padding).
+
+    A float mask keeps SDPA on the fused CPU kernel; the head and query dims broadcast.
+    """
     T, H, W = grid
     if H % ws == 0 and W % ws == 0:
         return None
-    ones = torch.ones(1, 1, T * H * W, 1, device=device)
-    return _to_windows(ones, grid, ws)[0, 0, :, :, 0] > 0
+    ones = torch.ones(1, T * H * W, 1, device=device)
+    valid = window_partition(ones, grid, ws)[:, :, 0] > 0  # (nW, L)
+    mask = torch.zeros(valid.shape, dtype=dtype, device=device).masked_fill_(~valid, float("-inf"))
+    return mask.repeat(batch, 1)[:, None, None, :]
 
 
 class Attention(nn.Module):
@@ -81,60 +122,80 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.attn_drop = attn_drop
 
-    def forward(self, x: Tensor, grid: Grid, window_size: int = 0, num_prefix: int = 1) -> Tensor:
+    def forward(self, x: Tensor, grid: Grid, window_size: int = 0, num_prefix: int = 1,
+                window_mode: WindowMode = "cls") -> Tensor:
         """Attend over ``x`` of shape ``(B, P + T*H*W, C)``; ``window_size=0`` is global."""
-        B, N, C = x.shape
-        qkv = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, N, hd)
+        return self.proj(self.attend(self.qkv(x), grid, window_size, num_prefix, window_mode))
+
+    def _heads(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(B', L, 3C)`` -> q, k, v ``(B', heads, L, hd)`` (views)."""
+        Bq, L, _ = qkv.shape
+        return qkv.view(Bq, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def attend(self, qkv: Tensor, grid: Grid, window_size: int = 0, num_prefix: int = 1,
+               window_mode: WindowMode = "cls") -> Tensor:
+        """The attention part without the output projection: qkv ``(B, N, 3C)`` -> ``(B, N, C)``."""
+        B, N, C3 = qkv.shape
+        C, P, ws = C3 // 3, num_prefix, window_size
         drop = self.attn_drop if self.training else 0.0
         _, H, W = grid
-        if window_size <= 0 or (window_size >= H and window_size >= W and num_prefix == 0):
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-        else:
-            out = self._windowed(q, k, v, grid, window_size, num_prefix, drop)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        covers = ws >= H and ws >= W
+        if ws <= 0 or (covers and (P == 0 or window_mode == "cls")):  # global attention
+            q, k, v = self._heads(qkv)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)  # (B, h, N, hd)
+            return out.transpose(1, 2).reshape(B, N, C)
+        if window_mode == "vitdet":
+            return self._windowed_vitdet(qkv, grid, ws, P, drop)
+        check_window_mode(window_mode)
+        return self._windowed_cls(qkv, grid, ws, P, drop)
 
-    def _windowed(self, q: Tensor, k: Tensor, v: Tensor, grid: Grid, ws: int, P: int, drop: float) -> Tensor:
-        B, heads, _, hd = q.shape
-        qw = _to_windows(q[:, :, P:], grid, ws)  # (B, h, nW, L, hd)
-        kw = _to_windows(k[:, :, P:], grid, ws)
-        vw = _to_windows(v[:, :, P:], grid, ws)
-        n_win = qw.shape[2]
-        valid = _window_valid(grid, ws, q.device)  # (nW, L) or None
-        if P:  # every window also sees the prefix (cls) tokens: keys [prefix, window]
-            kw = torch.cat([k[:, :, None, :P].expand(-1, -1, n_win, -1, -1), kw], dim=3)
-            vw = torch.cat([v[:, :, None, :P].expand(-1, -1, n_win, -1, -1), vw], dim=3)
-        L, S = qw.shape[3], kw.shape[3]
-        mask = None
-        if valid is not None:  # padded slots are never keys
-            keys = torch.cat([valid.new_ones(n_win, P), valid], dim=1) if P else valid
-            # additive float mask: unlike a boolean one it keeps SDPA on the fused CPU kernel
-            mask = torch.zeros(keys.shape, dtype=qw.dtype, device=qw.device).masked_fill_(~keys, float("-inf"))
-            mask = mask[None, :, None, :].repeat(1, heads, 1, 1)  # (1, h*nW, 1, S)
-        # 4-D (B, h*nW, ., hd) views: the fused CPU/GPU kernels take 4-D inputs
-        out = F.scaled_dot_product_attention(
-            qw.view(B, heads * n_win, L, hd), kw.view(B, heads * n_win, S, hd),
-            vw.view(B, heads * n_win, S, hd), attn_mask=mask, dropout_p=drop,
-        )
-        out = _from_windows(out.view(B, heads, n_win, L, hd), grid, ws)
+    def _windowed_vitdet(self, qkv: Tensor, grid: Grid, ws: int, P: int, drop: float) -> Tensor:
+        B, _, C3 = qkv.shape
+        C = C3 // 3
+        windows = window_partition(qkv[:, P:], grid, ws)  # (B*nW, L, 3C): one copy
+        nwin, L, _ = windows.shape
+        q, k, v = self._heads(windows)  # (B*nW, h, L, hd) views
+        mask = _window_key_mask(grid, ws, B, q.dtype, q.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        patches = window_unpartition(out.transpose(1, 2).reshape(nwin, L, C), grid, ws)  # (B, T*H*W, C)
         if not P:
-            return out
-        # Prefix tokens attend globally: over the windowed keys viewed flat (no copy), counting the
-        # prefix keys once (window 0) and skipping padding. The query is cloned so backward does
-        # not keep the whole qkv projection alive.
-        keep = torch.ones(n_win, S, dtype=torch.bool, device=q.device)
-        keep[1:, :P] = False
-        if valid is not None:
-            keep[:, P:] = valid
-        out_prefix = F.scaled_dot_product_attention(
-            q[:, :, :P].clone(), kw.view(B, heads, n_win * S, hd), vw.view(B, heads, n_win * S, hd),
-            attn_mask=keep.view(1, 1, 1, n_win * S), dropout_p=drop,
-        )
-        return torch.cat([out_prefix, out], dim=2)
+            return patches
+        qp, kp, vp = self._heads(qkv[:, :P])  # the prefix tokens: a window of their own
+        prefix = F.scaled_dot_product_attention(qp, kp, vp, dropout_p=drop).transpose(1, 2).reshape(B, P, C)
+        return torch.cat([prefix, patches], dim=1)
+
+    def _windowed_cls(self, qkv: Tensor, grid: Grid, ws: int, P: int, drop: float) -> Tensor:
+        B, _, C3 = qkv.shape
+        C = C3 // 3
+        windows = window_partition(qkv[:, P:], grid, ws)  # (B*nW, L, 3C)
+        nwin, L, _ = windows.shape
+        n_per = nwin // B
+        mask = _window_key_mask(grid, ws, B, qkv.dtype, qkv.device)
+        if P:  # every window's keys are [prefix, window]
+            prefix = qkv[:, :P].repeat_interleave(n_per, dim=0)  # (B*nW, P, 3C)
+            windows = torch.cat([prefix, windows], dim=1)
+            if mask is not None:
+                mask = F.pad(mask, (P, 0))  # prefix keys are always valid
+        q, k, v = self._heads(windows)  # (B*nW, h, P+L, hd)
+        out = F.scaled_dot_product_attention(q[:, :, P:], k, v, attn_mask=mask, dropout_p=drop)
+        patches = window_unpartition(out.transpose(1, 2).reshape(nwin, L, C), grid, ws)
+        if not P:
+            return patches
+        # the prefix tokens attend globally: over all keys, in grid order (no padding, no mask)
+        q, k, v = self._heads(qkv)
+        prefix = F.scaled_dot_product_attention(q[:, :, :P], k, v, dropout_p=drop)
+        return torch.cat([prefix.transpose(1, 2).reshape(B, P, C), patches], dim=1)
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block (timm layout); ``window_size`` switches windowed attention."""
+    """Pre-norm transformer block (timm layout); ``window_size`` switches windowed attention.
+
+    Attributes:
+        window_size: Window side in tokens (0: global attention).
+        window_mode: ``"cls"`` or ``"vitdet"`` (see the module docstring).
+        recompute: In training, recompute cheap activations in backward instead of keeping them
+            (module docstring); False keeps everything (as a plain timm block does).
+    """
 
     def __init__(
         self,
@@ -145,19 +206,48 @@ class Block(nn.Module):
         norm_eps: float = 1e-6,
         drop_path: float = 0.0,
         window_size: int = 0,
+        window_mode: WindowMode = "cls",
     ) -> None:
         super().__init__()
+        check_window_mode(window_mode)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.window_size = window_size
+        self.window_mode: WindowMode = window_mode
+        self.recompute = True
 
     def forward(self, x: Tensor, grid: Grid, num_prefix: int = 1) -> Tensor:
         """``x``: ``(B, P + T*H*W, C)`` -> same shape."""
-        x = x + self.drop_path(self.attn(self.norm1(x), grid, self.window_size, num_prefix))
+        if self.recompute and self.training and torch.is_grad_enabled():
+            return self._forward_recompute(x, grid, num_prefix)
+        x = x + self.drop_path(self.attn(self.norm1(x), grid, self.window_size, num_prefix, self.window_mode))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    # The checkpointed pieces. Non-reentrant checkpoints stop recomputing as soon as every tensor
+    # backward needs is back, i.e. before the last Linear's matrix product runs again.
+    def _attention_branch(self, x: Tensor, grid: Grid, num_prefix: int) -> Tensor:
+        return self.attn(self.norm1(x), grid, self.window_size, num_prefix, self.window_mode)
+
+    @staticmethod
+    def _norm_linear(x: Tensor, norm: nn.Module, linear: nn.Module) -> Tensor:
+        return linear(norm(x))
+
+    def _mlp_tail(self, hidden: Tensor) -> Tensor:
+        mlp = self.mlp
+        return mlp.drop2(mlp.fc2(mlp.drop1(mlp.act(hidden))))
+
+    def _forward_recompute(self, x: Tensor, grid: Grid, num_prefix: int) -> Tensor:
+        if self.window_size > 0:  # window attention is cheap: keep only the block input
+            a = checkpoint(self._attention_branch, x, grid, num_prefix, use_reentrant=False)
+        else:  # keep q, k, v and the attention output; recompute the LayerNorm
+            qkv = checkpoint(self._norm_linear, x, self.norm1, self.attn.qkv, use_reentrant=False)
+            a = self.attn.proj(self.attn.attend(qkv, grid, 0, num_prefix, self.window_mode))
+        x = x + self.drop_path(a)
+        hidden = checkpoint(self._norm_linear, x, self.norm2, self.mlp.fc1, use_reentrant=False)
+        return x + self.drop_path(checkpoint(self._mlp_tail, hidden, use_reentrant=False))
 
 
 def default_global_blocks(depth: int) -> tuple[int, ...]:

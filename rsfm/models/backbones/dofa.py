@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsfm.models.backbones.vit import ViTBackbone
-from rsfm.models.layers import Grid, check_divisible, mae_init, sincos_1d
+from rsfm.models.layers import Grid, WindowMode, check_divisible, mae_init, sincos_1d
 
 __all__ = ["DOFAViT"]
 
@@ -123,11 +123,12 @@ class DOFAViT(ViTBackbone):
         out_indices: Sequence[int] | None = None,
         window_size: int | None = None,
         global_blocks: Sequence[int] | None = None,
+        window_mode: WindowMode = "cls",
     ) -> None:
         super().__init__(
             embed_dim, depth, num_heads, patch_size, mlp_ratio=mlp_ratio, norm_eps=norm_eps,
             drop_path_rate=drop_path_rate, out_indices=out_indices, window_size=window_size,
-            global_blocks=global_blocks,
+            global_blocks=global_blocks, window_mode=window_mode,
         )
         self.img_size = img_size
         self.patch_embed = DynamicPatchEmbed(embed_dim, patch_size, wv_planes, patch_padding)

@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsfm.models.backbones.vit import ViTBackbone
-from rsfm.models.layers import Grid, check_divisible, mae_init, sincos_1d, sincos_3d_grid
+from rsfm.models.layers import (
+    Grid,
+    WindowMode,
+    check_divisible,
+    mae_init,
+    sincos_1d,
+    sincos_3d_grid,
+)
 
 __all__ = ["PrithviViT"]
 
@@ -102,11 +109,13 @@ class PrithviViT(ViTBackbone):
         out_indices: Sequence[int] | None = None,
         window_size: int | None = None,
         global_blocks: Sequence[int] | None = None,
+        window_mode: WindowMode = "cls",
     ) -> None:
         super().__init__(
             embed_dim, depth, num_heads, patch_size, mlp_ratio=mlp_ratio, norm_eps=norm_eps,
             drop_path_rate=drop_path_rate, num_frames=num_frames // tubelet_size,
             out_indices=out_indices, window_size=window_size, global_blocks=global_blocks,
+            window_mode=window_mode,
         )
         img = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         check_divisible(img[0], img[1], patch_size, "img_size")

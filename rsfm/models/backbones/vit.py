@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from rsfm.models.layers import Block, Grid, default_global_blocks
+from rsfm.models.layers import Block, Grid, WindowMode, check_window_mode, default_global_blocks
 
 __all__ = ["ViTBackbone"]
 
@@ -21,6 +21,12 @@ class ViTBackbone(nn.Module):
     ``(B, T*D, h, w)`` (frames concatenated on channels, in (t, d) order; ``T = 1`` for single
     images), without the cls token. When a subclass has a final ``norm`` (Prithvi), it is applied to
     the last block's output, as in the official ``forward_features``.
+
+    Window attention (:meth:`set_window_attention`, ViTDet): blocks outside ``global_blocks``
+    attend within ``window_size`` x ``window_size`` token windows; ``window_mode`` says whether
+    the windows also see the cls token (``"cls"``, the default) or not (``"vitdet"``), see
+    :mod:`rsfm.models.layers`. In training, blocks recompute cheap activations in backward
+    (``Block.recompute``); :meth:`set_grad_checkpointing` recomputes whole blocks instead.
 
     Attributes:
         out_channels: Channels of each returned map (``D * num_frames``).
@@ -43,8 +49,10 @@ class ViTBackbone(nn.Module):
         out_indices: Sequence[int] | None = None,
         window_size: int | None = None,
         global_blocks: Sequence[int] | None = None,
+        window_mode: WindowMode = "cls",
     ) -> None:
         super().__init__()
+        check_window_mode(window_mode)
         self.embed_dim = embed_dim
         self.depth = depth
         self.patch_size = patch_size
@@ -59,9 +67,10 @@ class ViTBackbone(nn.Module):
         self.out_strides = [patch_size] * len(self.out_indices)
         self.grad_checkpointing = False
         self.window_size = 0
+        self.window_mode: WindowMode = window_mode
         self.global_blocks: tuple[int, ...] = tuple(range(depth))
         if window_size:
-            self.set_window_attention(window_size, global_blocks)
+            self.set_window_attention(window_size, global_blocks, window_mode=window_mode)
 
     def _check_out_indices(self, out_indices: Sequence[int] | None) -> tuple[int, ...]:
         if out_indices is None:
@@ -72,12 +81,17 @@ class ViTBackbone(nn.Module):
             raise ValueError(f"out_indices={list(out_indices)} must name blocks in 0..{self.depth - 1} (or -1..-{self.depth}).")
         return tuple(sorted(set(idx)))
 
-    def set_window_attention(self, window_size: int, global_blocks: Sequence[int] | None = None) -> None:
+    def set_window_attention(self, window_size: int, global_blocks: Sequence[int] | None = None, *,
+                             window_mode: WindowMode | None = None) -> None:
         """Switch to ViTDet attention: windows of ``window_size`` tokens except in ``global_blocks``.
 
         ``window_size=0`` restores global attention everywhere. ``global_blocks`` defaults to the
-        last block of each quarter of the depth. No parameters change.
+        last block of each quarter of the depth. ``window_mode`` (``"cls"`` or ``"vitdet"``; None
+        keeps the current one) says whether windows also hold the cls token. No parameters change.
         """
+        if window_mode is not None:
+            check_window_mode(window_mode)
+            self.window_mode = window_mode
         if window_size < 0:
             raise ValueError(f"window_size must be >= 0 tokens, got {window_size}")
         glob = default_global_blocks(self.depth) if global_blocks is None else tuple(global_blocks)
@@ -88,10 +102,16 @@ class ViTBackbone(nn.Module):
         self.global_blocks = glob if window_size else tuple(range(self.depth))
         for i, blk in enumerate(self.blocks):
             blk.window_size = 0 if (i in self.global_blocks or not window_size) else window_size
+            blk.window_mode = self.window_mode
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute block activations in backward (saves memory on large tiles)."""
+        """Recompute whole blocks in backward (keeps only each block's input; saves memory on large tiles).
+
+        It replaces the blocks' own partial recomputation (``Block.recompute``).
+        """
         self.grad_checkpointing = enable
+        for blk in self.blocks:
+            blk.recompute = not enable
 
     def embed(self, x: Tensor, **kwargs: Tensor | None) -> tuple[Tensor, Grid]:  # pragma: no cover
         """Pixels -> tokens ``(B, 1 + T*h*w, D)`` with positional information, and the grid."""
