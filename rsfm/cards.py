@@ -57,12 +57,13 @@ VIT_FAMILIES = ("prithvi", "dofa")
 # Families that take several frames per sample ((B, C, T, H, W) input).
 MULTI_FRAME = ("prithvi",)
 # Architecture overrides that do not change parameter shapes, so they combine with pretrained weights.
-SHAPE_SAFE = frozenset({"drop_path_rate", "output_stride", "img_size", "norm_eps", "coords_scale_learn"})
+SHAPE_SAFE = frozenset({"drop_path_rate", "output_stride", "img_size", "norm_eps", "coords_scale_learn",
+                        "window_mode"})
 # Keyword arguments each family accepts on top of its card's ``arch`` keys.
 EXTRA_ARGS: dict[str, frozenset[str]] = {
     "resnet": frozenset({"output_stride"}),
-    "prithvi": frozenset({"drop_path_rate"}),
-    "dofa": frozenset({"drop_path_rate"}),
+    "prithvi": frozenset({"drop_path_rate", "window_mode"}),
+    "dofa": frozenset({"drop_path_rate", "window_mode"}),
 }
 
 

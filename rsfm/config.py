@@ -138,6 +138,8 @@ class ModelConfig:
         num_frames: Prithvi multi-temporal input frames.
         temporal_reduction: How frames are merged before the neck: ``mean`` or ``concat``.
         window_size: ViT window attention (tokens per side); None/0 = global attention.
+        window_mode: ``cls`` (each window also sees the cls token, which attends globally; rsfm
+            0.1) or ``vitdet`` (windows of patch tokens only, as in ViTDet).
         global_blocks: ViT blocks that keep global attention (None = last of each quarter).
         out_indices: Backbone blocks/stages to tap (None = family default).
         output_stride: ResNet dilation for DeepLab (8, 16 or 32).
@@ -160,6 +162,7 @@ class ModelConfig:
     num_frames: int = 1
     temporal_reduction: Literal["mean", "concat"] = "concat"
     window_size: int | None = None
+    window_mode: Literal["cls", "vitdet"] = "cls"
     global_blocks: tuple[int, ...] | None = None
     out_indices: tuple[int, ...] | None = None
     output_stride: int | None = None
@@ -200,6 +203,8 @@ class ModelConfig:
               f"must be 8, 16 or 32 (got {self.output_stride!r})")
         check(self.window_size is None or self.window_size >= 0, "window_size",
               f"must be >= 0 (got {self.window_size})")
+        check(self.window_mode in ("cls", "vitdet"), "window_mode",
+              f"{self.window_mode!r} is not 'cls' or 'vitdet'")
         check(not (self.pretrained and self.weights), "weights",
               "give either pretrained: true (the card's checkpoint) or weights: <file>, not both")
 

@@ -81,6 +81,8 @@ def build_model(config: ModelConfig, spec: InputSpec, *,
     extra: dict[str, Any] = dict(config.backbone_kwargs)
     if config.output_stride is not None:
         extra["output_stride"] = config.output_stride
+    if config.window_mode != "cls":
+        extra["window_mode"] = config.window_mode
     if (card.family == "resnet" and config.head in _DEEPLAB and "output_stride" not in extra
             and not uses_basic_blocks(model_arch(config, card))):
         extra["output_stride"] = 16  # DeepLab's usual setting: dilate the last stage
@@ -155,6 +157,7 @@ def create_model(
     neck: str | NeckConfig | Mapping[str, Any] = "auto",
     pretrained: bool = False,
     window_size: int | None = None,
+    window_mode: str = "cls",
     global_blocks: Sequence[int] | None = None,
     freeze_backbone: bool = False,
     weights: str | None = None,
@@ -190,6 +193,7 @@ def create_model(
         pretrained: Load the backbone's official weights.
         window_size: ViT window attention in tokens (14 for 16-px patches is the ViTDet choice);
             None or 0 = global attention.
+        window_mode: ``cls`` (windows also see the cls token; default) or ``vitdet``.
         global_blocks: ViT blocks that keep global attention (default: last of each quarter).
         freeze_backbone: Start with the backbone frozen.
         weights: Local path or ``hf://`` URL of backbone weights.
@@ -222,8 +226,9 @@ def create_model(
         }.items() if v is not None}
         if neck != "auto":
             passed["neck"] = neck
-        if pretrained or freeze_backbone or num_frames != 1 or temporal_reduction != "concat":
-            passed["pretrained/freeze_backbone/num_frames/temporal_reduction"] = True
+        if (pretrained or freeze_backbone or num_frames != 1 or temporal_reduction != "concat"
+                or window_mode != "cls"):
+            passed["pretrained/freeze_backbone/num_frames/temporal_reduction/window_mode"] = True
         passed.update(head_kwargs)
         if passed:
             raise ConfigError(f"create_model(config) takes no other arguments; got {sorted(passed)}. "
@@ -253,7 +258,8 @@ def create_model(
             "task": config_or_task, "backbone": backbone, "head": head, "num_classes": num_classes,
             "bands": bands, "wavelengths": wavelengths, "pretrained": pretrained, "weights": weights,
             "num_frames": num_frames, "temporal_reduction": temporal_reduction,
-            "window_size": window_size, "global_blocks": global_blocks, "out_indices": out_indices,
+            "window_size": window_size, "window_mode": window_mode, "global_blocks": global_blocks,
+            "out_indices": out_indices,
             "output_stride": output_stride, "freeze_backbone": freeze_backbone, "neck": neck,
             "head_kwargs": head_kwargs, "backbone_kwargs": dict(backbone_kwargs or {}),
             "classes": classes,

@@ -175,6 +175,7 @@ def check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) 
         _check_indices("global_blocks", config.global_blocks, 0, depth - 1, f"{name} has {depth} blocks")
     else:
         for key, value in (("window_size", config.window_size or None),
+                           ("window_mode", None if config.window_mode == "cls" else config.window_mode),
                            ("global_blocks", config.global_blocks)):
             if value is not None:
                 raise ConfigError(f"model.{key} {value} applies to ViT backbones (window attention); "

@@ -195,3 +195,17 @@ def test_check_model_config_is_the_torch_free_one():
 
     # rsfm check / preflight import it from rsfm.modelcheck (no torch); the factory re-exports it
     assert rsfm.factory.check_model_config is rsfm.modelcheck.check_model_config
+
+
+def test_window_mode_is_a_model_option_kept_in_config_json(tmp_path):
+    import rsfm
+
+    model = rsfm.create_model("segmentation", "prithvi_eo_v2_300m", head="fcn", num_classes=2,
+                              bands=["RED", "GREEN", "BLUE"], window_size=2, window_mode="vitdet",
+                              backbone_kwargs={"depth": 4, "embed_dim": 32, "num_heads": 2})
+    assert model.backbone.window_mode == "vitdet"
+    model.save_pretrained(tmp_path / "m")
+    assert rsfm.from_pretrained(tmp_path / "m").backbone.window_mode == "vitdet"
+    with pytest.raises(ConfigError, match="model.window_mode vitdet applies to ViT backbones"):
+        rsfm.create_model("segmentation", "resnet18", head="fcn", num_classes=2,
+                          window_mode="vitdet")
