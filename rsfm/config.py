@@ -188,6 +188,8 @@ class ModelConfig:
         if self.classes is not None:
             check(len(self.classes) == self.num_classes, "classes",
                   f"{len(self.classes)} names but num_classes is {self.num_classes}")
+        check(self.bands is None or len(self.bands) > 0, "bands",
+              "is an empty list: list the bands, or leave the key out")
         if isinstance(self.bands, str):
             check(False, "bands", f"must be a list of band names, e.g. [{self.bands!r}]")
         if self.wavelengths is not None and self.bands is not None:

@@ -64,6 +64,11 @@ def _key(path: Path, suffix: str) -> str:
 def _scene_files(src: DataSource, image_suffix: str, label_suffix: str) -> tuple[Any, Any]:
     """Folders of scenes become file lists; a label folder is paired with them by name."""
     images: Any = src.images
+    listed = [images] if isinstance(images, str) else list(images or ())
+    missing = [str(p) for p in listed if not Path(p).exists()]
+    if missing:  # checked before pairing, so a typo is not reported as a missing label
+        raise ConfigError(f"data: images not found: {', '.join(repr(m) for m in missing[:5])}"
+                          + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     if isinstance(images, str) and Path(images).is_dir():
         images = [str(p) for p in list_images(images)]
     labels: Any = src.labels

@@ -51,6 +51,7 @@ from rsfm.data.reader import ImageReader
 from rsfm.data.scenes import SceneDataset
 from rsfm.datasets import base_dataset, build_split, check_split, label_rules
 from rsfm.errors import ConfigError, DataError, RsfmError
+from rsfm.inference.precision import check_device
 from rsfm.inference.predict import PredictOptions, ScenePredictor
 from rsfm.io import atomic_write_json, atomic_write_text
 from rsfm.metrics import (
@@ -510,13 +511,15 @@ def evaluate(
         An :class:`EvaluationResult` (``result.metrics["miou"]``...).
 
     Raises:
-        ConfigError: A split the recipe does not define (names the key to set), no recipe and
-            no folders, contradicting arguments, an output folder that cannot be written.
+        ConfigError: A device this machine does not have, a split the recipe does not define
+            (names the key to set), no recipe and no folders, contradicting arguments, an output
+            folder that cannot be written.
         DataError: Folders missing or not pairing (names the folder and the first unmatched
             files), unreadable images or labels.
         BandError: An image lacks a band the model needs.
     """
     t0 = time.perf_counter()
+    check_device(device)  # before the model and the data are loaded
     folders = images is not None or labels is not None
     if labels is not None and images is None:
         raise ConfigError("--labels needs --images (the folder of the images they label).")

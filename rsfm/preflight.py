@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 from rsfm.errors import ConfigError
@@ -53,7 +54,8 @@ def check_trackers(names: tuple[str, ...]) -> None:
 
 
 def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
-    """Fail unless ``path`` is (or can be created as) a writable folder; creates nothing.
+    """Fail unless ``path`` is (or can be created as) a writable folder; leaves nothing behind (it
+    creates and removes an empty temporary folder to be sure).
 
     Raises:
         ConfigError: A parent is a file, or the nearest existing parent is not writable.
@@ -66,9 +68,15 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise ConfigError(f"{what} '{path}' cannot be created: '{probe}' is a file, not a folder.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} '{path}' cannot be written: no write permission in '{probe}' "
-                          "(read-only file system or folder). Choose another location.")
+    # os.access alone says yes to root, and on read-only mounts, NFS root_squash, FUSE or /proc
+    # where creating a folder still fails: try it (an empty temporary folder, removed at once).
+    try:
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(f"no write permission in '{probe}'")
+        os.rmdir(tempfile.mkdtemp(prefix=".rsfm-probe-", dir=probe))
+    except OSError as err:
+        raise ConfigError(f"{what} '{path}' cannot be written: {err} (read-only file system or "
+                          "folder). Choose another location.") from None
     return path
 
 

@@ -20,6 +20,7 @@ Extras on top of plain YAML:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -47,14 +48,53 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- YAML loading
-def _read_yaml(path: Path) -> Any:
+@functools.cache
+def _loader() -> Any:
+    """``yaml.SafeLoader`` that rejects a key written twice in one mapping (plain YAML keeps the
+    last silently: a second ``train:`` section would replace the first)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found the key {key!r} twice; YAML would keep only the last one, so "
+                        "merge the two into one", key_node.start_mark)
+                seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
+
+
+def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"Recipe file not found: '{path}'.") from None
-    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{what} not found: '{path}'.") from None
+    except IsADirectoryError:
+        hint = (f" (a run folder: its recipe is '{path / 'recipe.yaml'}')"
+                if (path / "recipe.yaml").is_file() else "")
+        raise ConfigError(f"'{path}' is a folder, not a YAML file{hint}.") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}); save "
+                          "it with the UTF-8 encoding (not UTF-16).") from None
+    except OSError as err:
+        raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
+    try:
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
         raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
 
 
@@ -87,7 +127,7 @@ def _resolve_includes(node: Any, base_dir: Path, where: str, seen: tuple[Path, .
             if path in seen:
                 raise ConfigError(f"{where or '<root>'}.include: '{inc}' includes itself "
                                   f"({' -> '.join(str(p) for p in (*seen, path))}).")
-            data = _read_yaml(path)
+            data = _read_yaml(path, f"{where or '<root>'}.include: file")
             if data is None:
                 data = {}
             if not isinstance(data, Mapping):
@@ -258,6 +298,9 @@ def load_recipe(
             if shipped is not None:
                 path = shipped
         data = _read_yaml(path)
+        if data is None:
+            raise ConfigError(f"Recipe '{path}' is empty; a recipe is a YAML mapping with at "
+                              "least model: and data: sections.")
         if not isinstance(data, Mapping):
             raise ConfigError(f"Recipe '{path}' must be a YAML mapping, got {type(data).__name__}.")
         base_dir = path.resolve().parent

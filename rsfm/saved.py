@@ -131,7 +131,15 @@ def read_saved_config(path: str | os.PathLike[str]) -> SavedConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"No {CONFIG_NAME} in '{path.parent}': not an rsfm model folder "
+        folder = path.parent
+        if (folder / "recipe.yaml").is_file() and not (folder / "model.safetensors").exists():
+            raise ConfigError(
+                f"No {CONFIG_NAME} in '{folder}': this run has not saved a model yet (it writes "
+                f"{CONFIG_NAME} and model.safetensors after its first epoch). If it was stopped, "
+                "resume it (`rsfm train <recipe> --resume`, when checkpoints/ holds one) or "
+                "train it again."
+            ) from None
+        raise ConfigError(f"No {CONFIG_NAME} in '{folder}': not an rsfm model folder "
                           "(train with rsfm, or save with model.save_pretrained).") from None
     except (OSError, ValueError) as err:
         raise ConfigError(f"Cannot read '{path}': {err}") from None

@@ -9,6 +9,7 @@ sections (class counts against ``num_classes``, the metric against the task).
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -181,6 +182,10 @@ class DataConfig:
         check(self.tile_size is None or self.tile_size >= 8, "tile_size",
               f"must be >= 8 pixels (got {self.tile_size})")
         check(self.stride is None or self.stride >= 1, "stride", f"must be >= 1 (got {self.stride})")
+        check(self.val_block_size is None or self.val_fraction > 0, "val_block_size",
+              "holds out spatial blocks of data.val_fraction, which is 0; set val_fraction too")
+        check(self.bands is None or len(self.bands) > 0, "bands",
+              "is an empty list: list the bands, or leave the key out")
         if isinstance(self.bands, str):
             check(False, "bands", f"must be a list of band names, e.g. [{self.bands!r}]")
         for key in self.augment:
@@ -205,7 +210,8 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "betas")
-        check(self.lr > 0, "lr", f"must be > 0 (got {self.lr})")
+        check(self.lr > 0 and math.isfinite(self.lr), "lr",
+              f"must be a finite number > 0 (got {self.lr})")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0 (got {self.weight_decay})")
         check(self.layer_decay is None or 0 < self.layer_decay <= 1, "layer_decay",
               f"must be in (0, 1] (got {self.layer_decay})")
@@ -399,6 +405,26 @@ class Recipe:
               f"{self.metric!r} is not a {m.task} metric; choose one of {list(TASK_METRICS[m.task])}")
         check(m.task != "classification" or d.kind in ("class_folders", "arcgis"), "data.kind",
               "classification recipes read kind: class_folders (images/<class name>/*.tif)")
+        if self.eval.mode is not None:
+            natural = "min" if self.metric == "loss" else "max"
+            check(self.eval.mode == natural, "eval.mode",
+                  f"{self.eval.mode!r} would keep the checkpoint with the "
+                  f"{'highest' if self.eval.mode == 'max' else 'lowest'} {self.metric}, but "
+                  f"{self.metric} is better when {'lower' if natural == 'min' else 'higher'}; "
+                  f"use {natural!r} or leave eval.mode out")
+        check(d.val is None or not d.val_fraction, "data.val_fraction",
+              f"{d.val_fraction} holds out training files for validation, but data.val is given "
+              "too (and would be used); keep one of them")
+        hidden = set(d.label_ignore_values or ()) & set(range(m.num_classes))
+        check(d.label_map or d.color_map or len(hidden) < m.num_classes, "data.label_ignore_values",
+              f"{sorted(hidden)} are the ids of every class (0..{m.num_classes - 1}): no label "
+              "pixel would be left to learn from; list only the 'no label' values")
+        for key, table in (("data.label_map", d.label_map), ("data.color_map", d.color_map)):
+            bad = {k: v for k, v in (table or {}).items()
+                   if not (0 <= v < m.num_classes or v == d.ignore_index)}
+            check(not bad, key, f"{bad} map to no class: targets are class ids 0.."
+                                f"{m.num_classes - 1}, or data.ignore_index ({d.ignore_index}) "
+                                "for 'no label'")
 
     @property
     def max_seconds(self) -> float | None:

@@ -133,6 +133,7 @@ class InputSpec:
         names = [b.name for b in self.bands]
         dupes = sorted({n for n in names if names.count(n) > 1})
         check(not dupes, "bands", f"{dupes} listed twice")
+
         mean = self.normalization.mean
         check(mean is None or len(mean) == len(self.bands), "normalization",
               f"{len(mean or ())} mean/std values for {len(self.bands)} bands {names}")
@@ -314,6 +315,11 @@ def resolve_input_spec(model: ModelConfig, card: AdapterCard,
     names = stated if stated is not None else [f"class_{i}" for i in range(model.num_classes)]
     if len(names) != model.num_classes:
         raise ConfigError(f"{key}: {len(names)} names but model.num_classes is {model.num_classes}.")
+    plain = [getattr(c, "name", c) for c in names]
+    twice = sorted({str(n) for n in plain if plain.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{key}: {twice} listed twice in {plain}; class names must be unique "
+                          "(the position is the class id).")
     classes = _classes(names, data.color_map if data is not None else None, key,
                        background_first=model.task != "detection")
 

@@ -111,6 +111,11 @@ def test_recipe_with_mixed_precision_bf16_trains_on_cpu(tmp_path, caplog):
                   "mixed_precision": "bf16"},
         "output": {"dir": str(tmp_path / "run"), "plots": False},
     }
+    # fp32 first, then bf16, in one process (a notebook): accelerate's process-wide state used to
+    # refuse the second Accelerator ("AcceleratorState has already been initialized")
+    fp32 = {**recipe, "train": {**recipe["train"], "mixed_precision": None, "max_steps": 1},
+            "output": {"dir": str(tmp_path / "fp32"), "plots": False}}
+    assert rsfm.train(fp32).global_step == 1
     with caplog.at_level(logging.INFO, logger="rsfm.train"):
         result = rsfm.train(recipe)
     assert result.global_step > 0

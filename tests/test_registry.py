@@ -164,7 +164,8 @@ def test_cli_backbones_table(capsys):
     assert main(["backbones", "dofa*"]) == 0
     out = capsys.readouterr().out
     assert "dofa_base" in out and "111.2M" in out and "earthflow/DOFA" in out and "prithvi" not in out
-    assert main(["backbones", "nothing*"]) == 1
+    assert main(["backbones", "nothing*"]) == 2  # a user error: message on stderr
+    assert "No backbone matches 'nothing*'" in capsys.readouterr().err
 
 
 def test_band_report_previews_the_mapping_without_weights():

@@ -178,3 +178,34 @@ def test_output_dir_that_cannot_be_created_fails_before_compute(tmp_path, monkey
     with pytest.raises(ConfigError, match="cannot be created") as info:
         loop.train(tiny_recipe(blocker / "run"))
     assert str(blocker) in str(info.value)
+
+
+def test_resume_applies_a_changed_learning_rate(finished_run, tmp_path, caplog):
+    """``--resume train.optimizer.lr=...`` is applied from the resumed step on (the checkpoint's
+    restored optimizer would otherwise keep the old rate silently), with a warning."""
+    import json
+
+    from rsfm.train.loop import train
+
+    run = copy_run(finished_run, tmp_path / "run")
+    constant = {"epochs": 3, "scheduler": {"name": "constant"}}
+    recipe = tiny_recipe(run, output={"dir": str(run), "plots": False, "keep_checkpoints": 2},
+                         train=constant)
+    old_lr = recipe["train"]["optimizer"]["lr"]
+    recipe["train"]["optimizer"] = {**recipe["train"]["optimizer"], "lr": old_lr * 10}
+    with caplog.at_level("WARNING", logger="rsfm"):
+        train(recipe, resume=True)
+    assert "train.optimizer.lr" in caplog.text
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epoch_lr = {r["epoch"]: r["lr"] for r in rows if "lr" in r}
+    # the resumed epoch runs at ten times the rate the same resume without the change gives
+    reference = tmp_path / "same"
+    copy_run(finished_run, reference)
+    same = tiny_recipe(reference, output={"dir": str(reference), "plots": False,
+                                          "keep_checkpoints": 2}, train=constant)
+    train(same, resume=True)
+    ref = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    ref_lr = {r["epoch"]: r["lr"] for r in ref if "lr" in r}
+    last = max(epoch_lr)
+    assert ref_lr[last] == pytest.approx(old_lr)
+    assert epoch_lr[last] == pytest.approx(10 * old_lr, rel=1e-6)

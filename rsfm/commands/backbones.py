@@ -7,8 +7,10 @@ table needs no model and no torch.
 from __future__ import annotations
 
 import argparse
+import difflib
 
 from rsfm.cards import get_card, match_names
+from rsfm.errors import UnknownNameError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +29,11 @@ def run(args: argparse.Namespace) -> int:
     """Print name, family, parameters, bands, licence and Hub repo for each matching card."""
     names = match_names(args.pattern)
     if not names:
-        print(f"No backbone matches {args.pattern!r}. Try `rsfm backbones` for the full list.")
-        return 1
+        close = difflib.get_close_matches(args.pattern.strip("*?"), match_names("*"), n=5,
+                                          cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"No backbone matches {args.pattern!r}.{hint} `rsfm backbones` "
+                               "lists them all.")
     rows = [("name", "family", "params", "bands", "license", "hub repo")]
     for name in names:
         card = get_card(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rsfm.inference.precision import PRECISIONS
+from rsfm.inference.precision import PRECISIONS, check_device
 from rsfm.inference.predict import PredictOptions, predict
 
 
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Predict every scene and print where the results went."""
+    check_device(args.device)
     options = PredictOptions(
         tile_size=args.tile_size, overlap=args.overlap, batch_size=args.batch_size,
         device=args.device, precision=args.precision, parity_check=bool(args.verbose),

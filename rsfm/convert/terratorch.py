@@ -62,7 +62,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsfm import __version__
+from rsfm.bands import get_band, match_bands, resolve_band
+from rsfm.cards import all_cards, get_card
 from rsfm.errors import ConfigError, RsfmError, UnknownNameError
+from rsfm.recipe import validate_recipe
+from rsfm.schema import TASK_METRICS
 
 __all__ = ["ConversionResult", "convert_terratorch", "terratorch_backbone"]
 
@@ -89,7 +94,6 @@ class ConversionResult:
         keys (so they travel with the file)."""
         import yaml
 
-        from rsfm import __version__
 
         lines = [(f"# Converted by `rsfm convert terratorch` (rsfm {__version__}) from "
                   f"{self.source or 'a TerraTorch config mapping'}.")]
@@ -351,7 +355,6 @@ def terratorch_backbone(name: str) -> tuple[str, list[str]]:
     Raises:
         UnknownNameError: No card; the message lists close card names and aliases.
     """
-    from rsfm.cards import all_cards, get_card
 
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"model_args.backbone must be a backbone name, got {name!r}.")
@@ -412,7 +415,6 @@ def _band_tokens(values: Any, key: str) -> list[int | str]:
 
 def _catalog_name(token: int | str) -> str | None:
     """The token's name when rsfm's band catalog knows it."""
-    from rsfm.bands import get_band
 
     if isinstance(token, int):
         return None
@@ -665,7 +667,6 @@ class _Converter:
 
     # ------------------------------------------------------------------------------ backbone
     def convert_backbone(self) -> None:
-        from rsfm.cards import get_card
 
         args = self.args
         name = args.take("backbone")
@@ -855,7 +856,6 @@ class _Converter:
 
     def _compare_bands(self, key: str, model_tokens: list[int | str],
                        data_tokens: list[int | str]) -> None:
-        from rsfm.bands import match_bands, resolve_band
 
         if [str(t) for t in model_tokens] == [str(t) for t in data_tokens]:
             return
@@ -1785,7 +1785,6 @@ class _Converter:
 
     def _eval_metric(self, checkpoint: tuple[Any, Any, str] | None,
                      stop: tuple[Any, Any, str] | None) -> None:
-        from rsfm.schema import TASK_METRICS
 
         chosen = checkpoint if checkpoint and checkpoint[0] else stop
         if not chosen or not chosen[0]:
@@ -1857,7 +1856,6 @@ def convert_terratorch(
     """
     import yaml
 
-    from rsfm.recipe import validate_recipe
 
     config_dir: Path | None = None
     where: str | None = None
@@ -1875,11 +1873,17 @@ def convert_terratorch(
         where = str(path)
         name = name or path.stem
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"A TerraTorch config must be a YAML mapping, got {type(raw).__name__}.")
+        raise ConfigError(f"A TerraTorch config must be a YAML mapping, got {type(raw).__name__}"
+                          + (f" ('{where}')." if where else "."))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "terratorch").strip("_") or "terratorch"
     converter = _Converter(raw, config_dir,
                            Path(recipe_dir).resolve() if recipe_dir is not None else None, name)
-    result = converter.run()
+    try:
+        result = converter.run()
+    except ConfigError as err:  # name the file: the key paths inside are the config's
+        if where is None:
+            raise
+        raise ConfigError(f"TerraTorch config '{where}': {err}", key=err.key) from None
     result.source = where
     try:
         validate_recipe(result.recipe)

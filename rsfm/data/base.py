@@ -12,7 +12,7 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset, get_worker_info
 
-from rsfm.data.labels import LabelCount, LabelRules, apply_label_rules, is_vector_file
+from rsfm.data.labels import BoxCount, LabelCount, LabelRules, apply_label_rules, is_vector_file
 from rsfm.data.rasters import (
     RasterInfo,
     check_same_grid,
@@ -42,12 +42,17 @@ class DataReport:
         skipped_items: Their names (file, or file@window).
         out_of_range_pixels: Label pixels outside the declared classes (set to ignore_index).
         unknown_color_pixels: Colour-mask pixels whose colour is not in the colour table.
+        boxes: Detection boxes read, kept, clipped to their image and dropped (outside the
+            image, zero-size, too small), with ``box_examples`` (category -> first annotation
+            file and box).
     """
 
     skipped_nodata: int = 0
     skipped_items: list[str] = field(default_factory=list)
     out_of_range_pixels: int = 0
     unknown_color_pixels: int = 0
+    boxes: BoxCount = field(default_factory=BoxCount)
+    box_examples: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for logs and YAML)."""
@@ -56,6 +61,7 @@ class DataReport:
             "skipped_items": list(self.skipped_items),
             "out_of_range_pixels": self.out_of_range_pixels,
             "unknown_color_pixels": self.unknown_color_pixels,
+            "boxes": dict(vars(self.boxes)),
         }
 
 
@@ -129,6 +135,7 @@ class GeoDataset(Dataset):
         self.items: list[Any] = []
         # set by check_labels_sample while it reads: (label file, LabelCount) per target
         self._label_log: list[tuple[str, LabelCount]] | None = None
+        self._classes_seen: set[int] = set()
 
     # -- public attributes other modules rely on
     @property
@@ -164,7 +171,7 @@ class GeoDataset(Dataset):
         """Same grid (or, with ``align_labels``, two georeferenced files that can be aligned), and
         the bands the label rules read."""
         if not (self.align_labels and image.georeferenced and label.georeferenced):
-            check_same_grid(image, label)
+            check_same_grid(image, label, aligning=self.align_labels)
         if self.label_rules.color_map and label.count < 3:
             raise DataError(f"color_map is set but label '{label.path}' has {label.count} "
                             "band(s); colour masks need R, G, B.")
@@ -205,6 +212,8 @@ class GeoDataset(Dataset):
             self.report.out_of_range_pixels += count.invalid
         if self._label_log is not None:
             self._label_log.append((str(path), count))
+            valid = mask[(mask >= 0) & (mask < self.spec.num_classes)]
+            self._classes_seen.update(np.unique(valid).tolist())
         return mask
 
     def _load(
@@ -287,9 +296,13 @@ class GeoDataset(Dataset):
             DataError: Names each offending label file, its share of invalid pixels and the
                 values (or colours) found, with the classes and how to map them.
         """
+        if self.task == "detection" and len(self):
+            self.check_boxes()
+            return LabelSample()
         if self.task != "segmentation" or len(self) == 0:
             return LabelSample()
         self._label_log = []
+        self._classes_seen = set()
         try:
             for i in range(min(n_tiles, len(self))):
                 self.read_target(i)
@@ -312,6 +325,11 @@ class GeoDataset(Dataset):
             if self.label_rules.color_map:
                 hint = ("Add the colours to color_map (colour -> class id), or check that these "
                         "files are colour masks.")
+            elif any(isinstance(v, float) and not float(v).is_integer()
+                     for c in bad.values() for v in c.values):
+                hint = ("Labels are integer class ids; fractional values come from a label "
+                        "raster resampled with bilinear/cubic interpolation (resample labels "
+                        "with nearest neighbour) or from a probability map.")
             else:
                 hint = ("Map the values to class ids with label_map (e.g. {255: 1}), list "
                         "'no label' values in label_ignore_values, or declare the classes.")
@@ -322,8 +340,68 @@ class GeoDataset(Dataset):
                 f"Labels outside the classes ({classes}) for most pixels of the first "
                 f"{min(n_tiles, len(self))} samples:\n  " + "\n  ".join(lines) + f"\n{hint}"
             )
-        return LabelSample(len(log_), sum(c.labelled for c in per_file.values()),
-                           sum(c.invalid for c in per_file.values()))
+        labelled = sum(c.labelled for c in per_file.values())
+        invalid = sum(c.invalid for c in per_file.values())
+        missing = [i for i in range(self.spec.num_classes) if i not in self._classes_seen]
+        if missing and invalid and invalid >= 0.01 * (labelled + invalid):
+            # e.g. a 0/255 water mask for classes [dry, water]: 255 is not class 1, so water
+            # is never learnt; a few stray values do not stop training, a class they hide does
+            found = sorted({v for c in per_file.values() for v in c.values})[:10]
+            names = [f"{i}={self.spec.class_names[i]!r}" for i in missing]
+            what = "colours" if self.label_rules.color_map else "values"
+            key = "color_map" if self.label_rules.color_map else "label_map"
+            example = (f" (e.g. label_map: {{{found[0]!r}: {missing[0]}}})"
+                       if key == "label_map" and len(missing) == 1 and len(found) == 1 else "")
+            raise DataError(
+                f"Class(es) {', '.join(names)} never appear in the labels of the first "
+                f"{min(n_tiles, len(self))} samples, while {invalid:,} pixels "
+                f"({100 * invalid / (labelled + invalid):.1f}%) have {what} {found} that are no "
+                f"class (e.g. '{next(p for p, c in per_file.items() if c.invalid)}'). Map them "
+                f"to their class with {key}{example}, or list 'no label' values in "
+                "label_ignore_values."
+            )
+        return LabelSample(len(log_), labelled, invalid)
+
+    def check_boxes(self, limit: int = 2000) -> BoxCount:
+        """Read the boxes of the first ``limit`` samples (annotations only, no image pixels);
+        fail when no box is usable, warn with the counts of clipped and dropped ones.
+
+        Returns:
+            The counts (also in ``report.boxes``).
+
+        Raises:
+            DataError: Every box lies outside its image or is empty, or (all samples read) the
+                annotations hold no box at all; names an annotation file.
+        """
+        self.report.boxes, self.report.box_examples = BoxCount(), {}
+        n = min(limit, len(self))
+        kept = sum(len(self.read_target(i).get("boxes", ())) for i in range(n))
+        count, ex = self.report.boxes, dict(self.report.box_examples)  # (what the reader counted)
+        empty = ex.pop("no box", "no annotation file")
+        where = f"the first {n} samples" if n < len(self) else f"all {n} samples"
+        if count.total and not kept:
+            raise DataError(
+                f"No usable box in the annotations of {where}: {count.total} box(es), "
+                f"{count.outside} outside their image, {count.zero_size} zero-size, "
+                f"{count.small} too small once clipped (e.g. {next(iter(ex.values()), empty)}). "
+                "Boxes "
+                "are pixel coordinates (xmin, ymin, xmax, ymax) of their own image; check that "
+                "the annotation files belong to these images and use that convention."
+            )
+        if not kept and n == len(self):
+            raise DataError(f"The annotations of {where} hold no box (e.g. {empty}); "
+                            "detection needs objects to learn from.")
+        dropped = count.outside + count.zero_size + count.small
+        if count.clipped or dropped:
+            parts = [f"{v} {k}" for k, v in (("clipped to their image", count.clipped),
+                                              ("outside their image (dropped)", count.outside),
+                                              ("zero-size (dropped)", count.zero_size),
+                                              ("too small once clipped (dropped)", count.small))
+                     if v]
+            log.warning("Boxes of %s: %d read, %d used; %s. E.g. %s", where, count.total,
+                        count.kept, ", ".join(parts),
+                        "; ".join(f"{k}: {v}" for k, v in ex.items()))
+        return count
 
     def read_target(self, index: int) -> dict[str, np.ndarray]:
         """The target of sample ``index`` (mask or boxes/labels) without reading the image."""

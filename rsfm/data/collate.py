@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
+from rsfm.errors import DataError
+
 __all__ = ["collate_fn"]
 
 _LIST_KEYS = ("boxes", "labels")  # a different number of objects per image
@@ -49,6 +51,13 @@ def collate_fn(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if key in _LIST_KEYS:
             out[key] = [torch.as_tensor(v) for v in values]
         elif key in ("image", "mask"):
+            shapes = {tuple(v.shape) for v in values if hasattr(v, "shape")}
+            if len(shapes) > 1:
+                raise DataError(
+                    f"The {key}s of one batch have different sizes {sorted(shapes)}: samples are "
+                    "stacked into batches, so chips must share one size when data.batch_size > 1. "
+                    "Crop or pad the chips to one size, read them as scenes (data.kind: scenes "
+                    "with data.tile_size), or set data.batch_size: 1.")
             out[key] = _stack(values)
         else:
             out[key] = default_collate(values)

@@ -23,10 +23,12 @@ from rsfm.errors import ConfigError, DataError
 from rsfm.spec import parse_color
 
 __all__ = [
+    "BoxCount",
     "LabelCount",
     "LabelRules",
     "VectorLabels",
     "apply_label_rules",
+    "count_boxes",
     "is_vector_file",
     "read_coco",
     "read_kitti",
@@ -168,6 +170,8 @@ def apply_label_rules(
         if ignore is not None:
             silent |= ignore
         bad = ((out < 0) | (out >= num_classes)) & ~silent
+        if raw.dtype.kind == "f":  # 0.5 would become class 0: fractions are no class ids
+            bad |= (raw != np.floor(raw)) & np.isfinite(raw) & ~silent
         values = np.unique(raw[bad])[:10].tolist() if bad.any() else []
         what = f"values outside the {num_classes} declared classes (ids 0..{num_classes - 1})"
     n_bad = int(bad.sum())
@@ -228,7 +232,15 @@ class VectorLabels:
             return self
         key = CRS.from_user_input(crs).to_string()
         if key not in self._reprojected:
-            geoms = [shape(transform_geom(self.crs, crs, mapping(g))) for g in self.geometries]
+            try:
+                geoms = [shape(transform_geom(self.crs, crs, mapping(g))) for g in self.geometries]
+            except Exception as err:  # noqa: BLE001  CPLE_*: GDAL's error classes
+                raise DataError(
+                    f"The polygons of '{self.path}' (CRS {self.crs.to_string()}) cannot be "
+                    f"reprojected to the images' CRS {key}: {err}. They lie far outside the "
+                    "area that CRS covers: check the vector file's CRS (GeoJSON without a 'crs' "
+                    "member is longitude/latitude, EPSG:4326) and that the labels belong to "
+                    "these images.") from None
             self._reprojected[key] = VectorLabels(self.path, geoms, self.class_ids,
                                                   CRS.from_user_input(crs))
         return self._reprojected[key]
@@ -549,6 +561,50 @@ def read_yolo(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np
                       (cx + w / 2) * width, (cy + h / 2) * height])
         labels.append(c)
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
+
+
+@dataclass
+class BoxCount:
+    """What :func:`count_boxes` found in the boxes of one image (pixel xyxy, before clipping).
+
+    Attributes:
+        total: Boxes read.
+        kept: Boxes used for training (inside, or clipped to the image, and not too small).
+        clipped: Boxes partly outside the image, kept clipped to it.
+        outside: Boxes entirely outside the image (dropped).
+        zero_size: Boxes with zero or negative width or height (dropped).
+        small: Boxes smaller than the minimum size once clipped (dropped).
+    """
+
+    total: int = 0
+    kept: int = 0
+    clipped: int = 0
+    outside: int = 0
+    zero_size: int = 0
+    small: int = 0
+
+    def add(self, other: BoxCount) -> None:
+        """Accumulate ``other``'s counts."""
+        for name in ("total", "kept", "clipped", "outside", "zero_size", "small"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def count_boxes(boxes: np.ndarray, width: int, height: int, min_size: float) -> BoxCount:
+    """Sort image-pixel boxes (xyxy) of a ``width`` x ``height`` image into the categories of
+    :class:`BoxCount` (what :func:`clip_boxes` keeps, clips and drops)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    zero = (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+    outside = ~zero & ((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height))
+    partly = ~zero & ~outside & ((b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > width)
+                                 | (b[:, 3] > height))
+    c = b.copy()
+    c[:, [0, 2]] = np.clip(c[:, [0, 2]], 0, width)
+    c[:, [1, 3]] = np.clip(c[:, [1, 3]], 0, height)
+    big = ((c[:, 2] - c[:, 0]) >= min_size) & ((c[:, 3] - c[:, 1]) >= min_size)
+    kept = ~zero & ~outside & big
+    return BoxCount(total=len(b), kept=int(kept.sum()), clipped=int((partly & big).sum()),
+                    outside=int(outside.sum()), zero_size=int(zero.sum()),
+                    small=int((~zero & ~outside & ~big).sum()))
 
 
 def clip_boxes(boxes: np.ndarray, labels: np.ndarray, col_off: float, row_off: float, width: int,

@@ -77,10 +77,25 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"Image folder not found: '{folder}'.")
+        hint = (" Wildcards are not expanded: give the folder, or a list of files."
+                if any(c in str(folder) for c in "*?[") else "")
+        if folder.is_file():
+            hint = " It is a file; give the folder that holds the images (or a list of files)."
+        raise DataError(f"Image folder not found: '{folder}'.{hint}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in '{folder}'.")
+        found = sorted({p.suffix.lower() or p.name for p in folder.iterdir() if p.is_file()})
+        boxes = [s for s in found if s in (".xml", ".txt", ".json")]
+        if boxes:
+            hint = (f" It holds annotation files ({', '.join(boxes)}): box annotations (PASCAL "
+                    "VOC, YOLO, COCO) go with data.kind: chips (data.label_format: voc, yolo or "
+                    "coco), paired with the images by file name; kind: scenes takes vector "
+                    "labels (GeoPackage, GeoJSON...).")
+        elif found:
+            hint = f" It holds {', '.join(found[:8])} files."
+        else:
+            hint = " The folder is empty."
+        raise DataError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in '{folder}'.{hint}")
     return files
 
 
@@ -160,6 +175,10 @@ def inspect_raster(path: str | Path) -> RasterInfo:
     except RasterioIOError as err:
         _handles.pop(str(path), None)
         raise DataError(f"'{path}' is truncated or corrupt (reading failed: {err}).") from None
+    if str(ds.dtypes[0]).startswith("complex"):  # read as float, the imaginary part would vanish
+        raise DataError(f"'{path}' holds complex values ({ds.dtypes[0]}, e.g. SAR single-look "
+                        "complex data); rsfm reads real-valued bands. Convert it first to "
+                        "amplitude or intensity (in dB), e.g. with SNAP or gdal_calc.py.")
     return RasterInfo(
         path=str(path), width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
         crs=ds.crs, transform=ds.transform, nodata=ds.nodata,
@@ -168,11 +187,14 @@ def inspect_raster(path: str | Path) -> RasterInfo:
     )
 
 
-def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 0.01) -> None:
+def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 0.01,
+                    aligning: bool = False) -> None:
     """Fail unless ``image`` and ``label`` share size, CRS and transform.
 
     Corners are compared to ``tolerance_px`` of a pixel, since pixel sizes written by different
-    tools differ in the last float digits (Sen1Floods11 labels do).
+    tools differ in the last float digits (Sen1Floods11 labels do). ``aligning``: the caller
+    resamples labels onto the image grid but cannot here (a file is not georeferenced), so the
+    advice is not to align.
 
     Raises:
         DataError: Names both files and every property that differs.
@@ -200,13 +222,22 @@ def check_same_grid(image: RasterInfo, label: RasterInfo, tolerance_px: float = 
     elif image.georeferenced != label.georeferenced:
         which = image.path if not image.georeferenced else label.path
         problems.append(f"'{which}' has no CRS while the other file has one")
+    if problems and aligning:
+        raise DataError(
+            f"Image '{image.path}' and label '{label.path}' are not on the same grid: "
+            + "; ".join(problems)
+            + ". data.align_labels resamples labels by their georeferencing, so both files need "
+            "a CRS and a transform: georeference the label (gdal_edit.py -a_srs -a_ullr) or "
+            "write it on the image's pixel grid."
+        )
     if problems:
         raise DataError(
             f"Image '{image.path}' and label '{label.path}' are not on the same grid: "
             + "; ".join(problems)
-            + ". Pass align_labels=True to resample the label onto the image grid (nearest "
-            "neighbour, done lazily per window), re-export it on the image grid (gdalwarp "
-            "-te/-ts/-t_srs), or use vector labels, which are reprojected per window."
+            + ". Set data.align_labels: true (Python: align_labels=True) to resample the label "
+            "onto the image grid (nearest neighbour, done lazily per window), re-export it on "
+            "the image grid (gdalwarp -te/-ts/-t_srs), or use vector labels, which are "
+            "reprojected per window."
         )
 
 

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import LabelRules, VectorLabels, is_vector_file, read_vector
+from rsfm.data.labels import BoxCount, LabelRules, VectorLabels, is_vector_file, read_vector
 from rsfm.data.rasters import inspect_raster, invalid_mask, outside_mask, read_window
 from rsfm.errors import ConfigError, DataError
 from rsfm.spec import InputSpec
@@ -126,11 +126,19 @@ class SceneDataset(GeoDataset):
         ]
         if not self.scenes:
             raise DataError("SceneDataset needs at least one scene.")
+        odd = (next((p for p in self.scenes if len(p) != spec.num_frames), None)
+               if spec.num_frames > 1 else None)
+        if odd is not None:
+            raise DataError(
+                f"The model takes {spec.num_frames} time step(s) per scene (model.num_frames) "
+                f"but scene '{odd[0]}' has {len(odd)} file(s): give each scene as a list of its "
+                "files in time order, or use chips with a manifest (';'-separated time steps).")
         self.label_rasters: list[Path | None] = [None] * len(self.scenes)
         self.vectors: VectorLabels | None = None
         self._setup_labels(labels, class_attribute, class_map)
         self._valid_grids: list[tuple[np.ndarray, int] | None] = []
         self._build_tiles(skip_nodata)
+        self._check_vectors_overlap()
 
     # ------------------------------------------------------------------ construction
     def _setup_labels(self, labels, class_attribute, class_map) -> None:
@@ -160,14 +168,32 @@ class SceneDataset(GeoDataset):
             self.vectors = read_vector(labels, class_attribute, self.classes, class_map, default)
             return
         if self.task == "detection":
-            raise ConfigError("Scene detection needs vector labels (polygons -> boxes).")
+            raise ConfigError(f"Scene detection needs vector labels (polygons -> boxes), not "
+                              f"'{labels}'.")
         rasters = [Path(labels)] if single else [Path(p) for p in labels]
+        missing = [str(r) for r in rasters if not r.exists()]
+        if missing:
+            raise DataError(f"Labels not found: {missing[:3]}" + (" (give a label raster per "
+                            "scene, a folder of them paired with the scenes by name, or a "
+                            "vector file)." if single else "."))
         if len(rasters) != len(self.scenes):
-            raise ConfigError(f"{len(self.scenes)} scenes but {len(rasters)} label rasters.")
+            raise ConfigError(f"{len(self.scenes)} scenes (e.g. '{self.scenes[0][0]}') but "
+                              f"{len(rasters)} label raster(s) ({[str(r) for r in rasters[:3]]}): "
+                              "give one label raster per scene, in the same order, or a folder "
+                              "paired with the scenes by name.")
         self.label_rasters = list(rasters)
 
     def _build_tiles(self, skip_nodata: bool) -> None:
         t = self.tile_size
+        infos = [self.reader.plan(paths[0]).info for paths in self.scenes]
+        largest = max(max(i.height, i.width) for i in infos)
+        if t > 2 * largest:
+            # every sample would be mostly padding, and a huge tile exhausts memory on first read
+            big = max(infos, key=lambda i: max(i.height, i.width))
+            raise DataError(
+                f"data.tile_size {t} is more than twice the largest scene ('{big.path}', "
+                f"{big.height} x {big.width} pixels): each sample would be mostly padding. Use a "
+                f"tile size of at most {largest} (a multiple of the model's patch size for ViTs).")
         for s, paths in enumerate(self.scenes):
             for p in paths:
                 self.reader.plan(p)
@@ -196,6 +222,26 @@ class SceneDataset(GeoDataset):
                 f"All tiles of {[str(p[0]) for p in self.scenes]} are entirely nodata "
                 f"({self.report.skipped_nodata} skipped); check the nodata value and the bands."
             )
+
+    def _check_vectors_overlap(self) -> None:
+        """Vector labels must touch at least one scene (a CRS mix-up otherwise trains on an
+        all-background map, or on no box at all)."""
+        vec = self.vectors
+        if vec is None or not vec.geometries:
+            return
+        infos = [self.reader.plan(p[0]).info for p in self.scenes]
+        if not all(i.georeferenced for i in infos) or any(
+                len(vec.to_crs(i.crs).query(i.bounds)) for i in infos):
+            return
+        first = infos[0]
+        raise DataError(
+            f"No polygon of '{vec.path}' ({len(vec.geometries)} features, CRS "
+            f"{vec.crs.to_string() if vec.crs is not None else 'unknown'}) overlaps the scene(s) "
+            f"(e.g. '{self.scenes[0][0]}', CRS {first.crs.to_string()}, bounds "
+            f"{tuple(round(v, 2) for v in first.bounds)}). Check that the labels belong to these "
+            "scenes and that the vector file's CRS is right (GeoJSON without a 'crs' member is "
+            "longitude/latitude, EPSG:4326)."
+        )
 
     def _scan(self, paths: list[Path]) -> tuple[np.ndarray, int]:
         """Validity of the scene at 1/f resolution (``f`` ~ tile_size / 16)."""
@@ -256,6 +302,11 @@ class SceneDataset(GeoDataset):
             wt = window_transform(window, info.transform)
             if self.task == "detection":
                 boxes, labels = vec.boxes(wt, (t, t), min_visible=self.min_visible)
+                self.report.boxes.add(BoxCount(total=len(boxes), kept=len(boxes)))
+                if not len(boxes):
+                    self.report.box_examples.setdefault(
+                        "no box", f"'{self.vectors.path}' has none in the tile at col={col}, "
+                        f"row={row} of '{self.scenes[s][0]}'")
                 return {"boxes": boxes, "labels": labels}
             raw = vec.rasterize(wt, (t, t), background=0, all_touched=self.all_touched)
             return {"mask": self._label_mask(raw, bad, self.vectors.path,

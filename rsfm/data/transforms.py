@@ -165,7 +165,7 @@ class SampleTransform:
 
 def _resized_crop(o: dict[str, Any]) -> Any:
     if "size" not in o:
-        raise ConfigError("augment.resized_crop needs size (output pixels).")
+        raise ConfigError("data.augment.resized_crop needs size (output pixels).")
     p = o.pop("p", 1.0)
     crop = v2.RandomResizedCrop(size=o.pop("size"), scale=tuple(o.pop("scale", (0.5, 1.0))),
                                 ratio=tuple(o.pop("ratio", (3 / 4, 4 / 3))), **o)
@@ -218,9 +218,13 @@ def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None
         elif isinstance(value, Mapping):
             opts = dict(value)
         else:
-            raise ConfigError(f"augment.{key} must be a probability or a mapping, got {value!r}.")
+            raise ConfigError(f"data.augment.{key} must be a probability or a mapping, got "
+                              f"{value!r}.")
+        p = opts.get("p", default_p)
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ConfigError(f"data.augment.{key}: the probability must be in [0, 1], got {p!r}.")
         try:
             (geometric if is_geometric else spectral).append(build(opts))
-        except TypeError as err:
-            raise ConfigError(f"Bad augmentation option: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"Bad augmentation option data.augment.{key}: {err}") from None
     return SampleTransform(geometric, spectral)

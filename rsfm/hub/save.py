@@ -264,6 +264,12 @@ def resolve_folder(path_or_repo_id: str | os.PathLike[str], revision: str | None
     if p.is_dir():
         return p
     repo_id = str(path_or_repo_id)
+    if p.is_file() and p.suffix.lower() in (".yaml", ".yml"):
+        raise WeightsError(f"'{repo_id}' is a recipe; give the run folder it trained (its "
+                           "output.dir, e.g. runs/<name>), a saved model folder or a Hub repo id.")
+    if p.is_file() and p.suffix.lower() == ".safetensors":
+        raise WeightsError(f"'{repo_id}' is a weights file; give the folder holding it with its "
+                           "config.json (a run folder or a saved model folder).")
     if repo_id.count("/") != 1 or p.exists():
         raise WeightsError(f"'{repo_id}' is neither a model folder nor a Hub repo id (ORG/NAME).")
     from huggingface_hub import snapshot_download
@@ -367,7 +373,18 @@ def from_pretrained(
         # the weights file holds the whole model: no pretrained backbone to fetch first
         model = create_model(replace(config.model, pretrained=False, weights=None),
                              input_spec=config.input, model_class=model_class)
-        missing, unexpected = model.load_state_dict(load_file(str(full)), strict=False)
+        try:
+            state = load_file(str(full))
+        except Exception as err:  # noqa: BLE001  SafetensorError, OSError: truncated/not one
+            raise WeightsError(f"Cannot read weights file '{full}' ({type(err).__name__}: {err}); "
+                               "it is truncated or not a safetensors file. Restore it (a run "
+                               "folder also keeps last_model.safetensors and "
+                               "checkpoints/*/model.safetensors).") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # size mismatch: the weights are of another model
+            raise WeightsError(f"{full}: weights do not fit the model rebuilt from {CONFIG_NAME}: "
+                               f"{str(err).strip()[:500]}") from None
         if missing or unexpected:
             raise WeightsError(f"{full}: weights do not fit the model rebuilt from {CONFIG_NAME} "
                                f"(missing {missing[:5]}, unexpected {unexpected[:5]}).")

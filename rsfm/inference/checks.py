@@ -4,9 +4,10 @@
   fit the task, no output overwrites an input, every output folder can be created and written;
 - inputs: each scene has the bands the model needs (the message names the file, the model's
   bands and the file's bands), time steps are co-registered;
-- values: the first window of a scene is compared with the model's normalisation statistics, and
-  a warning says when they are far apart (a uint8 RGB file read as dB SAR through forced
-  ``--file-bands``, reflectance without its value scale...).
+- values: a scene without any valid pixel is reported; the first window of a scene is compared
+  with the model's normalisation statistics, and a warning says when they are far apart (a
+  uint8 RGB file read as dB SAR through forced ``--file-bands``, reflectance without its value
+  scale...).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from rsfm.data.rasters import file_band_names, inspect_raster
+from rsfm.data.rasters import file_band_names, inspect_raster, invalid_mask, read_window
 from rsfm.data.reader import ImageReader
 from rsfm.errors import BandError, ConfigError, DataError
 from rsfm.inference.vectorize import VECTOR_SUFFIXES, vector_backend, vector_driver
@@ -194,18 +195,39 @@ def scene_reader(spec: InputSpec, paths: Sequence[str | os.PathLike[str]]) -> Im
     return reader
 
 
+def _no_valid_pixel(reader: ImageReader, path: str | os.PathLike[str],
+                    size: int = 256) -> str | None:
+    """A warning when a decimated read of the whole scene finds no valid pixel (every one is
+    nodata, NaN or inf): the prediction will be nodata everywhere."""
+    plan = reader.plan(path)
+    info = plan.info
+    shape = (max(1, min(size, info.height)), max(1, min(size, info.width)))
+    raw = read_window(path, None, plan.selection.indexes, out_shape=shape)
+    if not invalid_mask(raw, plan.nodata)[1].all():
+        return None
+    nodata = "NaN/inf" if plan.nodata is None else f"nodata ({plan.nodata:g}), NaN or inf"
+    message = (f"'{path}' holds no valid pixel (every pixel read is {nodata}): the prediction "
+               "will be nodata everywhere. Check the file and its nodata value.")
+    log.warning(message)
+    return message
+
+
 def check_value_range(reader: ImageReader, path: str | os.PathLike[str],
                       size: int = 512) -> str | None:
-    """Warn when a scene's values are far from the model's normalisation statistics.
+    """Warn when a scene holds no valid pixel, or its values are far from the model's
+    normalisation statistics.
 
-    Reads one window (the scene's centre, at most ``size`` pixels square) and compares each
-    band's median with the training mean in units of the training standard deviation; only
+    The first reads the whole scene decimated; the second reads one window (the scene's centre,
+    at most ``size`` pixels square) and compares each band's median with the training mean in units of the training standard deviation; only
     ``stats`` normalisation has statistics to compare with.
 
     Returns:
         The warning (also logged), or None.
     """
     spec = reader.spec
+    empty = _no_valid_pixel(reader, path)
+    if empty is not None:
+        return empty
     norm = spec.normalization
     if norm.mode != "stats" or norm.mean is None or norm.std is None:
         return None

@@ -264,9 +264,14 @@ def load_model(source: Any) -> tuple[Callable[..., Any], SavedConfig]:
             return exported, exported.saved_config
         if suffix in _SCRIPT:
             return _load_torchscript(path)
+        hint = {".yaml": " This is a recipe: give the run folder it trained (its output.dir, "
+                         "e.g. runs/<name>).",
+                ".yml": " This is a recipe: give the run folder it trained (its output.dir).",
+                ".safetensors": " Give the folder holding these weights with their config.json."
+                }.get(suffix, "")
         raise ConfigError(
             f"Cannot load '{path}': expected a run directory, a saved model folder, a Hub repo "
-            f"id, or a file exported by `rsfm export` ({', '.join(EXPORT_SUFFIXES)})."
+            f"id, or a file exported by `rsfm export` ({', '.join(EXPORT_SUFFIXES)}).{hint}"
         )
     model = from_pretrained(str(source))
     config = saved_config_of(model)

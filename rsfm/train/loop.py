@@ -92,16 +92,18 @@ def train(
     main = run.main = accelerator.is_main_process
     set_seed(tc.seed, deterministic=tc.deterministic)
     ckpt = run.prepare(recipe, tc.resume if resume is None else resume, spec)
-    accelerator.wait_for_everyone()
-    run.start(recipe, resumed=ckpt is not None)
-    accelerator.wait_for_everyone()
-    start_trackers(accelerator, recipe)
 
     with accelerator.main_process_first():
         datasets = build_datasets(recipe, spec)
         data_lines = check_datasets(datasets)  # labels that do not fit the classes: stop now
     loaders = build_loaders(datasets, recipe.data, tc.seed, accelerator.num_processes)
     model = make_trainable(build_model(recipe, spec), recipe)
+    # Only now, with data and model built, is the run folder written (or cleared on
+    # output.overwrite): a failure above leaves the user's previous run untouched.
+    accelerator.wait_for_everyone()
+    run.start(recipe, resumed=ckpt is not None)
+    accelerator.wait_for_everyone()
+    start_trackers(accelerator, recipe)
     task = build_task(recipe.model.task, spec, loss=tc.loss, accelerator=accelerator,
                       score_threshold=recipe.eval.score_threshold)
     if main:
@@ -119,6 +121,7 @@ def train(
     state = TrainState(run_dir=str(run.path))
     if ckpt is not None:
         state = _resume(accelerator, ckpt, raw, scheduler, budget)
+        _apply_resumed_lr(scheduler, tc.optimizer.lr)
         unfreezer.apply(raw, state.epoch, upto=True)
     state.run_dir, state.model = str(run.path), raw
     if main:
@@ -174,6 +177,23 @@ def _header(recipe: Recipe, model: Any, accelerator: Any) -> str:
             f"{trainable:,} / {total:,} ({100 * trainable / max(total, 1):.2f}%), "
             f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision "
             f"{accelerator.mixed_precision}")
+
+
+def _apply_resumed_lr(scheduler: Any, lr: float) -> None:
+    """Give a resumed run the recipe's ``train.optimizer.lr`` (a checkpoint restores the
+    optimizer's and the schedule's base rates, which would silently keep the old one)."""
+    groups = scheduler.optimizer.param_groups
+    scale = [g.get("lr_scale", 1.0) for g in groups]
+    before = scheduler.base_lrs[0] / scale[0]
+    if math.isclose(before, lr, rel_tol=1e-9):
+        return
+    scheduler.base_lrs = [lr * s for s in scale]
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for g, base in zip(groups, scheduler.base_lrs):
+        g["initial_lr"], g["lr"] = base, base * factor
+    log.warning("train.optimizer.lr: the checkpoint was trained with %g, the resumed recipe "
+                "says %g; the schedule continues from step %d with %g.", before, lr,
+                scheduler.last_epoch, lr)
 
 
 def _resume(accelerator: Any, ckpt: Path, raw: Any, scheduler: Any, budget: Budget) -> TrainState:

@@ -56,6 +56,13 @@ def make_accelerator(recipe: Recipe, run_dir: Path) -> Any:
     # torchrun (or `accelerate launch --multi_gpu`) on a machine without GPUs: DDP on CPU/gloo
     if int(os.environ.get("LOCAL_RANK", "-1")) != -1 and not torch.cuda.is_available():
         kwargs["cpu"] = True
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # accelerate keeps one process-wide state and refuses a second Accelerator with another
+        # mixed precision: a notebook training fp32 then bf16 (or a failed run before) would
+        # fail. A single process owns no process group, so starting afresh is safe.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     try:
         return Accelerator(
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
