@@ -229,7 +229,20 @@ def _short(class_path: Any) -> str:
     return str(class_path).rsplit(".", 1)[-1] if class_path else ""
 
 
-class _Block:
+class _Lookup:
+    """Keys read from a section that may spell them in more than one place (``where``)."""
+
+    cfg: _Config
+
+    def where(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def get(self, key: str, default: Any = None) -> Any:
+        where = self.where(key)
+        return default if where is None else self.cfg.get(where)
+
+
+class _Block(_Lookup):
     """A ``{class_path, init_args, dict_kwargs}`` node (``dict_kwargs`` merged in)."""
 
     def __init__(self, cfg: _Config, path: str) -> None:
@@ -248,10 +261,6 @@ class _Block:
                 return f"{self.path}.{section}.{key}"
         return None
 
-    def get(self, key: str, default: Any = None) -> Any:
-        where = self.where(key)
-        return default if where is None else self.cfg.get(where)
-
     def take(self, key: str, default: Any = None) -> Any:
         where = self.where(key)
         if where is None:
@@ -261,7 +270,7 @@ class _Block:
         return self.cfg.get(where)
 
 
-class _ModelArgs:
+class _ModelArgs(_Lookup):
     """``model.init_args.model_args``: ``backbone_x`` may also be ``backbone_kwargs.x`` (and
     ``decoder_``/``head_`` likewise), as TerraTorch's newest factory accepts."""
 
@@ -279,10 +288,6 @@ class _ModelArgs:
                 if self.cfg.get(nested) is not None:
                     return nested
         return None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        where = self.where(key)
-        return default if where is None else self.cfg.get(where)
 
     def take(self, key: str, default: Any = None) -> Any:
         where = self.where(key)
