@@ -93,7 +93,7 @@ def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
     except OSError as err:
         raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_loader())
     except yaml.YAMLError as err:
         raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
 

@@ -336,14 +336,15 @@ class Outcome:
 
     @property
     def text(self) -> str:
-        return "\n".join((self.err, self.out, self.log))
+        return f"{self.err}\n{self.out}\n{self.log}"
 
 
 def run_cli(argv: list[str], capsys, caplog, env: dict[str, str] | None = None,
             in_subprocess: bool = False, timeout: float = 180) -> Outcome:
     if in_subprocess:
         proc = subprocess.run([sys.executable, "-m", "rsfm", *argv], capture_output=True,
-                              text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                              text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                              check=False)
         return Outcome(proc.returncode, proc.stdout, proc.stderr, "")
     _reset_status_handlers()
     caplog.clear()
@@ -728,13 +729,13 @@ def _(ctx):
 # =============================================================================================
 @case("images-folder-typo", "{tmp}/imgs")
 def _(ctx):
-    im, lab = ctx.s1_pair()
+    _, lab = ctx.s1_pair()
     return ["check", ctx.chip_recipe(ctx.tmp / "imgs", lab), "--data"]
 
 
 @case("labels-folder-typo", "{tmp}/lables")
 def _(ctx):
-    im, lab = ctx.s1_pair()
+    im, _ = ctx.s1_pair()
     return ["check", ctx.chip_recipe(im, ctx.tmp / "lables"), "--data"]
 
 
@@ -1577,7 +1578,7 @@ def test_python_m_rsfm_train_uses_the_handler(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     proc = subprocess.run([sys.executable, "-m", "rsfm.train", str(path)], capture_output=True,
-                          text=True, timeout=120,
+                          text=True, timeout=120, check=False,
                           env={**os.environ, "RSFM_TRACEBACK_DIR": str(tmp_path / "tb")})
     assert proc.returncode == 2, proc.stderr
     assert "train.max_time" in proc.stderr and "Traceback" not in proc.stderr

@@ -49,7 +49,7 @@ def test_two_band_sar_and_rgb_choice(tmp_path):
     ds = ChipDataset(S1, S1_LABELS, S1_SPEC, **S1_KW)
     _check_png(show_batch(ds, path=tmp_path / "s1.png", hide_classes=["dry"]))
     _check_png(show_batch(ds, path=tmp_path / "vh.png", rgb=["VH"]))
-    with pytest.raises(ConfigError, match="not one of the image.s channels"):
+    with pytest.raises(ConfigError, match=r"not one of the image.s channels"):
         show_batch(ds, path=tmp_path / "x.png", rgb=["RED", "GREEN", "BLUE"])
 
 

@@ -101,7 +101,7 @@ def test_build_transforms_errors():
 
 
 def test_augmentation_names_match_the_recipe_schema():
-    from rsfm.data.transforms import _AUGMENTATIONS
     from rsfm.config import AUGMENTATIONS
+    from rsfm.data.transforms import _AUGMENTATIONS
 
     assert set(_AUGMENTATIONS) == set(AUGMENTATIONS)

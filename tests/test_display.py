@@ -35,7 +35,7 @@ def test_unknown_bands_are_grey_and_user_choice_wins():
 def test_sar_composite_adds_the_difference_channel():
     img = np.stack([np.linspace(-20, 0, 100).reshape(10, 10), np.full((10, 10), -25.0)])
     pic = composite_image(img, rgb_composite(resolve_bands(["VV", "VH"])))
-    assert pic.shape == (10, 10, 3) and 0 <= pic.min() and pic.max() <= 1
+    assert pic.shape == (10, 10, 3) and pic.min() >= 0 and pic.max() <= 1
     assert np.allclose(pic[..., 0], pic[..., 2], atol=1e-6)  # VV - VH follows VV when VH is flat
 
 
@@ -51,8 +51,8 @@ def test_ignored_pixels_are_striped_not_a_class_colour():
 
 def test_training_prediction_plot_uses_named_rgb_bands(tmp_path, monkeypatch):
     """plots/predictions.png showed bands 1-3 (coastal, blue, green) of 12-band data."""
-    import rsfm.train.plots as plots
     from rsfm.spec import ClassInfo, InputSpec
+    from rsfm.train import plots
 
     bands = resolve_bands(["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"])
     spec = InputSpec(bands=tuple(bands), classes=(ClassInfo("dry", (60, 60, 60)),

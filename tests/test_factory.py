@@ -206,6 +206,6 @@ def test_window_mode_is_a_model_option_kept_in_config_json(tmp_path):
     assert model.backbone.window_mode == "vitdet"
     model.save_pretrained(tmp_path / "m")
     assert rsfm.from_pretrained(tmp_path / "m").backbone.window_mode == "vitdet"
-    with pytest.raises(ConfigError, match="model.window_mode vitdet applies to ViT backbones"):
+    with pytest.raises(ConfigError, match=r"model\.window_mode vitdet applies to ViT backbones"):
         rsfm.create_model("segmentation", "resnet18", head="fcn", num_classes=2,
                           window_mode="vitdet")

@@ -1,9 +1,15 @@
-import sys, json, shutil
+import shutil
+import sys
+
 sys.path.insert(0, "tests")
 from pathlib import Path
-import numpy as np, rasterio
+
+import numpy as np
+import rasterio
 from test_train import tiny_recipe
+
 import rsfm
+
 out = Path("/tmp/legacy/run")
 shutil.rmtree(out, ignore_errors=True)
 rsfm.train(tiny_recipe(out, model={"task": "segmentation", "backbone": "prithvi_eo_v2_300m", "head": "fcn", "num_classes": 2, "bands": ["VV", "VH"], "backbone_kwargs": {"depth": 2, "embed_dim": 32, "num_heads": 2}, "neck": {"out_channels": 16}}, train={"epochs": 1, "progress": False}, output={"dir": str(out), "plots": False}))
@@ -11,7 +17,7 @@ dst = Path("tests/data/legacy_v0_1_0")
 shutil.rmtree(dst, ignore_errors=True); dst.mkdir(parents=True)
 for name in ("config.json", "model.safetensors", "recipe.yaml"):
     shutil.copy(out / name, dst / name)
-scene = sorted(Path("tests/data/sen1floods11/S1Hand").glob("*.tif"))[0]
+scene = min(Path("tests/data/sen1floods11/S1Hand").glob("*.tif"))
 res = rsfm.predict(str(dst), str(scene), "/tmp/legacy/pred.tif", tile_size=64, progress=False, probabilities="float32")
 with rasterio.open("/tmp/legacy/pred.tif") as ds:
     arr = ds.read(1)
