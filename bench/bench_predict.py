@@ -1,278 +1,228 @@
-"""Benchmark ``rsfm.predict``: bf16 vs fp32 on real scenes, and end-to-end overhead on a big one.
+"""Benchmark ``rsfm.predict`` end to end: bf16 vs fp32, Prithvi-100M + FCN head, tile 224.
 
-Default: the 10 Sentinel-1 VV/VH scenes of ``recipes/demo_data`` (256 x 256 px each), predicted
-end to end (read, normalise, tile 224 px with a quarter-tile overlap, blend, write a class COG)
-by two small ViTs, in fp32 and with ``precision="bf16"``:
+The scene is real: the Sentinel-2 chip ``Spain_7370579_S2Hand.tif`` of Sen1Floods11 (13 bands,
+int16; the 512 x 512 chip of ``/work/shared/data/sen1floods11_samples`` when present, else the
+128 x 128 crop in ``tests/data``), mirrored into a ``--size`` x ``--size`` mosaic (default
+1024, 49 tiles) so that tiles, not per-scene costs, dominate as they do on real scenes. The
+model is Prithvi-EO-1.0-100M's layout (ViT-B/16, its card's six HLS bands and statistics;
+random init, seed 0, no download) with the ViTDet neck and an FCN head, two classes.
 
-* ``vit_s``: Prithvi layout at ViT-S/16 size (width 384, 12 blocks, 6 heads, 22 M parameters),
-  random init (seed 0), FCN head;
-* ``tiny``: the trained tiny Prithvi ViT of ``tests/data/legacy_v0_1_0`` (width 32, 2 blocks);
-* ``vit_b`` (on request): the Prithvi-100M layout (ViT-B/16, width 768), random init.
+Configurations (``bench/_harness.py``: each in a fresh subprocess, interleaved, CPU seconds
+next to wall seconds, one torch thread unless ``--threads``):
 
-Each configuration runs in a fresh subprocess, the configurations interleaved ``--reps`` times
-(so a busy machine slows all of them alike). Reported per configuration: the median process CPU
-seconds (user + system) and wall seconds of the ``predict`` call, throughput in megapixels per
-CPU second, the bf16 speed-up against the named fp32 baseline, and the class agreement of the
-bf16 maps with the fp32 maps (valid pixels of all scenes). A last bf16 run per model prints the
-first-batch parity report (class agreement, max probability difference).
+* ``rsfm-fp32``: ``predict(..., precision="fp32")``, read, normalise, tile with a quarter-tile
+  overlap, blend, classes, COG (the baseline of every ratio);
+* ``rsfm-bf16``: the same with ``precision="bf16"`` (bf16 autocast);
+* ``forward-fp32`` / ``forward-bf16`` (with ``--forward``): the model alone, as ``predict`` runs
+  it (``torch.inference_mode`` and autocast), on as many tiles in the same batches, so
+  ``rsfm-*`` minus ``forward-*`` is everything that is not the model: reading, normalising,
+  padding, blending, softmax, classes, writing the COG.
 
-    .venv/bin/python bench/bench_predict.py [--reps 3] [--threads 1] [--models vit_s tiny vit_b]
-    .venv/bin/python bench/bench_predict.py --synthetic 4096   # end-to-end vs pure forward, RSS
+Each subprocess builds the model, runs one forward per batch shape and one small ``predict``,
+then ``--warmup`` untimed (default 1: the first ``predict`` of a process also pays the memory
+allocator's first page touches, which vary from run to run) and ``--steps`` timed ``predict``
+calls of the scene. Reported: the harness table
+(CPU s and wall s per step, peak RSS, ratios vs ``rsfm-fp32``) and a throughput table: scene
+megapixels per wall second and per CPU second, speed-up vs ``rsfm-fp32``, and the class
+agreement of each bf16 map with the fp32 map (all valid pixels).
+
+    .venv/bin/python bench/bench_predict.py [--size 1024] [--reps 2] [--warmup 1] [--forward]
 
 bf16 runs natively only on CPUs with AVX512-BF16 / AMX (``rsfm`` falls back to fp32 elsewhere,
-and says so); the script prints which CPU flags it found.
+and the ``precision`` column says what ran).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
+
+from _harness import (
+    Config,
+    Summary,
+    add_arguments,
+    machine_header,
+    measure,
+    serve,
+    table,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENES = sorted((ROOT / "recipes" / "demo_data" / "sen1floods11").glob("*/S1Hand/*.tif"))
-LEGACY = ROOT / "tests" / "data" / "legacy_v0_1_0"
+CHIP_NAME = "Spain_7370579_S2Hand.tif"
+CHIPS = (Path("/work/shared/data/sen1floods11_samples/S2Hand") / CHIP_NAME,
+         ROOT / "tests" / "data" / "sen1floods11" / "S2Hand" / CHIP_NAME)
 TILE = 224
-MODELS = {
-    "vit_s": "Prithvi layout, ViT-S/16 size (384 wide, 12 blocks), random init",
-    "vit_b": "Prithvi-100M layout, ViT-B/16 size (768 wide, 12 blocks), random init",
-    "tiny": "trained tiny Prithvi ViT (tests/data/legacy_v0_1_0, 32 wide, 2 blocks)",
-}
-_SIZES = {"vit_s": (384, 6), "vit_b": (768, 12)}
+BASELINE = "rsfm-fp32"
 
 
-def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _model(name: str):
-    import torch
-
-    from rsfm.factory import create_model
-    from rsfm.inference.loading import load_model
-
-    trained, config = load_model(LEGACY)
-    if name == "tiny":
-        return trained
-    width, heads = _SIZES[name]
-    torch.manual_seed(0)
-    return create_model("segmentation", "prithvi_eo_v2_300m", head="fcn", num_classes=2,
-                        input_spec=config.input,
-                        backbone_kwargs={"depth": 12, "embed_dim": width, "num_heads": heads}).eval()
-
-
-def worker(name: str, precision: str, out: Path, threads: int, parity: bool) -> dict:
-    """One ``predict`` of all scenes in a fresh process; CPU and wall seconds of that call."""
-    import torch
-
-    from rsfm.inference.predict import predict
-
-    torch.set_num_threads(threads)
-    model = _model(name)
-    kw = {"tile_size": TILE, "precision": precision, "progress": False, "device": "cpu"}
-    predict(model, SCENES[:1], out / "warmup", **kw)  # first-call costs (allocator, oneDNN)
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
-    results = predict(model, SCENES, out, parity_check=parity, **kw)
-    cpu, wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
-    results = results if isinstance(results, list) else [results]
-    parity_report = next((str(r.parity) for r in results if r.parity is not None), None)
-    return {"cpu_s": cpu, "wall_s": wall, "precision": results[0].precision,
-            "tiles": sum(r.tiles for r in results), "parity": parity_report}
-
-
-def _agreement(a_dir: Path, b_dir: Path) -> float:
-    import rasterio
-
-    same = total = 0
-    for scene in SCENES:
-        name = f"{scene.stem}_pred.tif"
-        with rasterio.open(a_dir / name) as a, rasterio.open(b_dir / name) as b:
-            x, y = a.read(1), b.read(1)
-            valid = x != a.nodata
-            same += int((x[valid] == y[valid]).sum())
-            total += int(valid.sum())
-    return same / max(total, 1)
-
-
-def _run(args: argparse.Namespace, name: str, precision: str, out: Path,
-         parity: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--_worker", name, precision, str(out),
-           "--threads", str(args.threads)] + (["--_parity"] if parity else [])
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode:
-        sys.exit(f"worker {name} {precision} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def compare_precisions(args: argparse.Namespace) -> None:
-    import rasterio
-
-    from rsfm.inference.precision import cpu_flags
-
-    mpix = 0.0
-    for scene in SCENES:
-        with rasterio.open(scene) as ds:
-            mpix += ds.width * ds.height / 1e6
-    flags = sorted(f for f in cpu_flags() if "bf16" in f or "amx" in f) or ["none"]
-    print(f"{len(SCENES)} Sentinel-1 scenes ({mpix:.2f} MPix), tile {TILE}, {args.threads} "
-          f"thread(s), {args.reps} interleaved reps; CPU bf16 flags: {', '.join(flags)}")
-    runs: dict[tuple[str, str], list[dict]] = {}
-    with tempfile.TemporaryDirectory(prefix="rsfm-bench-predict-") as tmp:
-        outs = {(m, p): Path(tmp) / f"{m}-{p}" for m in args.models for p in ("fp32", "bf16")}
-        for _ in range(args.reps):
-            for key, out in outs.items():
-                runs.setdefault(key, []).append(_run(args, *key, out))
-        agreement = {m: _agreement(outs[(m, "fp32")], outs[(m, "bf16")]) for m in args.models}
-        parity = {m: _run(args, m, "bf16", Path(tmp) / f"{m}-parity", parity=True)["parity"]
-                  for m in args.models}
-    print("\n| model | precision | CPU s (median) | wall s | MPix / CPU s | speed-up vs fp32 "
-          "(CPU s) | class agreement vs fp32 |")
-    print("|---|---|---|---|---|---|---|")
-    for m in args.models:
-        base = statistics.median(r["cpu_s"] for r in runs[(m, "fp32")])
-        for p in ("fp32", "bf16"):
-            rs = runs[(m, p)]
-            cpu = statistics.median(r["cpu_s"] for r in rs)
-            wall = statistics.median(r["wall_s"] for r in rs)
-            ran = rs[0]["precision"]
-            ratio = "baseline" if p == "fp32" else f"{base / cpu:.2f}x"
-            agree = "" if p == "fp32" else f"{agreement[m]:.4%}"
-            label = p if ran == p else f"{p} (ran {ran})"
-            print(f"| {m} | {label} | {cpu:.2f} | {wall:.2f} | {mpix / cpu:.3f} | {ratio} | "
-                  f"{agree} |")
-    print()
-    for m in args.models:
-        print(f"{m}: {MODELS[m]}")
-        print(f"  first-batch parity: {parity[m]}")
-        for p in ("fp32", "bf16"):
-            secs = ", ".join(f"{r['cpu_s']:.2f}" for r in runs[(m, p)])
-            print(f"  {p} CPU s of every rep: {secs}")
-
-
-# ----------------------------------------------------------------------------- synthetic scene
-BANDS6 = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
-
-
-def make_scene(path: Path, size: int) -> Path:
-    """A tiled 6-band uint16 scene written block row by block row (never whole in memory)."""
+def make_scene(chip: Path, size: int, path: Path) -> Path:
+    """``chip`` mirrored (flipped copies, no seams) into a ``size`` x ``size`` tiled GeoTIFF."""
     import numpy as np
     import rasterio
-    from rasterio.transform import Affine
-    from rasterio.windows import Window
 
-    if path.exists():
-        return path
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=6, dtype="uint16",
-                       crs="EPSG:32616", transform=Affine(10, 0, 500000, 0, -10, 4000000),
-                       nodata=0, tiled=True, blockxsize=512, blockysize=512,
-                       compress="deflate") as ds:
-        for i, b in enumerate(["B2", "B3", "B4", "B8A", "B11", "B12"]):
-            ds.set_band_description(i + 1, b)
-        x = np.arange(size, dtype=np.float32)
-        for r in range(0, size, 512):
-            n = min(512, size - r)
-            y = np.arange(r, r + n, dtype=np.float32)[:, None]
-            base = 1500 + 700 * np.sin(x / 97.0)[None] * np.cos(y / 131.0)
-            data = np.stack([base * (0.6 + 0.1 * k) for k in range(6)]).astype(np.uint16)
-            ds.write(data, window=Window(0, r, size, n))
+    with rasterio.open(chip) as src:
+        data, profile, names = src.read(), src.profile, src.descriptions
+    h, w = data.shape[1:]
+    rows = [data if (i // h) % 2 == 0 else data[:, ::-1] for i in range(0, size, h)]
+    tall = np.concatenate(rows, axis=1)[:, :size]
+    cols = [tall if (j // w) % 2 == 0 else tall[:, :, ::-1] for j in range(0, size, w)]
+    mosaic = np.ascontiguousarray(np.concatenate(cols, axis=2)[:, :, :size])
+    profile.update(width=size, height=size, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mosaic)
+        for i, name in enumerate(names):
+            dst.set_band_description(i + 1, name)
     return path
 
 
-def synthetic_worker(kind: str, size: int, precision: str, workdir: Path, threads: int) -> dict:
-    """``predict`` of the synthetic scene, or the model's pure forward on as many tiles."""
+def _batches(size: int, batch: int, spec: Any) -> list[int]:
+    """Batch sizes ``predict`` runs on a ``size``-pixel square scene (tiles go row by row)."""
+    from rsfm.inference.predict import PredictOptions, tile_offsets
+
+    tile, overlap = PredictOptions(tile_size=TILE).tiling(spec)
+    n = len(tile_offsets(size, tile, overlap))
+    per_row = [min(batch, n - i) for i in range(0, n, batch)]
+    return per_row * n
+
+
+def build(p: dict[str, Any]) -> Any:
+    """One configuration: ``step`` predicts the scene (or runs the model on as many tiles)."""
+    import importlib
+    import os
+
     import torch
 
     from rsfm.factory import create_model
     from rsfm.inference.precision import autocast
-    from rsfm.inference.predict import PredictOptions, predict_scene, tile_offsets
 
-    torch.set_num_threads(threads)
+    rp = importlib.import_module("rsfm.inference.predict")  # the package maps .predict lazily
+
     torch.manual_seed(0)
-    model = create_model("segmentation", "prithvi_eo_v2_300m", head="fcn", num_classes=2,
-                         backbone_kwargs={"depth": 4, "embed_dim": 192, "num_heads": 3}).eval()
-    spec = model.input_spec
-    tile, overlap = PredictOptions(tile_size=TILE).tiling(spec)
-    n_tiles = len(tile_offsets(size, tile, overlap)) ** 2
-    scene = make_scene(workdir / f"rsfm_bench_{size}.tif", size)
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
-    if kind == "predict":
-        predict_scene(model, scene, workdir / f"pred-{precision}.tif", spec, tile_size=tile,
-                      precision=precision, progress=False, device="cpu")
-    else:
-        x = torch.randn(8, 6, tile, tile)
-        with torch.inference_mode(), autocast(torch.device("cpu"), precision):
-            done = 0
-            while done < n_tiles:
-                b = min(8, n_tiles - done)
-                torch.softmax(model(x[:b]).float(), 1)
-                done += b
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"cpu_s": _cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0,
-            "tiles": n_tiles, "peak_rss_mib": peak}
+    model = create_model("segmentation", "prithvi_eo_v1_100m", head="fcn", num_classes=2).eval()
+    cpu = torch.device("cpu")
+    channels = len(model.input_spec.channel_names)
+    batches = _batches(p["size"], p["batch"], model.input_spec)
+
+    def runner(x: torch.Tensor) -> None:  # as rsfm.inference.predict runs the model
+        with torch.inference_mode(), autocast(cpu, p["precision"]):
+            model(x)
+
+    for b in sorted(set(batches)):  # oneDNN primitives of every batch shape
+        runner(torch.zeros(b, channels, TILE, TILE))
+    info: dict[str, Any] = {"tiles": sum(batches), "precision": p["precision"]}
+
+    if p["kind"] == "forward":
+        x = torch.randn(max(batches), channels, TILE, TILE)
+
+        def forward() -> None:
+            for b in batches:
+                runner(x[:b])
+
+        return forward, info
+
+    out = Path(p["out"])
+    kw = {"tile_size": TILE, "batch_size": p["batch"], "precision": p["precision"],
+          "progress": False, "device": "cpu", "cog": True}
+    tag = f"{p['name']}-{os.getpid()}"  # two runs of a configuration may overlap (--jobs 2)
+    rp.predict(model, p["warm_scene"], out / f"warm-{tag}.tif", **kw)  # files, GDAL
+
+    def step() -> None:  # the harness reports ``info`` after the steps
+        res = rp.predict(model, p["scene"], out / f"{tag}.tif", **kw)
+        info.update(precision=res.precision, tiles=res.tiles)
+
+    return step, info
 
 
-def synthetic(args: argparse.Namespace) -> None:
-    workdir = Path(args.workdir)
-    make_scene(workdir / f"rsfm_bench_{args.synthetic}.tif", args.synthetic)
-    runs: dict[tuple[str, str], list[dict]] = {}
-    for _ in range(args.reps):
-        for kind in ("forward", "predict"):
-            for p in ("fp32", "bf16"):
-                cmd = [sys.executable, __file__, "--_synthetic_worker", kind, str(args.synthetic),
-                       p, str(workdir), "--threads", str(args.threads)]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    sys.exit(done.stderr[-3000:])
-                runs.setdefault((kind, p), []).append(json.loads(done.stdout.splitlines()[-1]))
-    mpix = args.synthetic**2 / 1e6
-    print(f"synthetic {args.synthetic}^2 x 6 uint16 scene, tile {TILE}, ViT (192 wide, 4 blocks), "
-          f"{args.threads} thread(s), {args.reps} reps")
-    print("| run | precision | CPU s | wall s | MPix / CPU s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
-    for (kind, p), rs in runs.items():
-        cpu = statistics.median(r["cpu_s"] for r in rs)
-        wall = statistics.median(r["wall_s"] for r in rs)
-        rss = max(r["peak_rss_mib"] for r in rs)
-        print(f"| {kind} | {p} | {cpu:.1f} | {wall:.1f} | {mpix / cpu:.3f} | {rss:.0f} |")
-    for p in ("fp32", "bf16"):
-        e2e = statistics.median(r["cpu_s"] for r in runs[("predict", p)])
-        fwd = statistics.median(r["cpu_s"] for r in runs[("forward", p)])
-        print(f"{p}: overhead of predict over the pure forward (I/O, normalise, blend, write, "
-              f"COG): {100 * (e2e / fwd - 1):.1f} %")
+def agreement(a: Path, b: Path) -> float:
+    """Class agreement of map ``b`` with map ``a`` on ``a``'s valid pixels."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        x, y = da.read(1), db.read(1)
+        valid = x != da.nodata if da.nodata is not None else np.ones(x.shape, bool)
+    return float((x[valid] == y[valid]).mean())
+
+
+def throughput(res: list[Summary], mpix: float, agree: dict[str, float]) -> str:
+    """Markdown: MPix per wall / CPU second, speed-up vs the baseline, class agreement."""
+    base = next(s for s in res if s.config.name == BASELINE)
+    rows = [(f"| configuration | precision | MPix/s (wall) | MPix/CPU s | speed-up vs {BASELINE} "
+             f"(CPU s) | speed-up (wall) | class agreement vs {BASELINE} |"),
+            "|---|---|---|---|---|---|---|"]
+    for s in res:
+        if not s.ok:
+            rows.append(f"| `{s.config.name}` | — | — | — | — | — | {s.status} |")
+            continue
+        ran = next(m.info.get("precision", "") for m in s.runs if m.ok)
+        a = agree.get(s.config.name)
+        cell = "" if a is None else f"{a:.4%}"
+        speed = (f"{base.cpu_s / s.cpu_s:.2f}x", f"{base.wall_s / s.wall_s:.2f}x") if base.ok \
+            else ("—", "—")
+        rows.append(f"| `{s.config.name}` | {ran} | {mpix / s.wall_s:.3f} | {mpix / s.cpu_s:.3f} "
+                    f"| {speed[0]} | {speed[1]} | {cell} |")
+    return "\n".join(rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["vit_s", "tiny"])
-    ap.add_argument("--synthetic", type=int, metavar="SIZE",
-                    help="a synthetic SIZE x SIZE 6-band scene: predict vs pure forward, RSS")
-    ap.add_argument("--workdir", default=tempfile.gettempdir())
-    ap.add_argument("--_worker", nargs=3, help=argparse.SUPPRESS)
-    ap.add_argument("--_parity", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--_synthetic_worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=1024, help="scene side in pixels (mosaic)")
+    ap.add_argument("--batch", type=int, default=8, help="tiles per forward pass")
+    ap.add_argument("--forward", action="store_true",
+                    help="also time the model alone on the same tiles (about 1.5 min more)")
+    ap.add_argument("--peer-python", default=None, help=argparse.SUPPRESS)  # run_all passes it
+    add_arguments(ap, reps=2, warmup=1, steps=1, timeout=600)
     args = ap.parse_args()
-    if args._worker:
-        name, precision, out = args._worker
-        print(json.dumps(worker(name, precision, Path(out), args.threads, args._parity)))
-    elif args._synthetic_worker:
-        kind, size, precision, workdir = args._synthetic_worker
-        print(json.dumps(synthetic_worker(kind, int(size), precision, Path(workdir),
-                                          args.threads)))
-    elif args.synthetic:
-        synthetic(args)
-    else:
-        compare_precisions(args)
+    from rsfm.inference.precision import cpu_flags
+
+    chip = next((c for c in CHIPS if c.exists()), None)
+    if chip is None:
+        raise SystemExit(f"no {CHIP_NAME} in {[str(c.parent) for c in CHIPS]}")
+    header = machine_header(args.threads, args.jobs)
+    flags = sorted(f for f in cpu_flags() if "bf16" in f or "amx" in f) or ["none"]
+    print(header, flush=True)
+    with tempfile.TemporaryDirectory(prefix="rsfm-bench-predict-") as tmp:
+        work = Path(tmp)
+        scene = make_scene(chip, args.size, work / f"scene_{args.size}.tif")
+        warm = make_scene(chip, TILE, work / "warm.tif")
+        base = {"size": args.size, "batch": args.batch, "scene": str(scene),
+                "warm_scene": str(warm), "out": str(work), "kind": "predict"}
+        cfgs = [
+            Config(BASELINE, {**base, "name": BASELINE, "precision": "fp32"},
+                   note="baseline"),
+            Config("rsfm-bf16", {**base, "name": "rsfm-bf16", "precision": "bf16"},
+                   note="bf16 autocast"),
+        ]
+        if args.forward:
+            cfgs += [Config(f"forward-{p}", {**base, "name": f"forward-{p}", "precision": p,
+                                             "kind": "forward"},
+                            note="the model alone, same tiles and batches")
+                     for p in ("fp32", "bf16")]
+        res = measure(__file__, cfgs, reps=args.reps, warmup=args.warmup, steps=args.steps,
+                      threads=args.threads, jobs=args.jobs, timeout=args.timeout)
+        maps = {c.name: next(iter(sorted(work.glob(f"{c.name}-[0-9]*.tif"))), None)
+                for c in cfgs if c.params["kind"] == "predict"}
+        fp32_map = maps.pop(BASELINE, None)
+        agree = {name: agreement(fp32_map, path) for name, path in maps.items()
+                 if path is not None and fp32_map is not None}
+    md = table(res, time_baseline=BASELINE, info_keys=["tiles"])
+    mpix = args.size**2 / 1e6
+    tp = throughput(res, mpix, agree)
+    print(md)
+    print()
+    print(tp)
+    title = (f"Prithvi-100M layout (ViT-B/16, random init) + FCN, real S2 chip {chip.name} "
+             f"mirrored to {args.size}^2 ({mpix:.2f} MPix), tile {TILE}, batch {args.batch}; "
+             f"CPU bf16 flags: {', '.join(flags)}")
+    write_section(args.markdown, "Prediction (`bench_predict.py`)",
+                  f"{header}\n\n### {title}\n\n{md}\n\n{tp}")
 
 
 if __name__ == "__main__":
-    main()
+    if not serve(build):
+        main()

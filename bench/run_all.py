@@ -32,9 +32,9 @@ HARNESS = {
     "attention": ("bench_attention.py", ["--reps", "1"]),
     "train_step": ("bench_train_step.py", ["--reps", "2"]),
     "lora": ("bench_lora.py", ["--reps", "2"]),
+    "predict": ("bench_predict.py", ["--reps", "2"]),
 }
 OTHERS = {
-    "predict": ("bench_predict.py", []),
     "data": ("bench_data.py", ["--size", "4096", "--tiles", "256", "--repeats", "2"]),
 }
 

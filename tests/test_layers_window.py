@@ -247,3 +247,27 @@ def test_full_block_checkpointing_turns_block_recomputation_off():
     assert not any(b.recompute for b in model.blocks)
     model(torch.randn(1, 3, 80, 112))[0].mean().backward()
     assert model.blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_global_attention_explicit_bf16_inference_path_matches_sdpa():
+    """bf16 inference on CPU takes the explicit softmax(q k^T) v form (faster than the fused
+    kernel there); its numbers stay within bf16 rounding of fp32 SDPA, and every other case
+    (gradients, fp32, long sequences) is SDPA itself."""
+    from rsfm.models.layers import EXPLICIT_ATTENTION_MAX_TOKENS, global_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 50, 16, generator=g) for _ in range(3))
+    ref = F.scaled_dot_product_attention(q, k, v)
+    with torch.no_grad():
+        fast = global_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+        assert torch.equal(global_attention(q, k, v), ref)  # fp32: the fused kernel
+    assert fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.float(), ref, atol=3e-2, rtol=0)
+    qb = q.bfloat16().requires_grad_()
+    assert torch.equal(global_attention(qb, k.bfloat16(), v.bfloat16()),
+                       F.scaled_dot_product_attention(qb, k.bfloat16(), v.bfloat16()))
+    n = EXPLICIT_ATTENTION_MAX_TOKENS + 1
+    long = torch.randn(1, 1, n, 8, generator=g).bfloat16()
+    with torch.no_grad():
+        assert torch.equal(global_attention(long, long, long),
+                           F.scaled_dot_product_attention(long, long, long))
