@@ -26,7 +26,6 @@ Suites:
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import subprocess
 import sys
@@ -133,13 +132,6 @@ def peer_python(arg: str | None, module: str) -> str | None:
     return None
 
 
-def rsfm_has_separable() -> bool:
-    """Whether this rsfm's DeepLabv3+ head has the ``separable`` option."""
-    from rsfm.models.heads.segmentation import DeepLabV3PlusHead
-
-    return "separable" in inspect.signature(DeepLabV3PlusHead).parameters
-
-
 def deeplab_configs(peer: str | None) -> list[Config]:
     base = {"size": 256, "batch": 2, "bands": 3, "flops": True}
     out = []
@@ -151,12 +143,9 @@ def deeplab_configs(peer: str | None) -> list[Config]:
         out.append(Config("torchgeo-deeplabv3plus", {**base, "kind": "torchgeo"}, python=tg,
                           note="TorchGeo SemanticSegmentationTask(model='deeplabv3+')"))
     rs = {**base, "kind": "rsfm", "backbone": "resnet50", "head": "deeplabv3plus"}
-    if rsfm_has_separable():
-        out.append(Config("rsfm-deeplabv3plus", rs, note="default: separable ASPP + decoder, OS 16"))
-        out.append(Config("rsfm-deeplabv3plus-full", {**rs, "head_kwargs": {"separable": False}},
-                          note="full-width ASPP + two 3x3 convs (rsfm 0.1)"))
-    else:
-        out.append(Config("rsfm-deeplabv3plus", rs, note="full-width ASPP (no separable variant here)"))
+    out.append(Config("rsfm-deeplabv3plus", rs, note="default: separable ASPP + decoder, OS 16"))
+    out.append(Config("rsfm-deeplabv3plus-full", {**rs, "head_kwargs": {"separable": False}},
+                      note="full-width ASPP + two 3x3 convs (rsfm 0.1)"))
     return out
 
 

@@ -57,11 +57,12 @@ VIT_FAMILIES = ("prithvi", "dofa")
 # Families that take several frames per sample ((B, C, T, H, W) input).
 MULTI_FRAME = ("prithvi",)
 # Architecture overrides that do not change parameter shapes, so they combine with pretrained weights.
+# (A ResNet's ``stem`` only also returns the stride-2 stem map: no parameters.)
 SHAPE_SAFE = frozenset({"drop_path_rate", "output_stride", "img_size", "norm_eps", "coords_scale_learn",
-                        "window_mode"})
+                        "window_mode", "stem"})
 # Keyword arguments each family accepts on top of its card's ``arch`` keys.
 EXTRA_ARGS: dict[str, frozenset[str]] = {
-    "resnet": frozenset({"output_stride"}),
+    "resnet": frozenset({"output_stride", "stem"}),
     "prithvi": frozenset({"drop_path_rate", "window_mode"}),
     "dofa": frozenset({"drop_path_rate", "window_mode"}),
 }

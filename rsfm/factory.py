@@ -73,6 +73,13 @@ def build_model(config: ModelConfig, spec: InputSpec, *,
     wavelengths) and ``spec.num_frames``; pretrained filters are picked band by band
     (``model.load_report.bands``).
 
+    ResNet defaults that depend on the head (applied on every build, not written into the config,
+    so a saved model rebuilds the same way): DeepLab heads dilate ``layer4`` (output stride 16,
+    ResNet-50/101); a UNet also taps the stride-2 stem map (``backbone_kwargs.stem``), which gives
+    ``segmentation_models_pytorch``'s ``Unet`` layer for layer. Configs of rsfm 0.1, which had
+    neither the stem level nor the separable DeepLabv3+ head, are pinned to their layout by
+    :mod:`rsfm.saved`.
+
     Raises:
         ConfigError: An option the backbone cannot have (see :func:`check_model_config`).
     """
@@ -87,6 +94,10 @@ def build_model(config: ModelConfig, spec: InputSpec, *,
             and not uses_basic_blocks(model_arch(config, card))):
         extra["output_stride"] = 16  # DeepLab's usual setting: dilate the last stage
         log.info("%s with %s: ResNet output_stride=16 (dilated layer4)", config.head, config.backbone)
+    if card.family == "resnet" and config.head == "unet" and "stem" not in extra:
+        # the stride-2 stem map is the UNet's full-detail skip: smp's Unet layer for layer
+        extra["stem"] = True
+        log.info("unet with %s: ResNet stem level (stride 2) as the last skip", config.backbone)
     backbone = create_backbone(
         config.backbone, pretrained=config.pretrained, weights=config.weights, bands=spec.channels,
         num_frames=spec.num_frames, window_size=config.window_size or None,

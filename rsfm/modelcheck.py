@@ -169,6 +169,10 @@ def check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) 
         raise ConfigError(f"model.output_stride {stride}: {name} uses BasicBlocks, which cannot be "
                           "dilated; use output_stride 32 (or leave it unset), or a ResNet-50/101 "
                           "backbone for DeepLab at stride 8/16.", key="output_stride")
+    if config.backbone_kwargs.get("stem") and config.head != "unet":
+        raise ConfigError(f"model.backbone_kwargs.stem returns the stride-2 stem map for a UNet's "
+                          f"last skip; head {config.head!r} does not use it. Remove "
+                          "backbone_kwargs.stem.", key="backbone_kwargs")
     if vit:
         depth = int(arch["depth"])
         _check_indices("out_indices", config.out_indices, -depth, depth - 1, f"{name} has {depth} blocks")

@@ -15,18 +15,16 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rsfm.bands import declared_band, resolve_band
+from rsfm.cards import AdapterCard, get_card
 from rsfm.colors import class_colors
 from rsfm.config import FORBID, LoraSettings, ModelConfig
-from rsfm.errors import BandError, ConfigError
+from rsfm.errors import BandError, ConfigError, UnknownNameError
 from rsfm.io import atomic_write_json
 from rsfm.spec import ClassInfo, InputSpec, Normalization
 from rsfm.validation import dump, validate
-
-if TYPE_CHECKING:
-    from rsfm.cards import AdapterCard
 
 __all__ = [
     "CONFIG_NAME",
@@ -184,6 +182,7 @@ def _from_v1(old: dict[str, Any], path: Path) -> dict[str, Any]:
     lora = old.get("lora")
     for key in ("bands", "wavelengths", "classes"):
         model[key] = None
+    _keep_v1_layers(model, card.get("family"))
     return {
         "format": SAVED_FORMAT,
         "rsfm_version": str(old.get("rsfm_version", "0.1.0")),
@@ -200,3 +199,17 @@ def _from_v1(old: dict[str, Any], path: Path) -> dict[str, Any]:
         "metrics": {k: v for k, v in (old.get("metrics") or {}).items()
                     if isinstance(v, (int, float, str)) or v is None},
     }
+
+
+def _keep_v1_layers(model: dict[str, Any], family: str | None) -> None:
+    """Pin the 0.1 layout where a later default changed it, so 0.1 weights load strictly:
+    a ResNet UNet had no stem level, a DeepLabv3+ head was full-width (not separable)."""
+    if family is None:  # 0.1 always wrote the card's family; a hand-made file may not
+        try:
+            family = get_card(str(model.get("backbone", ""))).family
+        except UnknownNameError:
+            family = ""
+    if family == "resnet" and model.get("head") == "unet":
+        model["backbone_kwargs"] = {"stem": False, **(model.get("backbone_kwargs") or {})}
+    if model.get("head") == "deeplabv3plus":
+        model["head_kwargs"] = {"separable": False, **(model.get("head_kwargs") or {})}

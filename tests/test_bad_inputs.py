@@ -1272,6 +1272,11 @@ def _(ctx):
     return ["check", ctx.recipe({"data.tile_size": 60}), "--data"]
 
 
+@case("resnet-stem-level-with-a-head-that-ignores-it", "backbone_kwargs.stem", "fcn")
+def _(ctx):
+    return ["check", ctx.recipe(RESNET, {"model.head": "fcn", "model.backbone_kwargs": {"stem": True}})]
+
+
 @case("empty-band-list", "model.bands", "empty")
 def _(ctx):
     return ["check", ctx.recipe({"model.bands": []})]

@@ -273,3 +273,210 @@ def test_detection_parameters_registered_once_and_deepcopy():
     with torch.no_grad():
         a, b = model(x)[0], clone(x)[0]
     torch.testing.assert_close(a["scores"], b["scores"])
+
+
+# ---------------------------------------------------------------- ResNet stem level, UNet = smp's Unet
+def resnet_unet(num_classes: int = K, in_chans: int = 2, stem: bool = True):
+    from rsfm.models.backbones.resnet import ResNetBackbone
+    from rsfm.models.heads.segmentation import UNetHead
+
+    torch.manual_seed(0)
+    backbone = ResNetBackbone(18, in_chans=in_chans, stem=stem)
+    return backbone, UNetHead(backbone.out_channels, backbone.out_strides, num_classes)
+
+
+def test_resnet_stem_level_adds_a_stride2_map_and_no_parameters():
+    from rsfm.models.backbones.resnet import ResNetBackbone
+
+    torch.manual_seed(0)
+    plain = ResNetBackbone(18, in_chans=2).eval()
+    stem = ResNetBackbone(18, in_chans=2, stem=True).eval()
+    assert stem.out_strides == [2, 4, 8, 16, 32] and stem.out_channels == [64, 64, 128, 256, 512]
+    assert plain.out_strides == [4, 8, 16, 32] and plain.out_channels == [64, 128, 256, 512]
+    assert stem.state_dict().keys() == plain.state_dict().keys()  # checkpoints load unchanged
+    stem.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 2, 66, 98)  # odd sizes: maps are ceil(H / s)
+    with torch.no_grad():
+        a, b = plain(x), stem(x)
+    assert [tuple(f.shape[1:]) for f in b] == [(c, -(-66 // s), -(-98 // s))
+                                               for c, s in zip(stem.out_channels, stem.out_strides)]
+    for f, g in zip(a, b[1:]):  # the stages are untouched by the extra output
+        torch.testing.assert_close(f, g)
+    with torch.no_grad():
+        ref = plain.relu(plain.bn1(plain.conv1(x)))
+    torch.testing.assert_close(b[0], ref)
+
+
+def test_unet_decoder_layout_with_and_without_stem():
+    _, with_stem = resnet_unet(stem=True)
+    _, stages = resnet_unet(stem=False)
+    for head in (with_stem, stages):
+        assert head.decoder_channels == [256, 128, 64, 32, 16]
+    # (block input, skip) channels: the stem joins the 4th block, as in smp's Unet
+    assert [b.conv1[0].in_channels for b in with_stem.blocks] == [512 + 256, 256 + 128, 128 + 64, 64 + 64, 32]
+    assert [b.conv1[0].in_channels for b in stages.blocks] == [512 + 256, 256 + 128, 128 + 64, 64, 32]
+
+
+@pytest.mark.parametrize("stem", [True, False])
+def test_unet_output_size_and_gradients(stem):
+    backbone, head = resnet_unet(stem=stem)
+    x = torch.randn(2, 2, 70, 90)
+    out = head(backbone(x), (70, 90))
+    assert out.shape == (2, K, 70, 90)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in head.parameters())
+
+
+def test_unet_init_is_smp_init():
+    """Kaiming-uniform (fan-in, ReLU) convolutions, unit/zero BatchNorm, Xavier classifier, zero
+    biases: the scale smp's decoder starts from, 2.4x PyTorch's default conv init."""
+    import math
+
+    _, head = resnet_unet(num_classes=2)
+    for m in head.blocks.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            bound = math.sqrt(6 / fan_in)
+            assert m.weight.abs().max() <= bound
+            assert float(m.weight.detach().std()) == pytest.approx(bound / math.sqrt(3), rel=0.1)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any()
+    cls = head.classifier
+    fan_in, fan_out = cls.in_channels * 9, cls.out_channels * 9
+    assert cls.weight.abs().max() <= math.sqrt(6 / (fan_in + fan_out)) and not cls.bias.any()
+
+
+def test_unet_with_stem_is_smp_unet_layer_for_layer():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    torch.manual_seed(1)
+    ref = smp.Unet("resnet18", encoder_weights=None, in_channels=2, classes=K).eval()
+    backbone, head = resnet_unet(stem=True)
+    model = torch.nn.ModuleDict({"backbone": backbone, "head": head}).eval()
+    renames = (("encoder.", "backbone."), ("decoder.blocks.", "head.blocks."),
+               ("segmentation_head.0.", "head.classifier."))
+    state = {}
+    for key, value in ref.state_dict().items():
+        for old, new in renames:
+            key = key.replace(old, new, 1) if key.startswith(old) else key
+        state[key] = value
+    model.load_state_dict(state, strict=True)  # same modules, same shapes
+    x = torch.randn(2, 2, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(head(backbone(x), (64, 96)), ref(x))
+
+
+def test_deeplabv3plus_low_level_skips_the_stem():
+    from rsfm.models.heads.segmentation import DeepLabV3PlusHead, low_level_index
+
+    assert low_level_index([2, 4, 8, 16, 32]) == 1 and low_level_index([4, 8, 16, 32]) == 0
+    assert low_level_index([16]) == 0
+    head = DeepLabV3PlusHead([64, 64, 128, 256, 512], [2, 4, 8, 16, 32], K, aspp_channels=32)
+    assert head.low_index == 1 and head.index == 3
+
+
+def test_resnet_unet_gets_the_stem_level_by_default():
+    torch.manual_seed(0)
+    model = rsfm.create_model("segmentation", "resnet18", head="unet", num_classes=K, bands=["VV", "VH"])
+    assert model.backbone.stem and model.neck.out_strides == [2, 4, 8, 16, 32]  # the neck passes it on
+    head = model.head
+    assert (len(head.blocks), head.n_extra) == (5, 1)  # 4 skip blocks + 1 upsampling block, as smp
+    assert [b.conv1[0].in_channels for b in head.blocks] == [512 + 256, 256 + 128, 128 + 64, 64 + 64, 32]
+    assert "stem" not in model.config.backbone_kwargs  # a default, not written into config.json
+    assert model(torch.randn(1, 2, 64, 96)).shape == (1, K, 64, 96)
+    old = rsfm.create_model("segmentation", "resnet18", head="unet", num_classes=K, bands=["VV", "VH"],
+                            backbone_kwargs={"stem": False})  # the rsfm 0.1 layout stays available
+    assert not old.backbone.stem and old.neck.out_strides == [4, 8, 16, 32]
+    assert [b.conv1[0].in_channels for b in old.head.blocks] == [512 + 256, 256 + 128, 128 + 64, 64, 32]
+
+
+OTHER_HEADS = [("segmentation", "fcn"), ("segmentation", "deeplabv3"), ("segmentation", "deeplabv3plus"),
+               ("classification", "classification"), ("detection", "retinanet")]
+
+
+@pytest.mark.parametrize(("task", "head"), OTHER_HEADS, ids=[h for _, h in OTHER_HEADS])
+def test_other_heads_never_get_the_stem_level(task, head):
+    model, _ = make("resnet", task, head)
+    assert not model.backbone.stem and min(model.backbone.out_strides) == 4
+    with pytest.raises(ConfigError, match=r"backbone_kwargs.stem .*head '" + head):
+        rsfm.create_model({"task": task, "backbone": "resnet18", "head": head, "num_classes": K,
+                           "backbone_kwargs": {"stem": True}})
+
+
+def test_stem_is_a_resnet_override_that_keeps_weights_loadable():
+    from rsfm.cards import get_card
+    from rsfm.modelcheck import check_overrides
+
+    check_overrides(get_card("resnet50"), {"stem": True}, loading=True)  # no parameters added
+    with pytest.raises(ConfigError, match="unexpected argument"):
+        check_overrides(get_card("dofa_base"), {"stem": True}, loading=False)
+
+
+# ---------------------------------------------------------------- DeepLabv3+: separable (smp's) or full (0.1)
+RESNET50_OS16 = ([256, 512, 1024, 2048], [4, 8, 16, 16])
+SFP = ([256] * 4, [4, 8, 16, 32])  # a ViT's simple feature pyramid
+
+
+def test_deeplabv3plus_default_variant_follows_the_aspp_width():
+    from rsfm.models.heads.segmentation import DeepLabV3PlusHead, SeparableASPP
+
+    head = DeepLabV3PlusHead(*RESNET50_OS16, K)
+    assert head.separable and isinstance(head.aspp, SeparableASPP)
+    assert not DeepLabV3PlusHead(*SFP, K).separable
+    assert DeepLabV3PlusHead(*SFP, K, separable=True).separable
+    assert not DeepLabV3PlusHead(*RESNET50_OS16, K, separable=False).separable
+
+
+def test_deeplabv3plus_full_variant_keeps_the_rsfm_0_1_parameters():
+    from rsfm.models.heads.segmentation import DeepLabV3PlusHead
+
+    head = DeepLabV3PlusHead(*RESNET50_OS16, K, separable=False)
+    keys = set(head.state_dict())
+    assert {"aspp.convs.1.0.weight", "decoder.0.0.weight", "decoder.1.0.weight", "classifier.weight"} <= keys
+    assert not any(k.startswith("aspp_conv.") for k in keys)
+    assert head.aspp.convs[1][0].weight.shape == (256, 2048, 3, 3)
+
+
+def test_deeplabv3plus_separable_is_smp_sized_and_trains_with_batch_1():
+    torch.manual_seed(0)
+    model = rsfm.create_model("segmentation", "resnet50", head="deeplabv3plus", num_classes=2,
+                              bands=["RED", "GREEN", "BLUE"]).train()
+    assert model.head.separable and "separable" not in model.config.head_kwargs
+    assert 3.0e6 < sum(p.numel() for p in model.head.parameters()) < 3.3e6  # smp: 3.17 M
+    out = model(torch.randn(1, 3, 96, 96))  # ASPP image pooling with batch 1
+    assert out.shape == (1, 2, 96, 96)
+    out.mean().backward()
+    assert model.head.aspp.convs[1][0][0].weight.grad is not None  # the depthwise atrous conv
+    full = rsfm.create_model("segmentation", "resnet50", head="deeplabv3plus", num_classes=2,
+                             bands=["RED", "GREEN", "BLUE"], separable=False)
+    assert not full.head.separable and sum(p.numel() for p in full.head.parameters()) > 16e6
+
+
+def test_deeplabv3plus_separable_head_has_smp_parameter_count():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    ref = smp.DeepLabV3Plus(encoder_name="resnet50", encoder_weights=None, in_channels=3, classes=2)
+    ref_head = sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("encoder."))
+    with torch.device("meta"):
+        model = rsfm.create_model("segmentation", "resnet50", head="deeplabv3plus", num_classes=2,
+                                  bands=["RED", "GREEN", "BLUE"])
+    ours = sum(p.numel() for p in model.head.parameters())
+    assert abs(ours - ref_head) / ref_head < 0.01
+
+
+def test_dilated_stage_pointwise_convs_carry_the_dilation_and_change_nothing():
+    from rsfm.models.backbones.resnet import ResNetBackbone
+
+    torch.manual_seed(0)
+    model = ResNetBackbone(50, output_stride=16).eval()
+    dil = {n: m.dilation for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    assert dil["layer4.0.conv1"] == dil["layer4.0.downsample.0"] == dil["layer4.2.conv3"] == (2, 2)
+    assert dil["layer4.0.conv2"] == (1, 1) and dil["layer4.1.conv2"] == (2, 2)  # torchvision's 3x3s
+    assert dil["layer3.0.conv1"] == (1, 1)  # undilated stages untouched
+    plain = ResNetBackbone(50, output_stride=16).eval()
+    for m in plain.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1):
+            m.dilation = (1, 1)
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for a, b in zip(model(x), plain(x)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)

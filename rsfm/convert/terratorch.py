@@ -1074,8 +1074,10 @@ class _Converter:
         if self.family in ("prithvi", "dofa"):
             return 5  # simple feature pyramid at strides 4..32: 3 skips + 2 upsamplings
         indices = self.model.get("out_indices") or [0, 1, 2, 3]
-        strides = [4, 8, 16, 32]
-        first = strides[min(indices)]
+        if self.model.get("backbone_kwargs", {}).get("stem", True):
+            # a ResNet UNet also taps the stride-2 stem map (rsfm.factory's default)
+            return len(indices) + 1
+        first = [4, 8, 16, 32][min(indices)]
         return len(indices) - 1 + max(0, math.ceil(math.log2(first)))
 
     # ---------------------------------------------------------------------------------- LoRA

@@ -46,7 +46,7 @@ def _build_resnet(card: AdapterCard, arch: dict[str, Any], bands: tuple[Band, ..
     if num_frames != 1:
         raise ConfigError(f"num_frames={num_frames}: {card.name!r} is a ResNet and takes single images.")
     return ResNetBackbone(arch["depth"], in_chans=len(bands), output_stride=arch.get("output_stride", 32),
-                          out_indices=out_indices)
+                          out_indices=out_indices, stem=bool(arch.get("stem", False)))
 
 
 def _build_prithvi(card: AdapterCard, arch: dict[str, Any], bands: tuple[Band, ...], *, num_frames: int,
