@@ -23,9 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check rsfm tests bench
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .docs-check
 	rm -rf .docs-check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto  # one worker per core (pytest-xdist), one torch thread each
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

@@ -37,7 +37,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     path.write_text(yaml.safe_dump(recipe))
     proc = subprocess.Popen([sys.executable, "-m", "rsfm", "train", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ))
+                            # the same thread count as this process: float sums depend on it
+                            env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     latest = tmp_path / "killed" / "checkpoints" / "latest"
     deadline = time.time() + 120
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
