@@ -10,7 +10,7 @@ import importlib
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it (resolved lazily by __getattr__)
 _EXPORTS: dict[str, str] = {
