@@ -33,6 +33,7 @@ HARNESS = {
     "train_step": ("bench_train_step.py", ["--reps", "2"]),
     "lora": ("bench_lora.py", ["--reps", "2"]),
     "predict": ("bench_predict.py", ["--reps", "2"]),
+    "ddp": ("bench_ddp.py", ["--reps", "2"]),
 }
 OTHERS = {
     "data": ("bench_data.py", ["--size", "4096", "--tiles", "256", "--repeats", "2"]),

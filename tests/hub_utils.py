@@ -78,9 +78,9 @@ def tiny_recipe_obj(out: Path, **sections):
 def tiny_model(recipe, seed: int = 0):
     """The recipe's model, built for its resolved ``InputSpec`` (seeded random weights)."""
     import torch
-    from rsfm.factory import create_model
 
     from rsfm.cards import get_card
+    from rsfm.factory import create_model
     from rsfm.spec import resolve_input_spec
 
     torch.manual_seed(seed)

@@ -33,9 +33,8 @@ def base_checkpoint(tmp_path, hub_cache):
 
 @pytest.fixture
 def lora_model(base_checkpoint):
-    from rsfm.factory import create_model
-
     from rsfm.config import ModelConfig
+    from rsfm.factory import create_model
     from rsfm.lora import apply_lora
 
     model = create_model(ModelConfig(task="segmentation", backbone="resnet18", head="fcn",
