@@ -435,6 +435,9 @@ def add_arguments(parser: Any, *, reps: int = 2, warmup: int = 1, steps: int = 2
     parser.add_argument("--timeout", type=float, default=timeout, help="seconds before a run is killed")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="also write the results section (markdown) to this file")
+    parser.add_argument("--peer-python", default=None,
+                        help="interpreter with the peer libraries (TerraTorch, TorchGeo), for the "
+                             "scripts that compare with them (bench/run_all.py passes it to all)")
 
 
 def write_section(path: Path | None, title: str, body: str) -> None:

@@ -121,7 +121,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--window", type=int, default=14, help="window size in tokens")
-    parser.add_argument("--peer-python", default=None, help="interpreter with terratorch installed")
     parser.add_argument("--only", nargs="+", default=None, help="run only these configurations")
     add_arguments(parser, reps=2, warmup=1, steps=1, timeout=1800)
     args = parser.parse_args()

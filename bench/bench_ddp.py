@@ -86,7 +86,6 @@ def main() -> None:
     ap.add_argument("--head", default="unet")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--peer-python", default=None, help=argparse.SUPPRESS)  # run_all passes it
     add_arguments(ap, reps=2, warmup=2, steps=5, timeout=600)
     args = ap.parse_args()
     header = machine_header(1, 2)

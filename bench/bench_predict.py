@@ -175,7 +175,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="tiles per forward pass")
     ap.add_argument("--forward", action="store_true",
                     help="also time the model alone on the same tiles (about 1.5 min more)")
-    ap.add_argument("--peer-python", default=None, help=argparse.SUPPRESS)  # run_all passes it
     add_arguments(ap, reps=2, warmup=1, steps=1, timeout=600)
     args = ap.parse_args()
     from rsfm.inference.precision import cpu_flags

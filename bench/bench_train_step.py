@@ -173,7 +173,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", nargs="+", choices=["deeplab", "bf16"], default=["deeplab", "bf16"])
     parser.add_argument("--bf16-size", type=int, default=1024)
-    parser.add_argument("--peer-python", default=None, help="interpreter with torchgeo / terratorch")
     parser.add_argument("--only", nargs="+", default=None, help="run only these configurations")
     add_arguments(parser, reps=2, warmup=1, steps=2, timeout=900)
     args = parser.parse_args()
