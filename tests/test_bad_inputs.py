@@ -1528,6 +1528,21 @@ def _(ctx):
     return ["convert", "terratorch", ctx.tmp / "tt.yaml"]
 
 
+@case("predict-tile-larger-than-the-scene", "--tile-size", "100000", "128 x 128")
+def _(ctx):  # the blend weights alone were a 37 GiB allocation (MemoryError traceback)
+    return ["predict", ctx.trained, SCENE, "-o", ctx.tmp / "o.tif", "--tile-size", "100000"]
+
+
+@case("predict-several-scenes-into-one-file", "{tmp}/o.tif", "folder")
+def _(ctx):  # wrote a folder named o.tif
+    return ["predict", ctx.trained, SCENE, SCENE, "-o", ctx.tmp / "o.tif"]
+
+
+@case("export-size-not-patch-multiple", "size 7", "use 64.")
+def _(ctx):  # said "use 64 or 64"
+    return ["export", ctx.trained, "-o", ctx.tmp / "m.onnx", "--size", "7"]
+
+
 @case("export-detection-to-onnx", "detection")
 def _(ctx):
     return ["export", ctx.detector, "--format", "onnx", "-o", ctx.tmp / "det.onnx"]

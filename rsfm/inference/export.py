@@ -194,10 +194,10 @@ def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None
     size = int(size or config.input.tile_size or 224)
     if size % multiple or size < _MIN_SIDE:
         low = _min_blocks(multiple) * multiple
+        near = sorted({max(low, size // multiple * multiple),
+                       max(low, (size // multiple + 1) * multiple)})
         raise ConfigError(f"Export size {size} must be a multiple of {multiple} (the patch "
-                          f"size) and at least {low}; use "
-                          f"{max(low, size // multiple * multiple)} or "
-                          f"{max(low, (size // multiple + 1) * multiple)}.")
+                          f"size) and at least {low}; use {' or '.join(map(str, near))}.")
     # batch 2: torch.export specialises dimensions of size 0 and 1
     return net, config, path, size, multiple, _example(config, 2, size, size)
 

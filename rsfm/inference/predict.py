@@ -366,6 +366,13 @@ class _Engine:
         self.batch_size = options.batch_size
         self.tile, self.overlap = options.tiling(spec)
         info = reader.info
+        side = max(info.height, info.width)
+        if options.tile_size and self.tile > 2 * side and self.tile > (spec.tile_size or 0):
+            # the tile is padded from the scene: a huge one only costs memory (100000 px: 37 GiB)
+            raise ConfigError(f"--tile-size {self.tile} is more than twice the size of "
+                              f"'{reader.paths[0]}' ({info.height} x {info.width} pixels); use a "
+                              f"tile of at most {side} (rounded up to the patch size for ViTs).",
+                              key="tile_size")
         self.rows = tile_offsets(info.height, self.tile, self.overlap)
         self.cols = tile_offsets(info.width, self.tile, self.overlap)
         self.n_tiles = len(self.rows) * len(self.cols)
@@ -885,6 +892,9 @@ def predict(
     groups = [files[i : i + frames] for i in range(0, len(files), frames)]
     suffix = detection_format if task == "detection" else ".tif"
     single = len(groups) == 1 and out is not None and Path(out).suffix != ""
+    if len(groups) > 1 and out is not None and Path(out).suffix.lower() in _RASTER_SUFFIXES:
+        raise ConfigError(f"{len(groups)} scenes but one output file '{out}': give an output "
+                          "folder (each scene writes <name>_pred.tif into it), or one scene.")
     scenes = []
     for group in groups:  # check everything before the first tile runs
         if single:
