@@ -76,6 +76,19 @@ def test_prepare_data_reads_scene_folders_with_other_names():
     assert picture.path.is_file() and picture._repr_png_()[:4] == b"\x89PNG"
 
 
+def test_prepare_data_finds_image_and_label_folders_by_their_names(tmp_path):
+    """A folder named like labels (LabelHand/) and one folder of images (S1Hand/) pair without
+    arguments; with two candidate image folders the error names them and what to pass (it read
+    the sub-folders as classes before and failed on their band counts)."""
+    for sub in ("S1Hand", "LabelHand"):
+        shutil.copytree(S1 / sub, tmp_path / sub)
+    data = prepare_data(tmp_path, chip_size=64)
+    assert data.layout == "scenes" and data.config.label_suffix == "_LabelHand"
+    with pytest.raises(DataError, match="images='S1Hand', labels='LabelHand'") as err:
+        prepare_data(S1)
+    assert "S2Hand" in str(err.value)
+
+
 def test_prepare_data_train_and_val_folders():
     data = prepare_data(ROOT / "recipes" / "demo_data" / "sen1floods11", images="S1Hand",
                         labels="LabelHand", classes=["dry", "water"], chip_size=64)

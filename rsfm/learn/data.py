@@ -441,12 +441,42 @@ def _find_single(folder: Path, images: str | None, labels: str | os.PathLike[str
             raise _unrecognised(folder, f"no label folder or file '{labels}'")
     elif image_dir is not None:
         label_path = _child(folder, LABEL_DIRS)
+    if image_dir is None and images is None:
+        image_dir, label_path = _named_like_labels(folder, label_path)
     if image_dir is not None:
         if label_path is None:
             raise _unrecognised(folder, f"'{image_dir.name}/' has no label folder next to it "
                                         f"({'/, '.join(LABEL_DIRS)}/)")
         return _paired(folder, image_dir, label_path, chip_size, task)
     return _class_folders(folder)
+
+
+def _looks_like_labels(name: str) -> bool:
+    low = name.lower()
+    return any(k in low for k in ("label", "mask", "annotation")) or low in ("gt", "ground_truth")
+
+
+def _named_like_labels(folder: Path, label_path: Path | None) -> tuple[Path | None, Path | None]:
+    """Image and label sub-folders with other names (``S1Hand/`` + ``LabelHand/``): one folder
+    whose name says labels (or ``labels=``) and exactly one other folder of rasters.
+
+    Raises:
+        DataError: Several folders could be the images (names them and the arguments to pass).
+    """
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if label_path is None:
+        named = [d for d in subdirs if _looks_like_labels(d.name)]
+        if len(named) != 1:
+            return None, None
+        label_path = named[0]
+    candidates = [d for d in subdirs if d != label_path and _rasters(d)]
+    if len(candidates) == 1:
+        return candidates[0], label_path
+    if not candidates:
+        return None, None
+    raise _unrecognised(folder, f"'{label_path.name}' holds labels, and several folders could be "
+                                f"their images ({', '.join(d.name for d in candidates)}); pass "
+                                f"images='{candidates[0].name}', labels='{label_path.name}'")
 
 
 def _paired(folder: Path, image_dir: Path, label_path: Path, chip_size: int | None,
