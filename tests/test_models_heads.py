@@ -480,3 +480,31 @@ def test_dilated_stage_pointwise_convs_carry_the_dilation_and_change_nothing():
     with torch.no_grad():
         for a, b in zip(model(x), plain(x)):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(("head", "aux"), [("fcn", False), ("deeplabv3", True),
+                                           ("deeplabv3plus", False), ("unet", False)])
+def test_the_feature_pyramid_computes_only_the_levels_the_head_reads(head, aux):
+    """FCN and DeepLabv3 read one level of the ViT pyramid (DeepLabv3+ two, plus the auxiliary
+    head's): the neck skips the others, and the logits are those of the full pyramid."""
+    import rsfm
+
+    torch.manual_seed(0)
+    model = rsfm.create_model("segmentation", "dofa_base", head=head, num_classes=3,
+                              bands=["B2", "B3", "B4"], aux_head=aux, neck={"out_channels": 32},
+                              backbone_kwargs={"depth": 2, "embed_dim": 64, "num_heads": 2}).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        fast = model(x, return_aux=aux)
+        full = model.neck(model.backbone(x))
+        levels = model.head.levels(with_aux=aux)
+        skipped = model.forward_features(x, levels=levels)
+    reference = model.head(full, (64, 64))
+    assert torch.equal(fast["out"] if aux else fast, reference)
+    if aux:
+        assert torch.equal(fast["aux"], model.head.forward_aux(full, (64, 64)))
+    if head == "unet":
+        assert levels is None
+    else:
+        assert {i for i, f in enumerate(skipped) if f is not None} == set(levels)
+        assert len(levels) < len(full)

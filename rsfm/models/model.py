@@ -25,11 +25,13 @@ the same model: ``rsfm.create_model(model.config, input_spec=model.input_spec)``
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from torch import Tensor, nn
 
 from rsfm.config import ModelConfig
+from rsfm.models.necks import SimpleFeaturePyramid
 from rsfm.saved import architecture
 from rsfm.spec import InputSpec
 
@@ -103,9 +105,17 @@ class RsfmModel(nn.Module):
             )
         return kwargs
 
-    def forward_features(self, x: Tensor, **backbone_kwargs: Any) -> list[Tensor]:
-        """Pyramid levels ``(B, C_i, H/s_i, W/s_i)`` (backbone then neck)."""
-        return self.neck(self.backbone(x, **self._check_backbone_kwargs(backbone_kwargs)))
+    def forward_features(self, x: Tensor, levels: Collection[int] | None = None,
+                         **backbone_kwargs: Any) -> list[Tensor]:
+        """Pyramid levels ``(B, C_i, H/s_i, W/s_i)`` (backbone then neck).
+
+        ``levels``: the levels the caller reads; a simple feature pyramid computes only those
+        (the others are None). Other necks compute every level.
+        """
+        maps = self.backbone(x, **self._check_backbone_kwargs(backbone_kwargs))
+        if levels is not None and isinstance(self.neck, SimpleFeaturePyramid):
+            return self.neck(maps, levels=levels)  # type: ignore[return-value]
+        return self.neck(maps)
 
     def forward(
         self,
@@ -127,9 +137,9 @@ class RsfmModel(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"A {self.task} model takes one (B, C, H, W) tensor, got {type(x).__name__} "
                             "(lists of images are for detection).")
-        features = self.forward_features(x, **backbone_kwargs)
         if self.task == "classification":
-            return self.head(features)
+            return self.head(self.forward_features(x, **backbone_kwargs))
+        features = self.forward_features(x, levels=self.head.levels(return_aux), **backbone_kwargs)
         size = (x.shape[-2], x.shape[-1])
         logits = self.head(features, size)
         if return_aux:

@@ -92,6 +92,17 @@ class SegmentationHead(nn.Module):
             self.aux_index = idx % n
             self.aux = FCNHead(self.in_channels[self.aux_index], num_classes)
 
+    # the levels ``forward`` reads; None: all of them (set by heads that read only some)
+    main_levels: tuple[int, ...] | None = None
+
+    def levels(self, with_aux: bool = False) -> frozenset[int] | None:
+        """The pyramid levels ``forward`` (and with ``with_aux`` ``forward_aux``) reads, so the
+        neck can skip the others; None when it reads all of them."""
+        if self.main_levels is None:
+            return None
+        aux = {self.aux_index} if with_aux and self.aux_index is not None else set()
+        return frozenset(self.main_levels) | aux
+
     def forward_aux(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor | None:
         """Auxiliary logits ``(B, K, H, W)``, or None without an aux head."""
         if self.aux is None or self.aux_index is None:
@@ -113,6 +124,7 @@ class DeepLabV3Head(SegmentationHead):
                  aux_index: int | None = None) -> None:
         super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
         self.index = deep_level(self.in_strides)
+        self.main_levels = (self.index,)
         stride = self.in_strides[self.index]
         self.atrous_rates = tuple(max(1, round(r * 16 / stride)) for r in aspp_rates)
         in_ch = self.in_channels[self.index]
@@ -199,6 +211,7 @@ class DeepLabV3PlusHead(SegmentationHead):
         super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
         self.index = deep_level(self.in_strides)
         self.low_index = low_level_index(self.in_strides)
+        self.main_levels = (self.index, self.low_index)
         if self.low_index == self.index:
             raise ConfigError(
                 f"head='deeplabv3plus' needs a low-level map finer than the ASPP map; the neck gives strides "
@@ -335,6 +348,7 @@ class FCNSegHead(SegmentationHead):
                  aux_head: bool = False, aux_index: int | None = None) -> None:
         super().__init__(in_channels, in_strides, num_classes, aux_head=aux_head, aux_index=aux_index)
         self.index = deep_level(self.in_strides)
+        self.main_levels = (self.index,)
         self.classifier = FCNHead(self.in_channels[self.index], num_classes)
 
     def forward(self, features: Sequence[Tensor], image_size: tuple[int, int]) -> Tensor:
