@@ -38,6 +38,7 @@ import pytest
 import rasterio
 import yaml
 from rasterio.transform import from_origin
+from test_train import tiny_recipe
 
 from rsfm.cli import main
 
@@ -53,27 +54,12 @@ ARCGIS = DATA / "arcgis"
 TERRATORCH = DATA / "terratorch"
 DELETE = object()  # a recipe change that removes the key
 
-TINY_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 2}
-
 
 # ------------------------------------------------------------------------------------ recipes
 def seg_recipe(out: Path) -> dict[str, Any]:
-    """A tiny DOFA segmentation recipe on 64-px tiles of the real Sen1Floods11 crops."""
-    return {
-        "name": "tiny",
-        "model": {"task": "segmentation", "backbone": "dofa_base", "head": "fcn",
-                  "num_classes": 2, "bands": ["VV", "VH"], "backbone_kwargs": dict(TINY_VIT),
-                  "neck": {"out_channels": 32}},
-        "data": {"kind": "scenes",
-                 "train": {"images": str(S1 / "S1Hand"), "labels": str(S1 / "LabelHand")},
-                 "image_suffix": "_S1Hand", "label_suffix": "_LabelHand",
-                 "classes": ["dry", "water"], "label_ignore_values": [-1], "tile_size": 64,
-                 "val_fraction": 0.25, "batch_size": 4,
-                 "normalization": {"mode": "stats", "mean": [-10.0, -17.0], "std": [4.0, 5.0]}},
-        "train": {"epochs": 1, "max_steps": 1, "optimizer": {"lr": 1e-3}, "seed": 1,
-                  "progress": False},
-        "output": {"dir": str(out), "plots": False},
-    }
+    """test_train's tiny DOFA segmentation recipe, one step, no plots."""
+    return tiny_recipe(out, train={"epochs": 1, "max_steps": 1}, output={"dir": str(out),
+                                                                          "plots": False})
 
 
 
@@ -1001,6 +987,16 @@ def _(ctx):  # warned at construction, a clear error at the first batch (was a s
     return ["train", ctx.chip_recipe(im, lab, {"data.batch_size": 2})]
 
 
+def spacenet_with_vectors(ctx, labels: Path) -> Path:
+    """A ResNet recipe on the SpaceNet-4 panchromatic tile with ``labels`` as vector labels."""
+    return ctx.recipe(RESNET, {
+        "model.bands": [{"name": "PAN"}], "data.file_bands": ["PAN"], "data.kind": "scenes",
+        "data.train": {"images": str(DATA / "spacenet4" / "sample_geotiff.tif"),
+                       "labels": str(labels)},
+        "data.classes": ["background", "building"], "data.normalization": {"mode": "per_tile"},
+        "data.image_suffix": DELETE, "data.label_suffix": DELETE})
+
+
 def polygons(path: Path, lon: float, lat: float) -> Path:
     ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001],
             [lon, lat]]
@@ -1013,34 +1009,19 @@ def polygons(path: Path, lon: float, lat: float) -> Path:
 @case("vector-labels-outside-the-scene", "{tmp}/buildings.geojson", "overlaps", "EPSG:4326")
 def _(ctx):  # polygons of the neighbouring town (the scene is a 500 m tile of Atlanta)
     polygons(ctx.tmp / "buildings.geojson", -84.60, 33.70)
-    return ["check", ctx.recipe(RESNET, {
-        "model.bands": [{"name": "PAN"}], "data.file_bands": ["PAN"], "data.kind": "scenes",
-        "data.train": {"images": str(DATA / "spacenet4" / "sample_geotiff.tif"),
-                       "labels": str(ctx.tmp / "buildings.geojson")},
-        "data.classes": ["background", "building"], "data.normalization": {"mode": "per_tile"},
-        "data.image_suffix": DELETE, "data.label_suffix": DELETE}), "--data"]
+    return ["check", spacenet_with_vectors(ctx, ctx.tmp / "buildings.geojson"), "--data"]
 
 
 @case("vector-labels-in-another-crs", "{tmp}/buildings.geojson", "reprojected", "EPSG:4326")
 def _(ctx):  # (lon, lat) = (0, 0) cannot even be projected to the scene's UTM zone 16N
     polygons(ctx.tmp / "buildings.geojson", 0.0, 0.0)
-    return ["check", ctx.recipe(RESNET, {
-        "model.bands": [{"name": "PAN"}], "data.file_bands": ["PAN"], "data.kind": "scenes",
-        "data.train": {"images": str(DATA / "spacenet4" / "sample_geotiff.tif"),
-                       "labels": str(ctx.tmp / "buildings.geojson")},
-        "data.classes": ["background", "building"], "data.normalization": {"mode": "per_tile"},
-        "data.image_suffix": DELETE, "data.label_suffix": DELETE}), "--data"]
+    return ["check", spacenet_with_vectors(ctx, ctx.tmp / "buildings.geojson"), "--data"]
 
 
 @case("vector-labels-empty", "{tmp}/buildings.geojson", "no features")
 def _(ctx):
     (ctx.tmp / "buildings.geojson").write_text('{"type": "FeatureCollection", "features": []}')
-    return ["check", ctx.recipe(RESNET, {
-        "model.bands": [{"name": "PAN"}], "data.file_bands": ["PAN"], "data.kind": "scenes",
-        "data.train": {"images": str(DATA / "spacenet4" / "sample_geotiff.tif"),
-                       "labels": str(ctx.tmp / "buildings.geojson")},
-        "data.classes": ["background", "building"], "data.normalization": {"mode": "per_tile"},
-        "data.image_suffix": DELETE, "data.label_suffix": DELETE}), "--data"]
+    return ["check", spacenet_with_vectors(ctx, ctx.tmp / "buildings.geojson"), "--data"]
 
 
 @case("augmentation-value-not-a-probability", "data.augment.hflip", "maybe")
@@ -1476,7 +1457,7 @@ def _(ctx):
 
 @case("predict-second-scene-lacks-the-bands", str(LANDSAT), "'VV'", "--file-bands")
 def _(ctx):  # every scene is checked before the first one runs
-    return ["predict", ctx.trained, SCENE, LANDSAT, "-o", ctx.tmp / "o.tif"]
+    return ["predict", ctx.trained, SCENE, LANDSAT, "-o", ctx.tmp / "predictions"]
 
 
 # =============================================================================================
