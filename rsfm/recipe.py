@@ -20,7 +20,6 @@ Extras on top of plain YAML:
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import os
@@ -48,32 +47,29 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------- YAML loading
-@functools.cache
-def _loader() -> Any:
-    """``yaml.SafeLoader`` that rejects a key written twice in one mapping (plain YAML keeps the
-    last silently: a second ``train:`` section would replace the first)."""
+def _check_unique_keys(node: Any) -> None:
+    """Reject a key written twice in one mapping of a composed YAML node tree (plain YAML keeps
+    the last silently: a second ``train:`` section would replace the first).
+
+    Raises:
+        yaml.MarkedYAMLError: Names the key and where it is written the second time.
+    """
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) or key is None:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item)
+    elif isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise yaml.MarkedYAMLError(
                         "while reading a mapping", node.start_mark,
-                        f"found the key {key!r} twice; YAML would keep only the last one, so "
-                        "merge the two into one", key_node.start_mark)
-                seen.add(key)
-        return loader.construct_mapping(node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return UniqueKeyLoader
+                        f"found the key {key.value!r} twice; YAML would keep only the last one, "
+                        "so merge the two into one", key.start_mark)
+                seen.add(key.value)
+            _check_unique_keys(value)
 
 
 def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
@@ -93,7 +89,8 @@ def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
     except OSError as err:
         raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
     try:
-        return yaml.load(text, Loader=_loader())
+        _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))  # nodes only, no objects
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
 

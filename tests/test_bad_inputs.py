@@ -894,8 +894,8 @@ def _(ctx):
     return ["check", ctx.chip_recipe(im, lab), "--data"]
 
 
-@case("grid-mismatch-label", "{tmp}/labels/Ghana_53713.tif", "align_labels")
-def _(ctx):
+def shifted_label_pair(ctx) -> tuple[Path, Path]:
+    """The S1 chip pair with Ghana's label moved 5 pixels east (same size, another grid)."""
     im, lab = ctx.s1_pair()
     with rasterio.open(lab / "Ghana_53713.tif") as src:
         profile, data = src.profile, src.read()
@@ -903,18 +903,18 @@ def _(ctx):
     profile.update(transform=rasterio.Affine(t.a, t.b, t.c + 5 * t.a, t.d, t.e, t.f))
     with rasterio.open(lab / "Ghana_53713.tif", "w", **profile) as dst:
         dst.write(data)
+    return im, lab
+
+
+@case("grid-mismatch-label", "{tmp}/labels/Ghana_53713.tif", "align_labels")
+def _(ctx):
+    im, lab = shifted_label_pair(ctx)
     return ["check", ctx.chip_recipe(im, lab), "--data"]
 
 
 @case("grid-mismatch-advice-followed", "train", code=0)
 def _(ctx):  # the advice of the case above can be followed: data.align_labels: true
-    im, lab = ctx.s1_pair()
-    with rasterio.open(lab / "Ghana_53713.tif") as src:
-        profile, data = src.profile, src.read()
-    t = profile["transform"]
-    profile.update(transform=rasterio.Affine(t.a, t.b, t.c + 5 * t.a, t.d, t.e, t.f))
-    with rasterio.open(lab / "Ghana_53713.tif", "w", **profile) as dst:
-        dst.write(data)
+    im, lab = shifted_label_pair(ctx)
     return ["check", ctx.chip_recipe(im, lab, {"data.align_labels": True}), "--data"]
 
 

@@ -10,15 +10,14 @@ The 1024 px step time, with a timeout, is in ``bench/bench_train_step.py`` (no t
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_train import tiny_recipe
 
 import rsfm
 
-S1 = Path(__file__).parent / "data" / "sen1floods11"
 VIT_B = {"depth": 1, "embed_dim": 768, "num_heads": 12}  # the real patch embedding, one block
 
 
@@ -95,22 +94,10 @@ def test_resnet_bf16_backward():
 
 
 def test_recipe_with_mixed_precision_bf16_trains_on_cpu(tmp_path, caplog):
-    recipe = {
-        "name": "bf16",
-        "model": {"task": "segmentation", "backbone": "prithvi_eo_v1_100m", "head": "fcn", "num_classes": 2,
-                  "bands": ["VV", "VH"], "window_size": 2,
-                  "backbone_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2},
-                  "neck": {"out_channels": 32}},
-        "data": {"kind": "scenes",
-                 "train": {"images": str(S1 / "S1Hand"), "labels": str(S1 / "LabelHand")},
-                 "image_suffix": "_S1Hand", "label_suffix": "_LabelHand",
-                 "classes": ["dry", "water"], "label_ignore_values": [-1], "tile_size": 64,
-                 "val_fraction": 0.25, "batch_size": 4,
-                 "normalization": {"mode": "stats", "mean": [-10.0, -17.0], "std": [4.0, 5.0]}},
-        "train": {"epochs": 1, "optimizer": {"lr": 1e-3}, "seed": 1, "progress": False,
-                  "mixed_precision": "bf16"},
-        "output": {"dir": str(tmp_path / "run"), "plots": False},
-    }
+    recipe = tiny_recipe(tmp_path / "run", name="bf16",
+                         model={"backbone": "prithvi_eo_v1_100m", "window_size": 2},
+                         train={"epochs": 1, "mixed_precision": "bf16"},
+                         output={"dir": str(tmp_path / "run"), "plots": False})
     # fp32 first, then bf16, in one process (a notebook): accelerate's process-wide state used to
     # refuse the second Accelerator ("AcceleratorState has already been initialized")
     fp32 = {**recipe, "train": {**recipe["train"], "mixed_precision": None, "max_steps": 1},
