@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # huggingface_hub reads these at import time, so they must be set before anything imports it.
 _HF_HOME = tempfile.mkdtemp(prefix="rsfm-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)  # each xdist worker removes its own
 os.environ["HF_HOME"] = _HF_HOME
 os.environ.pop("HF_HUB_CACHE", None)
 os.environ["HF_HUB_OFFLINE"] = "1"
