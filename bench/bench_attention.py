@@ -21,7 +21,16 @@ Configurations (each in fresh subprocesses, interleaved; see ``bench/_harness.py
 * ``rsfm-window``: rsfm's windowed attention in the default ``window_mode="cls"`` (every window
   also holds the cls token; rsfm 0.1 semantics);
 * ``rsfm-window-vitdet``: ``window_mode="vitdet"`` (ViTDet's windowed blocks exactly: no cls
-  keys in the windows, no mask when the grid divides).
+  keys in the windows, no mask when the grid divides);
+* ``rsfm-window-ws16``: 16-token windows, which tile the 64 x 64 grid of 1024 px without padding;
+* ``rsfm-window-2global`` / ``rsfm-window-0global``: global blocks (5, 11) / none. These are
+  *other models* (fewer global blocks than ViTDet's four), shown because they are the only way
+  below the time floor that four global blocks set (see the FLOP column).
+
+The ``fwd_GFLOP`` column counts the forward pass analytically (:func:`forward_gflop`: the block
+matrix products plus the attention products over the keys each query sees, padding included).
+A training step costs about 3x its forward, so the GFLOP ratio between two rows is the floor of
+their time ratio: with ViTDet's four global blocks at 1024 px it is ~0.70x global attention.
 
 Memory: peak RSS increase over the pass (allocator slack included) and the peak of live tensor
 memory in the warm-up pass (torch profiler; allocator-independent).
@@ -40,6 +49,31 @@ from typing import Any
 from _harness import Config, add_arguments, machine_header, measure, serve, table, write_section
 
 PEER_ENV = "RSFM_BENCH_PEER_PYTHON"
+
+
+def forward_gflop(size: int, window: int = 0, global_blocks: tuple[int, ...] | None = None,
+                  mode: str = "cls", *, patch: int = 16, dim: int = 768, depth: int = 12) -> float:
+    """Forward GFLOP of the ViT-B blocks at ``size`` px (2 FLOP per multiply-add; patch embedding,
+    norms and softmax left out: they are the same in every row or negligible).
+
+    Per token a block does 12 dim^2 multiply-adds in its four Linear layers (qkv 3, proj 1, MLP 8)
+    and 2 * keys * dim in attention (q k^T and attention x v), where ``keys`` is every token for
+    global attention and the (padded) window, plus the cls key in ``"cls"`` mode, for windows.
+    """
+    side = size // patch
+    tokens = side * side + 1  # + cls
+    glob = (2, 5, 8, 11) if global_blocks is None else global_blocks
+    linear = tokens * 12 * dim * dim
+    padded_side = -(-side // window) * window if window else side
+    total = 0.0
+    for block in range(depth):
+        if not window or block in glob:
+            attn = tokens * tokens * 2 * dim
+        else:  # padded windows of window^2 queries; cls keys in "cls" mode; the cls query is global
+            keys = window * window + (1 if mode == "cls" else 0)
+            attn = padded_side * padded_side * keys * 2 * dim + (tokens if mode == "cls" else 1) * 2 * dim
+        total += linear + attn
+    return 2 * total / 1e9
 
 
 def build(p: dict[str, Any]) -> Any:
@@ -69,8 +103,8 @@ def build(p: dict[str, Any]) -> Any:
         import rsfm
 
         model = rsfm.create_backbone("prithvi_eo_v1_100m", window_size=p.get("window") or None)
-        if p.get("mode"):
-            model.set_window_attention(p["window"], window_mode=p["mode"])
+        if p.get("mode") or p.get("global_blocks") is not None:
+            model.set_window_attention(p["window"], p.get("global_blocks"), window_mode=p.get("mode"))
     model.train()
 
     def step() -> None:
@@ -80,7 +114,9 @@ def build(p: dict[str, Any]) -> Any:
         model.zero_grad(set_to_none=True)
 
     params = sum(t.numel() for t in model.parameters())
-    return step, {"params_M": params / 1e6}
+    glob = p.get("global_blocks")
+    gflop = forward_gflop(size, p.get("window") or 0, None if glob is None else tuple(glob), p.get("mode") or "cls")
+    return step, {"params_M": params / 1e6, "fwd_GFLOP": round(gflop)}
 
 
 def peer_python(arg: str | None) -> str | None:
@@ -113,6 +149,12 @@ def configs(size: int, window: int, peer: str | None) -> list[Config]:
                note=f"ws={window}, global blocks 2,5,8,11, window_mode=cls (default)"),
         Config("rsfm-window-vitdet", {"kind": "rsfm", "size": size, "window": window, "mode": "vitdet"},
                note="window_mode=vitdet"),
+        Config("rsfm-window-ws16", {"kind": "rsfm", "size": size, "window": 16},
+               note="ws=16 (no padding at 1024 px), global blocks 2,5,8,11"),
+        Config("rsfm-window-2global", {"kind": "rsfm", "size": size, "window": window, "global_blocks": [5, 11]},
+               note=f"ws={window}, global blocks 5,11 only: another model"),
+        Config("rsfm-window-0global", {"kind": "rsfm", "size": size, "window": window, "global_blocks": []},
+               note=f"ws={window}, no global block: another model"),
     ]
     return out
 
@@ -136,7 +178,7 @@ def main() -> None:
         names = {c.name for c in cfgs}
         tbase = next((n for n in ("terratorch-global", "timm-vit-b-global") if n in names), None)
         mbase = "rsfm-global" if "rsfm-global" in names else None
-        md = table(res, time_baseline=tbase, memory_baseline=mbase, info_keys=["params_M"])
+        md = table(res, time_baseline=tbase, memory_baseline=mbase, info_keys=["params_M", "fwd_GFLOP"])
         print(md)
         sections.append(f"### {size} px, ViT-B/16, forward + backward, batch 1\n\n{md}")
     note = "" if peer else ("\nTerraTorch was not found (pass `--peer-python` or set "

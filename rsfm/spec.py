@@ -88,14 +88,22 @@ class Normalization:
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """One output class: its name and the RGB colour every map, plot and raster uses."""
+    """One output class: its name, the RGB colour every map, plot and raster uses, and its value.
+
+    ``value`` is the class's pixel value in the user's label rasters when that differs from the
+    class id (``data.label_map``, e.g. an ArcGIS export's class values 1, 5, 20): class rasters
+    written by ``predict`` carry these values, so they read with the labels' legend. ``None``:
+    the value is the class id.
+    """
 
     __pydantic_config__: ClassVar[dict[str, Any]] = FORBID
     name: str
     color: tuple[int, int, int]
+    value: int | None = None
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "color")
+        check(self.value is None or self.value >= 0, "value", f"must be >= 0 (got {self.value})")
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,9 @@ class InputSpec:
         unknown = [i for i in self.indices if i not in SPECTRAL_INDICES]
         check(not unknown, "indices",
               f"unknown spectral index {unknown}; known: {sorted(SPECTRAL_INDICES)}")
+        values = self.class_values
+        check(len(set(values)) == len(values), "classes",
+              f"class values {values} must differ from class to class")
         if 0 <= self.ignore_index < len(self.classes):
             check(False, "ignore_index",
                   f"{self.ignore_index} is also the id of class "
@@ -178,6 +189,11 @@ class InputSpec:
     def class_colors(self) -> list[tuple[int, int, int]]:
         """Class colours (index = class id)."""
         return [c.color for c in self.classes]
+
+    @property
+    def class_values(self) -> tuple[int, ...]:
+        """Pixel value of each class in class rasters (index = class id; see :class:`ClassInfo`)."""
+        return tuple(i if c.value is None else c.value for i, c in enumerate(self.classes))
 
     @property
     def num_classes(self) -> int:
@@ -229,6 +245,26 @@ def _classes(names: Sequence[str | ClassDecl], color_map: dict[str, int] | None,
             raise ConfigError(f"{key}[{i}].color: {err}") from None
         out.append(ClassInfo(name, color))
     return tuple(out)
+
+
+def _with_label_values(classes: tuple[ClassInfo, ...],
+                       label_map: dict[int, int] | None) -> tuple[ClassInfo, ...]:
+    """Give each class the label value ``label_map`` maps to it (the smallest when several do).
+
+    Classes no value maps to keep their id (unmapped label values are class ids). Nothing
+    changes when the values would be the ids anyway, or would not tell the classes apart (two
+    classes with one value), or do not fit an unsigned 32-bit class raster.
+    """
+    if not label_map:
+        return classes
+    first: dict[int, int] = {}
+    for raw, cls in sorted(label_map.items()):
+        first.setdefault(int(cls), int(raw))
+    values = [first.get(i, i) for i in range(len(classes))]
+    if (values == list(range(len(classes))) or len(set(values)) < len(values)
+            or min(values) < 0 or max(values) >= 2**32 - 1):
+        return classes
+    return tuple(replace(c, value=v) for c, v in zip(classes, values))
 
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
@@ -322,6 +358,8 @@ def resolve_input_spec(model: ModelConfig, card: AdapterCard,
                           "(the position is the class id).")
     classes = _classes(names, data.color_map if data is not None else None, key,
                        background_first=model.task != "detection")
+    if data is not None and model.task == "segmentation" and not data.color_map:
+        classes = _with_label_values(classes, data.label_map)
 
     try:
         return InputSpec(

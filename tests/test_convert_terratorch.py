@@ -193,8 +193,12 @@ def test_sen1floods11_dataset_module_layout_is_written_out():
     assert d["train"]["images"] == f"{root}/data/flood_events/HandLabeled/S2Hand"
     assert d["val"]["split_file"] == f"{root}/splits/flood_handlabeled/flood_valid_data.txt"
     assert d["bands"] == HLS and len(d["file_bands"]) == 13
-    assert d["normalization"] == {"mode": "per_tile"}  # built-in statistics are not in the config
-    assert any("built-in statistics" in n for n in result.notes)
+    # the datamodule's built-in statistics (terratorch/datamodules/sen1floods11.py), for HLS
+    assert d["normalization"] == {
+        "mode": "stats", "value_scale": 0.0001,
+        "mean": [0.1412956, 0.13795798, 0.12353792, 0.30902815, 0.2044958, 0.11912015],
+        "std": [0.07406382, 0.07370365, 0.08692279, 0.11798815, 0.09772074, 0.07659938]}
+    assert any("built-in per-band statistics" in n for n in result.notes)
     assert m["backbone"] == "prithvi_eo_v1_100m" and m["head"] == "unet"
     assert m["head_kwargs"] == {"decoder_channels": [512, 256, 128, 64, 32]}
     assert "output" not in result.recipe  # CSVLogger only: rsfm writes metrics.csv anyway
@@ -492,3 +496,203 @@ def test_cli_stdout_and_errors(capsys):
     assert "note(s) on the conversion" in captured.err
     assert main(["convert", "terratorch", str(DATA / "regression_pixelwise.yaml")]) == 2
     assert "not supported: regression" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- QA defects (inline YAML)
+SEG = """
+data:
+  class_path: GenericNonGeoSegmentationDataModule
+  init_args:
+    train_data_root: /data/training
+    dataset_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    num_classes: 2
+model:
+  class_path: terratorch.tasks.SemanticSegmentationTask
+  init_args:
+    model_args: {backbone: prithvi_eo_v2_300, decoder: FCNDecoder, num_classes: 2}
+"""
+
+
+def seg(**edits) -> dict:
+    """The minimal segmentation config above, with ``data``/``args``/``task``/top-level edits."""
+    config = yaml.safe_load(SEG)
+    config["data"]["init_args"].update(edits.pop("data", {}))
+    config["model"]["init_args"]["model_args"].update(edits.pop("args", {}))
+    config["model"]["init_args"].update(edits.pop("task", {}))
+    config.update(edits)
+    return config
+
+
+def notes_of(result: ConversionResult) -> str:
+    return " | ".join(result.notes)
+
+
+def test_tile_size_is_rounded_to_the_backbone_patch_size():
+    tiles = {"h_crop": 512, "w_crop": 512, "h_stride": 448, "w_stride": 448}
+    result = convert_terratorch(seg(args={"backbone": "prithvi_eo_v2_600"},
+                                    task={"tiled_inference_parameters": tiles}))
+    assert result.recipe["data"]["tile_size"] == 518  # patch 14: 518 is nearer than 504
+    assert "not a multiple of the patch size 14" in notes_of(result)
+    crop = [{"class_path": "albumentations.RandomCrop", "init_args": {"height": 300, "width": 300}}]
+    result = convert_terratorch(seg(args={"backbone": "prithvi_eo_v2_600"},
+                                    data={"train_transform": crop}))
+    assert result.recipe["data"]["tile_size"] == 294
+    assert "RandomCrop 300 -> data.tile_size" in notes_of(result)
+    # patch 16 divides 512: unchanged, and the note says which crop won
+    result = convert_terratorch(seg(data={"train_transform": crop},
+                                    task={"tiled_inference_parameters": tiles}))
+    assert result.recipe["data"]["tile_size"] == 512
+    text = notes_of(result)
+    assert "the tiled_inference_parameters crop 512 wins over the RandomCrop 300" in text
+    assert "becomes data.tile_size" not in text and "patch size" not in text
+
+
+def test_numbered_data_bands_take_the_backbone_band_names():
+    config = seg(data={"dataset_bands": [[0, 11]], "output_bands": [[1, 3], [4, 6]]},
+                 args={"backbone_bands": HLS})
+    result = convert_terratorch(config)
+    d = result.recipe["data"]
+    assert d["bands"] == HLS
+    assert d["file_bands"] == ["BAND_0", *HLS, *(f"BAND_{i}" for i in range(7, 12))]
+    assert "named by model_args.backbone_bands" in notes_of(result)
+    assert "differ from the data bands" not in notes_of(result)
+    validate_recipe(result.recipe)
+    config["data"]["init_args"]["output_bands"] = [[1, 3]]  # 3 numbers for 6 named bands
+    result = convert_terratorch(config)
+    assert result.recipe["data"]["bands"][0] == {"name": "BAND_1", "wavelength": None}
+    assert "no pretrained filter will match" in notes_of(result)
+
+
+def test_environment_variables_in_paths(monkeypatch):
+    config = seg(data={"train_data_root": "$DATA_ROOT/training",
+                       "val_data_root": "${DATA_ROOT}/validation"})
+    monkeypatch.setenv("DATA_ROOT", "/mnt/burn")
+    result = convert_terratorch(config)
+    d = result.recipe["data"]
+    assert d["train"]["images"] == "/mnt/burn/training"
+    assert d["val"]["images"] == "/mnt/burn/validation"
+    assert "$DATA_ROOT" in notes_of(result) and "/mnt/burn" in notes_of(result)
+    monkeypatch.delenv("DATA_ROOT")
+    result = convert_terratorch(config)
+    assert result.recipe["data"]["train"]["images"] == "$DATA_ROOT/training"
+    text = notes_of(result)
+    assert "data.train_data_root" in text and "DATA_ROOT is not set" in text
+    assert "rsfm recipes do not expand variables" in text
+
+
+def test_rewritten_relative_paths_are_listed_and_absolute_on_stdout(tmp_path, monkeypatch, capsys):
+    (tmp_path / "configs").mkdir()
+    src = tmp_path / "configs" / "tt.yaml"
+    src.write_text(yaml.safe_dump(seg(data={"train_data_root": "../chips/images"})))
+    result = convert_terratorch(src, recipe_dir=tmp_path / "recipes" / "converted")
+    assert result.recipe["data"]["train"]["images"] == "../../chips/images"
+    listed = [n for n in result.notes if n.startswith("relative paths")]
+    assert len(listed) == 1
+    assert "data.train_data_root: ../chips/images -> ../../chips/images" in listed[0]
+    assert not any(n.startswith("relative paths") for n in convert_terratorch(src).notes)
+    monkeypatch.chdir(tmp_path / "configs")  # not where the recipe will live
+    assert main(["convert", "terratorch", str(src)]) == 0
+    recipe = yaml.safe_load(capsys.readouterr().out)
+    assert recipe["data"]["train"]["images"] == (tmp_path / "chips" / "images").as_posix()
+
+
+DETECTION = """
+data:
+  class_path: terratorch.datamodules.GenericNonGeoObjectDetectionDataModule
+  init_args: {train_data_root: /data/imgs}
+model:
+  class_path: terratorch.tasks.ObjectDetectionTask
+  init_args:
+    model_factory: ObjectDetectionModelFactory
+    model_args:
+      framework: faster-rcnn
+      backbone: resnet50
+      num_classes: 4
+      backbone_bands: [RED, GREEN, BLUE]
+    class_names: [Background, Airplane, Ship]
+"""
+
+
+def test_detection_drops_the_background_name_and_reconciles_the_count():
+    result = convert_terratorch(yaml.safe_load(DETECTION))
+    m, d = result.recipe["model"], result.recipe["data"]
+    assert m["num_classes"] == 3 and d["classes"] == ["Airplane", "Ship", "class_2"]
+    text = notes_of(result)
+    assert "'Background' dropped" in text and "class_2" in text
+    config = yaml.safe_load(DETECTION)
+    config["model"]["init_args"]["class_names"] = ["bg", "Airplane", "Ship", "Tank", "Car"]
+    result = convert_terratorch(config)
+    assert result.recipe["model"]["num_classes"] == 4
+    assert result.recipe["data"]["classes"] == ["Airplane", "Ship", "Tank", "Car"]
+    assert "model.num_classes 4" in notes_of(result)
+
+
+def test_dataset_modules_built_in_statistics_become_stats():
+    config = seg(data={"dataset_bands": None})
+    config["data"] = {"class_path": "terratorch.datamodules.Sen1Floods11NonGeoDataModule",
+                      "init_args": {"data_root": "/data/sen1floods11",
+                                    "bands": ["RED", "BLUE", "NIR_NARROW"]}}
+    result = convert_terratorch(config)
+    norm = result.recipe["data"]["normalization"]
+    assert norm == {"mode": "stats", "mean": [0.12353792, 0.1412956, 0.30902815],
+                    "std": [0.08692279, 0.07406382, 0.11798815], "value_scale": 0.0001}
+    assert "built-in per-band statistics" in notes_of(result)
+    config["data"]["class_path"] = "MultiTemporalCropClassificationDataModule"
+    config["data"]["init_args"]["bands"] = ["BLUE", "SWIR_2"]
+    norm = convert_terratorch(config).recipe["data"]["normalization"]
+    assert norm == {"mode": "stats", "mean": [494.905781, 1739.579917],
+                    "std": [284.925432, 921.407808]}
+
+
+def test_warmup_cosine_max_epochs_is_noted():
+    config = seg(trainer={"max_epochs": 100},
+                 lr_scheduler={"class_path": "LinearWarmupCosineAnnealingLR",
+                               "init_args": {"warmup_epochs": 5, "max_epochs": 50}})
+    result = convert_terratorch(config)
+    assert result.recipe["train"]["epochs"] == 100
+    assert "LinearWarmupCosineAnnealingLR max_epochs 50 != trainer.max_epochs 100" in \
+        notes_of(result)
+
+
+def test_data_given_as_a_file_or_missing_is_said_clearly():
+    config = seg()
+    config["data"] = "dm.yaml"
+    with pytest.raises(ConfigError, match=r"data refers to another file 'dm.yaml' \(not followed\)"):
+        convert_terratorch(config)
+    del config["data"]
+    with pytest.raises(ConfigError, match="the config has no data section"):
+        convert_terratorch(config)
+
+
+def test_misleading_messages_are_fixed():
+    flat = yaml.safe_load(SEG)
+    flat["model"] = {"class_path": "SemanticSegmentationTask",
+                     "model_args": flat["model"]["init_args"]["model_args"]}
+    with pytest.raises(ConfigError, match=r"model\.init_args is missing.*'model_args'"):
+        convert_terratorch(flat)
+    # means/stds given as one string that holds a list
+    result = convert_terratorch(seg(data={"means": "[0.03, 0.05, 0.05, 0.23, 0.19, 0.11]",
+                                          "stds": "[0.02, 0.02, 0.04, 0.07, 0.08, 0.07]"}))
+    assert result.recipe["data"]["normalization"]["mean"][0] == 0.03
+    assert "data.init_args.means" not in result.unmapped
+    result = convert_terratorch(seg(data={"means": "stats/means.txt", "stds": "stats/stds.txt"}))
+    assert "'stats/means.txt' / stds 'stats/stds.txt' are not both lists of numbers" in \
+        notes_of(result)
+    # the checkpoint key is named as written
+    result = convert_terratorch(seg(args={"backbone_checkpoint_path": "/ckpt/model.pt",
+                                          "backbone_pretrained": True}))
+    assert "backbone_checkpoint_path given" in notes_of(result)
+    assert result.recipe["model"]["weights"] == "/ckpt/model.pt"
+    # a placeholder backbone
+    with pytest.raises(ConfigError, match=r"placeholder.*'<prithvi_model>'"):
+        convert_terratorch(seg(args={"backbone": "<prithvi_model>"}))
+    # classification class names are display names
+    result = convert("eurosat_classification_resnet50.yaml")
+    assert "sub-folder names" in notes_of(result)
+
+
+def test_no_precision_means_fp32():
+    result = convert_terratorch(seg())
+    assert result.recipe["train"]["mixed_precision"] == "no"
+    assert "mixed_precision: 'no'" in result.to_yaml()
+    assert validate_recipe(result.recipe).train.mixed_precision == "no"

@@ -326,6 +326,26 @@ def test_classified_tiles_value_map():
     assert sample["image"].shape == (4, 32, 32)
 
 
+def test_classified_tiles_classes_keep_their_export_values():
+    """Prediction rasters speak the export's class values (0 NoData, 1, 5, 20), not ids 0..3."""
+    from rsfm.registry import get_card
+    from rsfm.spec import resolve_input_spec
+
+    recipe = load(ARC / "classified_tiles", task="segmentation", head="fcn")
+    spec = resolve_input_spec(recipe.model, get_card("resnet18"), recipe.data)
+    assert spec.class_values == (0, 1, 5, 20)
+    hidden = load_recipe_with(ARC / "classified_tiles", label_ignore_values=[0])
+    spec = resolve_input_spec(hidden.model, get_card("resnet18"), hidden.data)
+    assert spec.class_values == (1, 5, 20) and spec.num_classes == 3
+
+
+def load_recipe_with(images, **data):
+    from rsfm.recipe import load_recipe
+
+    return load_recipe({"model": {"backbone": "resnet18", "head": "fcn"},
+                        "data": {"train": {"images": str(images)}, **data}})
+
+
 def test_voc_class_value_or_name_and_edge_slivers():
     ds = _dataset("pascal_voc", "detection")
     first, second = ds[0], ds[1]
@@ -437,7 +457,10 @@ def test_train_one_step_and_predict(tmp_path, name, task, head, backbone):
         with rasterio.open(pred.classes) as ds:
             assert (ds.width, ds.height) == (32, 32)
             classes = ds.read(1)
-        assert set(np.unique(classes)) <= set(range(len(spec.classes)))
+            values = json.loads(ds.tags()["CLASS_VALUES"])
+        # the export's class values (0 = NoData, then the .emd's values), not class ids
+        assert values == [0] + [c.value for c in export.classes] == list(spec.class_values)
+        assert set(np.unique(classes)) <= set(values)
 
 
 def test_dofa_takes_wavelengths_from_the_emd(tmp_path):

@@ -140,6 +140,19 @@ def test_card_sections(tmp_path):
     assert "## Citation" in text and "```bibtex" in text and "@" in text
 
 
+def test_card_lists_label_values_when_they_differ_from_ids(tmp_path):
+    config = saved(ignore_index=255)
+    config = replace(config, input=replace(config.input, classes=tuple(
+        replace(c, value=v) for c, v in zip(config.input.classes, (1, 5)))))
+    text = card_of(config).text
+    assert "| id | class | colour | label value |" in text
+    assert "| 1 | water |" in text and text.split("| 1 | water |")[1].split("\n")[0].endswith(" 5 |")
+    assert "label value" not in card_of(saved(ignore_index=255)).text
+    from rsfm.saved import read_saved_config, write_saved_config  # the values survive config.json
+
+    assert read_saved_config(write_saved_config(tmp_path / "config.json", config)).input.class_values == (1, 5)
+
+
 def test_legacy_config_card_finds_the_citation():
     from hub_utils import LEGACY
 

@@ -456,3 +456,46 @@ def test_show_results(tmp_path: Path) -> None:
     show_results(Pixelwise(), samples, n=2, path=tmp_path / "r.png", spec=SPEC,
                  task="segmentation")
     assert (tmp_path / "r.png").stat().st_size > 5_000
+
+
+def test_class_rasters_carry_the_label_values(scene: Path, tmp_path: Path) -> None:
+    """Classes with label values (an ArcGIS export's 1, 5, 20) are written as those values."""
+    spec = make_spec(tile_size=64, ignore_index=255)
+    spec = InputSpec(bands=spec.bands, normalization=spec.normalization, tile_size=64, ignore_index=255,
+                     classes=tuple(ClassInfo(c.name, c.color, v) for c, v in zip(spec.classes, (1, 5, 20))))
+    res = predict_scene(Pixelwise(), scene, tmp_path / "v.tif", spec, vectors=tmp_path / "v.geojson",
+                        preview=tmp_path / "v.png", options=OPTS, min_object_size=3)
+    ids = predict_scene(Pixelwise(), scene, tmp_path / "i.tif", make_spec(tile_size=64, ignore_index=255),
+                        options=OPTS, min_object_size=3)
+    with rasterio.open(res.classes) as ds, rasterio.open(ids.classes) as ref:
+        got, want = ds.read(1), ref.read(1)
+        assert ds.nodata == 255 and ds.dtypes[0] == "uint8"
+        assert json.loads(ds.tags()["CLASS_VALUES"]) == [1, 5, 20]
+        cmap = ds.colormap(1)
+        assert [cmap[v][:3] for v in (1, 5, 20)] == [c.color for c in spec.classes]
+    lut = np.full(256, 255, dtype=np.uint8)
+    lut[[0, 1, 2]] = [1, 5, 20]
+    np.testing.assert_array_equal(got, lut[want])  # the same map, in label values
+    assert set(np.unique(got)) <= {1, 5, 20, 255} and len(set(np.unique(got)) - {255}) >= 2
+    rat = read_raster_attribute_table(res.classes)
+    assert [(int(r["Value"]), r["Class_Name"]) for r in rat] == [(1, "bg"), (5, "a"), (20, "b")]
+    assert [int(r["Count"]) for r in rat] == [int((got == v).sum()) for v in (1, 5, 20)]
+    names = read_category_names(res.classes)
+    assert (names[1], names[5], names[20]) == ("bg", "a", "b") and names[0] == names[2] == ""
+    assert 'value="20" label="b"' in res.style.read_text()
+    feats = json.loads((tmp_path / "v.geojson").read_text())["features"]
+    assert {(f["properties"]["class_value"], f["properties"]["class_id"], f["properties"]["class"])
+            for f in feats} <= {(1, 0, "bg"), (5, 1, "a"), (20, 2, "b")}
+    assert res.preview is not None and res.preview.exists()
+
+
+def test_class_nodata_avoids_the_class_values() -> None:
+    from rsfm.inference.gis import class_ids, class_nodata
+
+    assert class_nodata(3, 255) == ("uint8", 255)
+    assert class_nodata([1, 5, 20], 5) == ("uint8", 255)  # 5 is a class value
+    assert class_nodata([0, 255], 255) == ("uint16", 65535)
+    assert class_nodata([0, 300], 1000) == ("uint16", 1000)
+    pixels = np.array([[1, 5, 20, 255, 7]], dtype=np.uint8)
+    np.testing.assert_array_equal(class_ids(pixels, [1, 5, 20], 255), [[0, 1, 2, -1, -1]])
+    np.testing.assert_array_equal(class_ids(np.array([0, 2, 9]), [0, 1, 2]), [0, 2, -1])

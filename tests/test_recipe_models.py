@@ -62,3 +62,24 @@ def test_recipe_model_trains_one_step(path):
     assert torch.isfinite(loss)
     for step in recipe.train.freeze.unfreeze:  # every unfreeze spec names real modules
         UnfreezeScheduler([step]).apply(model, step.epoch)
+
+
+
+@pytest.mark.parametrize(("label_map", "values"), [
+    ({255: 1}, (0, 255)),                  # a 0/255 mask: class 1 is written as 255
+    ({1: 0, 2: 0, 3: 1}, (1, 3)),          # several values for a class: the smallest
+    ({7: 1, 1: 0}, (1, 7)),
+    ({5: 0}, (5, 1)),                      # class 1 keeps its id
+    ({0: 0, 1: 1}, None),                  # the ids already: no values stored
+    ({1: 0}, None),                        # class 0 would be 1, class 1's value: ids kept
+])
+def test_class_values_come_from_the_label_map(label_map, values):
+    from rsfm.recipe import load_recipe
+    from rsfm.registry import get_card
+    from rsfm.spec import resolve_input_spec
+
+    recipe = load_recipe({"model": {"task": "segmentation", "backbone": "resnet18", "head": "fcn", "num_classes": 2},
+                          "data": {"train": {"images": "x", "labels": "y"}, "label_map": label_map}})
+    spec = resolve_input_spec(recipe.model, get_card("resnet18"), recipe.data)
+    assert [c.value for c in spec.classes] == list(values or (None, None))
+    assert spec.class_values == (values or (0, 1))

@@ -3,7 +3,8 @@
 The recipe goes to ``-o`` (written atomically; an existing file is kept unless ``--force``) or to
 stdout. Notes on approximations and the keys that were not mapped go to stderr, and into the
 recipe's header comments. Relative data paths are taken as relative to the config's folder and
-rewritten relative to the recipe's folder (rsfm resolves them against the recipe file).
+rewritten relative to the recipe's folder (rsfm resolves them against the recipe file); on stdout
+the recipe's folder is unknown, so they are written as absolute paths.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"'{out}' is not a file.")
     from rsfm.convert.terratorch import convert_terratorch
 
-    result = convert_terratorch(args.config, recipe_dir=out.parent if out else Path.cwd(),
-                                name=args.name)
+    result = convert_terratorch(args.config, recipe_dir=out.parent if out else None,
+                                name=args.name, absolute_paths=out is None)
     text = result.to_yaml()
     err = sys.stderr
     if result.notes:

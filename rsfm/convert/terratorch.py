@@ -13,18 +13,22 @@ What maps how (TerraTorch -> rsfm):
 
 - task class: ``SemanticSegmentationTask`` -> ``segmentation``; ``ClassificationTask`` ->
   ``classification`` (``data.kind: class_folders``); ``ObjectDetectionTask`` -> ``detection``
-  (``num_classes`` without background). Regression tasks raise :class:`ConfigError`.
+  (``num_classes`` and ``class_names`` without the background; names are padded ``class_<i>``
+  or the count raised to fit). Regression tasks raise :class:`ConfigError`.
 - ``backbone`` -> ``model.backbone`` through the adapter cards' names and ``aliases`` (a leading
   ``terratorch_``/``timm_`` is dropped; ``prithvi_vit_100`` is TerraTorch's old name of
   ``prithvi_eo_v1_100``). An unknown name raises :class:`UnknownNameError` with close matches.
 - bands: ``dataset_bands`` -> ``data.file_bands`` (the files' band order), ``output_bands``
   (or a dataset module's ``bands``) -> ``data.bands``; the backbone's ``backbone_bands`` /
   ``backbone_model_bands`` / ``bands`` -> ``model.bands`` only when the data names none. Integers
-  name ``dataset_bands`` entries by value (TerraTorch's rule), else by position; unnamed bands
-  become declared bands ``BAND_<n>`` without wavelength (new, randomly initialised filters, as in
-  TerraTorch).
-- ``means``/``stds``/``constant_scale`` -> ``data.normalization {mode: stats, mean, std,
-  value_scale}`` (both compute ``(x * scale - mean) / std``).
+  name ``dataset_bands`` entries by value (TerraTorch's rule), else by position. Data bands that
+  are all numbers take the names of the backbone's bands when those are names of the same count;
+  other unnamed bands become declared bands ``BAND_<n>`` without wavelength (new, randomly
+  initialised filters, as in TerraTorch; a note says so).
+- ``means``/``stds`` (lists, or strings holding one) and ``constant_scale`` ->
+  ``data.normalization {mode: stats, mean, std, value_scale}`` (both compute
+  ``(x * scale - mean) / std``); the three dataset modules' built-in per-band statistics when the
+  config gives none.
 - necks: ``SelectIndices`` (and ``backbone_out_indices``) -> ``model.out_indices``;
   ``ReshapeTokensToImage`` + a ``*ToPyramidal`` neck (or ``decoder_scale_modules``) ->
   ``neck.kind: simple_feature_pyramid``; ``ReshapeTokensToImage`` alone under an FCN -> ``none``.
@@ -37,18 +41,23 @@ What maps how (TerraTorch -> rsfm):
   nodata and NaN itself; ``data.nodata`` would mark valid pixels).
 - ``optimizer``/``lr_scheduler`` (or the task's ``optimizer``/``lr``/``scheduler``) ->
   ``train.optimizer``/``train.scheduler`` (schedules without an rsfm equivalent become cosine,
-  with a note); ``trainer`` -> ``train`` (epochs, accumulation, clipping, precision, seed, early
-  stopping), ``eval`` (metric from the checkpoint/early-stopping monitor) and
-  ``output.trackers`` (loggers).
+  with a note); ``trainer`` -> ``train`` (epochs, accumulation, clipping, precision (unset: fp32,
+  TerraTorch's default), seed, early stopping), ``eval`` (metric from the checkpoint/early-stopping
+  monitor) and ``output.trackers`` (loggers).
 - generic datamodules: ``*_data_root``/``*_label_data_root``/``*_split`` -> ``data.<split>``,
   ``img_grep``/``label_grep`` of the form ``*<suffix>.<ext>`` -> ``image_suffix``/
   ``label_suffix``; three dataset modules (Sen1Floods11, HLS burn scars, multi-temporal crop)
   have their standard folder layout written out; others get a placeholder and a note.
+- the ``tiled_inference_parameters`` crop (else a ``RandomCrop`` size) -> ``data.tile_size``,
+  rounded to the nearest multiple of a ViT's patch size (``rsfm check`` requires one).
 
-Paths: data paths are kept as written. A relative path is taken as relative to the config file's
-folder (TerraTorch itself resolves it against the working directory, which is usually that
-folder) and re-expressed relative to ``recipe_dir``, the folder the recipe will be written to,
-because rsfm resolves a recipe's data paths against the recipe's folder.
+Paths: data paths are kept as written. ``$VAR``/``${VAR}`` are expanded when the variable is set
+at conversion (rsfm recipes do not expand variables; an unset one is kept and noted). A relative
+path is taken as relative to the config file's folder (TerraTorch itself resolves it against the
+working directory, which is usually that folder) and re-expressed relative to ``recipe_dir``, the
+folder the recipe will be written to, because rsfm resolves a recipe's data paths against the
+recipe's folder; with ``absolute_paths`` (a recipe on stdout) it is written absolute. One note
+lists every rewritten path.
 """
 
 from __future__ import annotations
@@ -64,7 +73,7 @@ from typing import Any
 
 from rsfm import __version__
 from rsfm.bands import get_band, match_bands, resolve_band
-from rsfm.cards import all_cards, get_card
+from rsfm.cards import VIT_FAMILIES, all_cards, get_card
 from rsfm.errors import ConfigError, RsfmError, UnknownNameError
 from rsfm.recipe import validate_recipe
 from rsfm.schema import TASK_METRICS
@@ -326,6 +335,20 @@ def _nums(values: Any, key: str) -> list[float]:
     return [_num(v, f"{key}[{i}]") for i, v in enumerate(values)]
 
 
+def _listed(value: Any) -> Any:
+    """A string holding a YAML list (``means: "[0.1, 0.2]"``) as that list; else ``value``."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(parsed, list):
+            return parsed
+    return value
+
+
 def _lightning_duration(value: Any) -> float | None:
     """Lightning's ``max_time`` (``"DD:HH:MM:SS"`` or ``{days, hours, minutes, seconds}``) in
     seconds, or None."""
@@ -364,6 +387,9 @@ def terratorch_backbone(name: str) -> tuple[str, list[str]]:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"model_args.backbone must be a backbone name, got {name!r}.")
     raw = name.strip()
+    if re.search(r"<[^<>]*>", raw):  # example configs ship `backbone: <prithvi_model>`
+        raise ConfigError(f"model_args.backbone is a placeholder ({raw!r}): fill in a backbone "
+                          f"name, e.g. one of the rsfm cards {sorted(all_cards())}.")
     candidates = [raw]
     for prefix in _REGISTRY_PREFIXES:
         if raw.startswith(prefix):
@@ -453,12 +479,42 @@ class _Layout:
     file_bands: tuple[str, ...]
     defaults: Mapping[str, Any]
     num_frames: int = 1
+    # the datamodule's built-in normalisation: band -> (mean, std) after constant_scale, and the
+    # TerraTorch module that defines them (MEANS/STDS), named in the note
+    stats: Mapping[str, tuple[float, float]] | None = None
+    stats_module: str = ""
 
 
 _HLS6 = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
 _S2_13 = ("COASTAL_AEROSOL", "BLUE", "GREEN", "RED", "RED_EDGE_1", "RED_EDGE_2", "RED_EDGE_3",
           "NIR_BROAD", "NIR_NARROW", "WATER_VAPOR", "CIRRUS", "SWIR_1", "SWIR_2")
 _S1F = "v1.1/data/flood_events/HandLabeled"
+# MEANS/STDS of terratorch/datamodules/sen1floods11.py (reflectance: DN x constant_scale)
+_S1F_STATS = {
+    "COASTAL_AEROSOL": (0.16450718, 0.06977374), "BLUE": (0.1412956, 0.07406382),
+    "GREEN": (0.13795798, 0.07370365), "RED": (0.12353792, 0.08692279),
+    "RED_EDGE_1": (0.1481099, 0.07778555), "RED_EDGE_2": (0.23991728, 0.09105416),
+    "RED_EDGE_3": (0.28587557, 0.10690993), "NIR_BROAD": (0.26345379, 0.10096586),
+    "NIR_NARROW": (0.30902815, 0.11798815), "WATER_VAPOR": (0.04911151, 0.03380113),
+    "CIRRUS": (0.00652506, 0.01463465), "SWIR_1": (0.2044958, 0.09772074),
+    "SWIR_2": (0.11912015, 0.07659938),
+}
+# MEANS/STDS of terratorch/datamodules/fire_scars.py (the files hold reflectance)
+_FIRE_STATS = {
+    "BLUE": (0.033349706741586264, 0.02269135568823774),
+    "GREEN": (0.05701185520536176, 0.026807560223070237),
+    "RED": (0.05889748132001316, 0.04004109844362779),
+    "NIR_NARROW": (0.2323245113436119, 0.07791732423672691),
+    "SWIR_1": (0.1972854853760658, 0.08708738838140137),
+    "SWIR_2": (0.11944914225186566, 0.07241979477437814),
+}
+# MEANS/STDS of terratorch/datamodules/multi_temporal_crop_classification.py (raw DN, per band
+# of one frame)
+_CROP_STATS = {
+    "BLUE": (494.905781, 284.925432), "GREEN": (815.239594, 357.84876),
+    "RED": (924.335066, 575.566823), "NIR_NARROW": (2968.881459, 896.601013),
+    "SWIR_1": (2634.621962, 951.900334), "SWIR_2": (1739.579917, 921.407808),
+}
 _LAYOUTS: dict[str, _Layout] = {
     # Sen1Floods11 v1.1 hand-labelled S2 chips (13 L1C bands, DN) and their split lists.
     "Sen1Floods11NonGeoDataModule": _Layout(
@@ -467,13 +523,15 @@ _LAYOUTS: dict[str, _Layout] = {
         split_files={s: f"v1.1/splits/flood_handlabeled/flood_{n}_data.txt"
                      for s, n in (("train", "train"), ("val", "valid"), ("test", "test"))},
         image_suffix="_S2Hand", label_suffix="_LabelHand", file_bands=_S2_13,
-        defaults={"constant_scale": 0.0001, "no_data_replace": 0, "no_label_replace": -1}),
+        defaults={"constant_scale": 0.0001, "no_data_replace": 0, "no_label_replace": -1},
+        stats=_S1F_STATS, stats_module="sen1floods11.py"),
     # HLS Burn Scars: training/ and validation/ hold *_merged.tif images and *.mask.tif labels.
     "FireScarsNonGeoDataModule": _Layout(
         images={"train": "training", "val": "validation", "test": "validation"},
         labels={"train": "training", "val": "validation", "test": "validation"},
         split_files={}, image_suffix="_merged", label_suffix=".mask", file_bands=_HLS6,
-        defaults={"no_data_replace": 0, "no_label_replace": -1}),
+        defaults={"no_data_replace": 0, "no_label_replace": -1},
+        stats=_FIRE_STATS, stats_module="fire_scars.py"),
     # HLS multi-temporal crop classification: 3 frames x 6 bands per file, labels 1..13.
     "MultiTemporalCropClassificationDataModule": _Layout(
         images={"train": "training_chips", "val": "validation_chips", "test": "validation_chips"},
@@ -483,7 +541,8 @@ _LAYOUTS: dict[str, _Layout] = {
                      "test": "validation_chips/validation_data.txt"},
         image_suffix="_merged", label_suffix=".mask", file_bands=_HLS6,
         defaults={"expand_temporal_dimension": True, "reduce_zero_label": True,
-                  "no_data_replace": 0, "no_label_replace": -1}, num_frames=3),
+                  "no_data_replace": 0, "no_label_replace": -1}, num_frames=3,
+        stats=_CROP_STATS, stats_module="multi_temporal_crop_classification.py"),
 }
 _GENERIC_SEG = {"GenericNonGeoSegmentationDataModule", "GenericNonGeoPixelwiseRegressionDataModule"}
 _GENERIC_CLS = {"GenericNonGeoClassificationDataModule"}
@@ -554,6 +613,9 @@ _TRAIN_ORDER = ("epochs", "max_steps", "max_time", "optimizer", "scheduler", "lo
                 "early_stopping", "log_every", "progress")
 
 
+_ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
+
+
 def _ordered(section: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
     rank = {k: i for i, k in enumerate(order)}
     return dict(sorted(section.items(), key=lambda kv: rank.get(kv[0], len(rank))))
@@ -565,11 +627,16 @@ class _Converter:
     and fills the recipe sections; each ``convert_*`` step handles one concern."""
 
     def __init__(self, raw: Mapping[str, Any], config_dir: Path | None, recipe_dir: Path | None,
-                 name: str) -> None:
+                 name: str, absolute_paths: bool = False) -> None:
         self.cfg = _Config(raw)
         self.notes: list[str] = []
         self.config_dir, self.recipe_dir = config_dir, recipe_dir
+        self.absolute_paths = absolute_paths
         self.name = name
+        # paths changed on the way, reported in one note each (key -> (as written, as written out))
+        self.rewritten: dict[str, tuple[str, str]] = {}
+        self.expanded: dict[str, list[str]] = {}  # environment variable -> keys
+        self.unset: dict[str, list[str]] = {}
         # recipe sections being built
         self.model: dict[str, Any] = {}
         self.data: dict[str, Any] = {}
@@ -586,6 +653,7 @@ class _Converter:
         self.layout: _Layout | None = None
         self.num_classes = 0
         self.band_count = 0
+        self.band_names: list[str] = []  # data.bands by name (the built-in statistics' keys)
         self.multi_temporal = False
         self.out_indices: list[int] | None = None
         self.in_chans: tuple[int, str] | None = None
@@ -603,15 +671,54 @@ class _Converter:
         if re.search(r"<[^<>]+>", value):
             self.note(f"{key} is a placeholder ({value!r}); replace it with the real path")
             return value
+        if "$" in value:
+            value = self._expand(value, key)
+            if "$" in value:
+                return value
         if value.startswith("~"):
             return os.path.expanduser(value)
-        if os.path.isabs(value) or "://" in value or "$" in value or self.config_dir is None:
+        if os.path.isabs(value) or "://" in value or self.config_dir is None:
             return value
         target = (self.config_dir / value).resolve()
         base = (self.recipe_dir or self.config_dir).resolve()
-        if os.path.commonpath([target, base]) == os.path.abspath(os.sep):
-            return target.as_posix()  # nothing in common but the root: absolute reads better
-        return Path(os.path.relpath(target, base)).as_posix()
+        if self.absolute_paths or os.path.commonpath([target, base]) == os.path.abspath(os.sep):
+            new = target.as_posix()  # no recipe folder, or only the root in common
+        else:
+            new = Path(os.path.relpath(target, base)).as_posix()
+        if new != value:
+            self.rewritten[key] = (value, new)
+        return new
+
+    def _expand(self, value: str, key: str) -> str:
+        """``$VAR``/``${VAR}`` expanded when every variable is set now (rsfm recipes do not
+        expand variables); else the path as written (reported with the unset variables)."""
+        names = [a or b for a, b in _ENV_VAR.findall(value)]
+        unset = [n for n in names if n not in os.environ]
+        for n in unset or names:
+            keys = (self.unset if unset else self.expanded).setdefault(n, [])
+            if key not in keys:
+                keys.append(key)
+        return value if unset else os.path.expandvars(value)
+
+    def path_notes(self) -> None:
+        """One note per kind of path change (expanded, left unexpanded, rebased)."""
+        if self.expanded:
+            used = "; ".join(f"${n} = {os.environ.get(n, '')!r} ({', '.join(keys)})"
+                             for n, keys in self.expanded.items())
+            self.note(f"environment variables expanded at conversion (rsfm recipes do not expand "
+                      f"variables): {used}")
+        for n, keys in self.unset.items():
+            self.note(f"{', '.join(keys)}: the environment variable {n} is not set, so the path "
+                      f"stays as written with ${n}; rsfm recipes do not expand variables: set {n} "
+                      "and convert again, or write the real path")
+        if self.rewritten:
+            moves = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in self.rewritten.items())
+            how = ("made absolute (the recipe goes to stdout, so its folder is unknown)"
+                   if self.absolute_paths else
+                   f"re-expressed relative to the recipe's folder {self.recipe_dir}, as rsfm "
+                   "resolves them")
+            self.note(f"relative paths (taken as relative to the config's folder {self.config_dir}) "
+                      f"{how}: {moves}")
 
     # ---------------------------------------------------------------------------------- task
     def run(self) -> ConversionResult:
@@ -620,6 +727,7 @@ class _Converter:
             raise ConfigError("Not a TerraTorch (LightningCLI) config: no model.class_path. A "
                               "config has model: {class_path: terratorch.tasks.<Task>, init_args: "
                               "{model_factory, model_args, ...}}.")
+        self._check_sections()
         self.task_block = _Block(cfg, "model")
         task_name = self.task_block.name
         if task_name in _REGRESSION:
@@ -670,6 +778,29 @@ class _Converter:
             recipe["output"] = self.output
         return ConversionResult(recipe=recipe, notes=list(self.notes), unmapped=cfg.unmapped())
 
+    def _check_sections(self) -> None:
+        """Refuse a config whose sections the converter would misread: arguments written beside
+        ``class_path`` (not under ``init_args``), and ``data`` missing or given as a reference."""
+        loose = []
+        for section in ("model", "data", "optimizer", "lr_scheduler"):
+            node = self.cfg.get(section)
+            if isinstance(node, Mapping) and "init_args" not in node:
+                keys = sorted(str(k) for k in node if k not in ("class_path", "dict_kwargs"))
+                if keys:
+                    loose.append(f"{section}.init_args is missing: the keys {keys} sit directly "
+                                 f"under {section}:")
+        if loose:
+            raise ConfigError("; ".join(loose) + ". LightningCLI reads a class's arguments from "
+                              "init_args; move them under init_args.")
+        data = self.cfg.get("data")
+        if data is None:
+            raise ConfigError("the config has no data section: rsfm needs the datamodule (data: "
+                              "{class_path, init_args: {train_data_root or data_root, ...}}) to "
+                              "know where the images are.")
+        if isinstance(data, str) and (data.endswith((".yaml", ".yml", ".json")) or "/" in data):
+            raise ConfigError(f"data refers to another file {data!r} (not followed): copy its "
+                              "class_path and init_args under data: and convert again.")
+
     # ------------------------------------------------------------------------------ backbone
     def convert_backbone(self) -> None:
 
@@ -699,12 +830,13 @@ class _Converter:
                           "backbone_pretrained); mapped to model.pretrained anyway")
         if pretrained is None and self.factory in ("PrithviModelFactory", "SMPModelFactory"):
             pretrained = True  # those factories default to pretrained weights
-        weights = args.take("backbone_ckpt_path") or args.take("backbone_checkpoint_path")
+        given = [(k, args.take(k)) for k in ("backbone_ckpt_path", "backbone_checkpoint_path")]
+        ckpt_key, weights = next(((k, v) for k, v in given if v), (None, None))
         if weights:
-            self.model["weights"] = self.path(weights, "model_args.backbone_ckpt_path")
+            self.model["weights"] = self.path(weights, f"model_args.{ckpt_key}")
             if pretrained:
-                self.note("backbone_ckpt_path given: model.weights loads it (instead of the "
-                          "card's pretrained checkpoint)")
+                self.note(f"{ckpt_key} given: model.weights loads it (instead of the card's "
+                          "pretrained checkpoint)")
             pretrained = False
         if pretrained is not None:
             self.model["pretrained"] = bool(pretrained)
@@ -762,20 +894,16 @@ class _Converter:
             self.note(f"data num_classes {data_n} differs from model_args.num_classes {n}; "
                       f"using {n}")
         if self.task == "detection":
-            if names is not None and len(names) == n and str(names[0]).lower().strip("_ ") in (
-                    "background", "bg"):
-                names = list(names[1:])
-            n -= 1
-            self.note(f"detection: TerraTorch's num_classes counts the background; rsfm's does "
-                      f"not (model.num_classes: {n})")
-            if n < 1:
-                raise ConfigError("detection num_classes must count at least one object class "
-                                  "besides the background.")
+            n, names = self._detection_classes(n, names)
         self.model["num_classes"] = n
         self.num_classes = n
         if names is None and self.task == "classification":
             self.note("no class_names: rsfm names the classes class_0..; set data.classes to the "
                       "class folder names (the sub-folders of the image folder)")
+        elif self.task == "classification":
+            self.note("class_names: TerraTorch shows them as display names (its classes are the "
+                      "sorted sub-folders); rsfm's data.classes must equal the sub-folder names, "
+                      "so check them against the folders")
         if names is not None:
             names = [str(c) for c in names]
             if len(names) == n:
@@ -783,6 +911,34 @@ class _Converter:
             else:
                 self.note(f"class_names has {len(names)} names for {n} classes; not mapped")
                 self.cfg.used.discard(task.where("class_names") or "")
+
+    def _detection_classes(self, n: int, names: Any) -> tuple[int, list[str] | None]:
+        """TerraTorch counts (and may name) the background; rsfm's detection classes are the
+        object classes only. The count and the names are reconciled, with a note."""
+        n -= 1
+        self.note(f"detection: TerraTorch's num_classes counts the background; rsfm's does not "
+                  f"(model.num_classes: {n})")
+        if names is not None:
+            names = [str(c) for c in names]
+            if names and names[0].lower().strip("_ ") in ("background", "bg"):
+                self.note(f"detection class_names: {names[0]!r} dropped (rsfm's detection classes "
+                          "exclude the background)")
+                names = names[1:]
+            if len(names) < n:
+                missing = [f"class_{i}" for i in range(len(names), n)]
+                self.note(f"detection: {len(names)} class names for model.num_classes {n} "
+                          f"(num_classes {n + 1} minus the background); the missing ones are "
+                          f"named {missing}: set data.classes to the annotations' class names")
+                names += missing
+            elif len(names) > n:
+                self.note(f"detection: {len(names)} class names but num_classes {n + 1} leaves "
+                          f"{n} object classes; using model.num_classes {len(names)} (one per "
+                          "name)")
+                n = len(names)
+        if n < 1:
+            raise ConfigError("detection num_classes must count at least one object class "
+                              "besides the background.")
+        return n, names
 
     # --------------------------------------------------------------------------------- bands
     def convert_bands(self) -> None:
@@ -833,7 +989,10 @@ class _Converter:
             except ConfigError:
                 model_tokens = tokens  # names the data does not have: compared below
 
+        if data_tokens and all(isinstance(t, int) for t in data_tokens):
+            data_tokens, db = self._name_numbered_bands(data_tokens, db, model_src)
         if data_tokens is not None:
+            self.band_names = [_band_name(t) for t in data_tokens]
             self.data["bands"] = [_band_entry(t) for t in data_tokens]
             if db is not None and not self.multi_temporal:
                 self.data["file_bands"] = [_band_name(t) for t in db]
@@ -858,6 +1017,33 @@ class _Converter:
             self.note("DOFA wavelengths come from rsfm's band catalog by band name; TerraTorch's "
                       "own table differs by up to 0.01 um for a few bands (e.g. NIR_BROAD, "
                       "SWIR_2); set model.wavelengths to pin them")
+
+    def _name_numbered_bands(
+        self, data_tokens: list[int | str], db: list[int | str] | None,
+        model_src: tuple[str, list[int | str]] | None,
+    ) -> tuple[list[int | str], list[int | str] | None]:
+        """Data bands given only as numbers carry no name, so no pretrained filter matches them:
+        name them with the backbone's bands when those are names of the same count."""
+        numbers = [_band_name(t) for t in data_tokens]
+        if model_src is None:
+            why = "no backbone_bands name them"
+        else:
+            key, tokens = model_src
+            others = {str(t) for t in db or () if t not in data_tokens}  # names must stay unique
+            if (len(tokens) == len(data_tokens) and all(isinstance(t, str) for t in tokens)
+                    and len(set(data_tokens)) == len(data_tokens) and not others & set(tokens)):
+                names: dict[int | str, int | str] = dict(zip(data_tokens, tokens))
+                self.note(f"data bands {numbers} are numbers without names: named by "
+                          f"model_args.{key} {[str(t) for t in tokens]} (same count, in that "
+                          "order), so the pretrained filters match them by name; check the order")
+                return tokens, None if db is None else [names.get(t, t) for t in db]
+            why = (f"model_args.{key} lists {len(tokens)} bands for {len(data_tokens)}"
+                   if len(tokens) != len(data_tokens) else
+                   f"model_args.{key} {[str(t) for t in tokens]} cannot name them one to one")
+        self.note(f"data bands {numbers} are numbers without names ({why}): no pretrained filter "
+                  "will match those bands (each gets a new, randomly initialised filter); name "
+                  "them in data.bands and data.file_bands to use the pretrained ones")
+        return data_tokens, db
 
     def _compare_bands(self, key: str, model_tokens: list[int | str],
                        data_tokens: list[int | str]) -> None:
@@ -1185,28 +1371,32 @@ class _Converter:
                       "point data.train/val at the dataset's image (and label) folders")
 
     def _src(self, images: Any, labels: Any, split_file: Any, split: str) -> dict[str, Any]:
-        """One ``data.<split>`` source (paths re-expressed for the recipe's folder)."""
+        """One ``data.<split>`` source of a generic datamodule (paths re-expressed for the
+        recipe's folder); ``labels`` is None when the config names no label folder."""
         src: dict[str, Any] = {"images": self.path(images, f"data.{split}_data_root")}
-        if labels is not None and self.task != "classification":
-            src["labels"] = self.path(labels, f"data.{split}_label_data_root")
+        if self.task != "classification":
+            src["labels"] = (src["images"] if labels is None else
+                             self.path(labels, f"data.{split}_label_data_root"))
         if split_file is not None:
             src["split_file"] = self.path(split_file, f"data.{split}_split")
         return src
 
     def _layout_sources(self, layout: _Layout) -> None:
         d = self.data_block
+        key = "data.data_root" if d.where("data_root") else "data.root"
         root = d.take("data_root") or d.take("root")
         if root is None:
             raise ConfigError(f"data: {d.name} needs data_root (the dataset folder).")
-        root = str(root).rstrip("/")
+        root = self.path(root, key).rstrip("/")  # once: the layout's folders sit under it
         for split in ("train", "val", "test"):
             if split not in layout.images:
                 continue
-            labels = f"{root}/{layout.labels[split]}" if layout.labels else None
-            split_file = (f"{root}/{layout.split_files[split]}"
-                          if split in layout.split_files else None)
-            self.data[split] = self._src(f"{root}/{layout.images[split]}", labels, split_file,
-                                         split)
+            src = {"images": f"{root}/{layout.images[split]}"}
+            if layout.labels:
+                src["labels"] = f"{root}/{layout.labels[split]}"
+            if split in layout.split_files:
+                src["split_file"] = f"{root}/{layout.split_files[split]}"
+            self.data[split] = src
         self.data["image_suffix"] = layout.image_suffix
         self.data["label_suffix"] = layout.label_suffix
         if layout.labels == layout.images:
@@ -1224,7 +1414,7 @@ class _Converter:
             images = d.take(f"{split}_data_root")
             if images is None:
                 continue
-            labels = d.take(f"{split}_label_data_root", images)
+            labels = d.take(f"{split}_label_data_root")
             split_file = d.take(f"{split}_split")
             if split_file is not None and self.task == "classification":
                 self.cfg.used.discard(d.where(f"{split}_split") or "")
@@ -1294,7 +1484,7 @@ class _Converter:
         scale = d.take("constant_scale", self.layout.defaults.get("constant_scale")
                        if self.layout else None)
         scale = _num(scale, "data.constant_scale") if scale is not None else 1.0
-        means, stds = d.get("means"), d.get("stds")
+        means, stds = _listed(d.get("means")), _listed(d.get("stds"))
         norm: dict[str, Any] = {"mode": "per_tile"}
         if isinstance(means, list) and isinstance(stds, list):
             mean, std = _nums(means, "data.means"), _nums(stds, "data.stds")
@@ -1308,8 +1498,11 @@ class _Converter:
                 self.note(f"means/stds have {len(mean)}/{len(std)} values for {self.band_count} "
                           "bands; not mapped (data.normalization is per_tile)")
         elif means is not None or stds is not None:
-            self.note(f"means/stds given as files ({means!r}, {stds!r}); not read (data."
-                      "normalization is per_tile)")
+            self.note(f"means {means!r} / stds {stds!r} are not both lists of numbers (a string "
+                      "is read when it holds a YAML list); not read (data.normalization is "
+                      "per_tile)")
+        elif (builtin := self._builtin_stats(scale)) is not None:
+            norm = builtin
         else:
             self.note("no means/stds in the config (the datamodule's built-in statistics): "
                       "data.normalization is per_tile. Compute dataset statistics with `rsfm "
@@ -1319,6 +1512,29 @@ class _Converter:
             self.note(f"constant_scale {_clean(scale)} dropped: per-tile normalisation does not "
                       "depend on the scale")
         self.data["normalization"] = norm
+
+    def _builtin_stats(self, scale: float) -> dict[str, Any] | None:
+        """A dataset module's fixed per-band statistics (TerraTorch normalises with them when
+        the config gives no means/stds), for the bands it reads, in their order."""
+        layout = self.layout
+        if layout is None or layout.stats is None:
+            return None
+        missing = [b for b in self.band_names if b not in layout.stats]
+        if missing:
+            self.note(f"{self.data_block.name}'s built-in statistics have no value for bands "
+                      f"{missing}; not used")
+        if missing or not self.band_names:
+            return None
+        norm: dict[str, Any] = {"mode": "stats",
+                                "mean": [layout.stats[b][0] for b in self.band_names],
+                                "std": [layout.stats[b][1] for b in self.band_names]}
+        if scale != 1.0:
+            norm["value_scale"] = scale
+        self.note(f"{self.data_block.name} normalises with its built-in per-band statistics "
+                  f"(MEANS/STDS in terratorch/datamodules/{layout.stats_module}) -> "
+                  f"data.normalization mode: stats for {self.band_names}"
+                  + (f" after value_scale {_clean(scale)} (constant_scale)" if scale != 1.0 else ""))
+        return norm
 
     def _labels(self) -> None:
         d, task = self.data_block, self.task_block
@@ -1377,18 +1593,41 @@ class _Converter:
         if augment:
             self.data["augment"] = augment
         tiles = self.task_block.get("tiled_inference_parameters")
+        tile: tuple[int, str] | None = None
         if isinstance(tiles, Mapping):
             where = self.task_block.where("tiled_inference_parameters")
             size = tiles.get("h_crop", tiles.get("crop"))
             if size is not None:
                 self.cfg.use(f"{where}.h_crop", f"{where}.w_crop", f"{where}.crop")
                 self.cfg.use(f"{where}.average_patches")
-                self.data["tile_size"] = _int(size, f"{where}.crop")
+                tile = (_int(size, f"{where}.crop"), "tiled_inference_parameters crop")
                 self.note(f"tiled_inference_parameters crop {size} -> data.tile_size (the "
                           "prediction tile); rsfm predict blends overlapping tiles (--overlap "
                           "replaces the strides)")
-        if "tile_size" not in self.data and crop:
-            self.data["tile_size"] = crop
+                if crop and crop != tile[0]:
+                    self.note(f"the tiled_inference_parameters crop {tile[0]} wins over the "
+                              f"RandomCrop {crop} for data.tile_size: rsfm has one tile size, and "
+                              "on chips it is the prediction tile")
+        if tile is None and crop:
+            tile = (crop, "RandomCrop")
+            self.note(f"RandomCrop {crop} -> data.tile_size")
+        if tile is not None:
+            self.data["tile_size"] = self._fit_patch(*tile)
+
+    def _fit_patch(self, size: int, source: str) -> int:
+        """``size`` rounded to the nearest multiple of a ViT's patch size, which ``rsfm check``
+        requires of data.tile_size (detection pads its batches, and ResNets take any size)."""
+        if self.family not in VIT_FAMILIES or self.task == "detection":
+            return size
+        # the architecture the recipe builds, as rsfm.modelcheck.model_arch reads it
+        patch = int({**self.card.arch, **self.model.get("backbone_kwargs", {})}["patch_size"])
+        if size % patch == 0:
+            return size
+        fitted = max(patch, (size + patch // 2) // patch * patch)  # a tie rounds up
+        self.note(f"{source} {size} is not a multiple of the patch size {patch} of "
+                  f"{self.card.name}: data.tile_size is {fitted}, the nearest multiple (rsfm "
+                  "check requires one)")
+        return fitted
 
     def _transform_items(self, where: str, items: list[Any]) -> Iterator[tuple[str, str]]:
         for i, item in enumerate(items):
@@ -1464,8 +1703,8 @@ class _Converter:
             h, w = cfg.get(f"{path}.init_args.height"), cfg.get(f"{path}.init_args.width")
             if h is not None and h == w:
                 cfg.use(f"{path}.class_path", f"{path}.init_args.height", f"{path}.init_args.width")
-                self.note(f"RandomCrop {h}: rsfm trains on whole chips; the crop size becomes "
-                          "data.tile_size (use kind: scenes with tile_size to train on tiles)")
+                self.note(f"RandomCrop {h}: rsfm trains on whole chips (use kind: scenes with "
+                          "data.tile_size to train on tiles)")
                 return int(h)
         self.note(f"transform {cls!r} has no rsfm augmentation; not mapped")
         return None
@@ -1591,7 +1830,11 @@ class _Converter:
             warm = get("warmup_epochs")
             if warm is not None:
                 sched["warmup_epochs"] = _num(warm, f"{where}.warmup_epochs")
-            get("max_epochs")
+            cycle = get("max_epochs")
+            if cycle is not None and (epochs is None or
+                                      _int(cycle, f"{where}.max_epochs") != int(epochs)):
+                self.note(f"LinearWarmupCosineAnnealingLR max_epochs {cycle} != trainer.max_epochs "
+                          f"{epochs}: rsfm's cosine decays once over the whole run (train.epochs)")
             self._eta_min(get, where, sched)
             start = get("warmup_start_lr")
             if start:
@@ -1688,6 +1931,10 @@ class _Converter:
                               f"{mp} (fp32 weights)")
             else:
                 self.note(f"trainer.precision {precision!r} has no rsfm equivalent; not mapped")
+        else:  # Lightning's default; rsfm's (null) would defer to `accelerate config`
+            train["mixed_precision"] = "no"
+            self.note("trainer.precision is not set: TerraTorch trains in fp32 "
+                      "(train.mixed_precision: 'no')")
         det = cfg.take("trainer.deterministic")
         if det:
             train["deterministic"] = True
@@ -1824,6 +2071,7 @@ class _Converter:
 
     # -------------------------------------------------------------------------------- extras
     def convert_extras(self) -> None:
+        self.path_notes()
         root = self.cfg.get("trainer.default_root_dir")
         if root is not None:
             self.note(f"trainer.default_root_dir {root!r}: rsfm writes the run to output.dir "
@@ -1842,6 +2090,7 @@ def convert_terratorch(
     *,
     recipe_dir: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    absolute_paths: bool = False,
 ) -> ConversionResult:
     """Convert a TerraTorch (LightningCLI) fine-tuning config into an rsfm recipe mapping.
 
@@ -1851,6 +2100,8 @@ def convert_terratorch(
             config file's folder) are rewritten relative to it. Default: the config's folder
             (paths unchanged); for a mapping, relative paths are kept as they are.
         name: Recipe name (default: the config file's stem, or ``terratorch``).
+        absolute_paths: Write relative data paths as absolute paths (resolved against the
+            config's folder) instead, for a recipe whose folder is unknown (stdout).
 
     Returns:
         A :class:`ConversionResult`; its ``recipe`` passes :func:`rsfm.recipe.validate_recipe`.
@@ -1884,7 +2135,8 @@ def convert_terratorch(
                           + (f" ('{where}')." if where else "."))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "terratorch").strip("_") or "terratorch"
     converter = _Converter(raw, config_dir,
-                           Path(recipe_dir).resolve() if recipe_dir is not None else None, name)
+                           Path(recipe_dir).resolve() if recipe_dir is not None else None, name,
+                           absolute_paths)
     try:
         result = converter.run()
     except ConfigError as err:  # name the file: the key paths inside are the config's

@@ -158,14 +158,20 @@ def _input_section(spec: InputSpec) -> str:
 
 def _classes_section(config: SavedConfig) -> str:
     spec = config.input
+    valued = any(c.value is not None for c in spec.classes)  # label values differ from the ids
     rows = [f"| {i} | {c.name} | `#{c.color[0]:02x}{c.color[1]:02x}{c.color[2]:02x}` |"
-            for i, c in enumerate(spec.classes)]
+            + (f" {v} |" if valued else "")
+            for i, (c, v) in enumerate(zip(spec.classes, spec.class_values))]
     first = "1" if config.model.task == "detection" else "0"
     note = (f"Class ids start at {first}"
             + (" (0 is the background)" if config.model.task == "detection" else "")
             + f". Ignore index: `{spec.ignore_index}` (label pixels with this value were not "
               "scored in training or evaluation; it is never a class id).")
-    return "\n".join(["| id | class | colour |", "|---|---|---|", *rows, "", note])
+    if valued:
+        note += " Predicted class rasters hold the label values (last column), as the training labels did."
+    head = ["| id | class | colour | label value |", "|---|---|---|---|"] if valued else [
+        "| id | class | colour |", "|---|---|---|"]
+    return "\n".join([*head, *rows, "", note])
 
 
 def _metrics_section(config: SavedConfig) -> str:

@@ -323,28 +323,35 @@ def _companion(out: Path, suffix: str) -> Path:
 
 
 def _output_classes(spec: InputSpec, k: int) -> tuple[ClassInfo, ...]:
-    """The classes of ``k`` output planes: the model's, then ``class_<i>`` in the palette."""
+    """The classes of ``k`` output planes: the model's, then ``class_<i>`` in the palette.
+
+    Class values (``ClassInfo.value``) hold only when the planes are the model's classes.
+    """
+    if k == spec.num_classes:
+        return spec.classes
     palette = class_colors(k)
-    return tuple(spec.classes[i] if i < len(spec.classes) else ClassInfo(f"class_{i}", palette[i])
-                 for i in range(k))
+    return tuple(replace(spec.classes[i], value=None) if i < spec.num_classes
+                 else ClassInfo(f"class_{i}", palette[i]) for i in range(k))
 
 
 def _tags(spec: InputSpec, task: str, names: Sequence[str], tile: int, overlap: int,
-          precision: str) -> dict[str, str]:
+          precision: str, values: Sequence[int] | None = None) -> dict[str, str]:
     return {
         "RSFM_VERSION": __version__, "RSFM_TASK": task, "CLASSES": json.dumps(list(names)),
+        **({"CLASS_VALUES": json.dumps(list(values))} if values is not None else {}),
         "BANDS": json.dumps(spec.channel_names), "IGNORE_INDEX": str(spec.ignore_index),
         "TILE_SIZE": str(tile), "TILE_OVERLAP": str(overlap), "PRECISION": precision,
     }
 
 
-def _count_classes(path: Path, k: int, nodata: int, strip_rows: int = 1024) -> list[int]:
-    counts = np.zeros(k, dtype=np.int64)
+def _count_classes(path: Path, values: Sequence[int], nodata: int, strip_rows: int = 1024) -> list[int]:
+    """Pixels per class (index = class id) of a class raster holding ``values``."""
+    counts = np.zeros(max(values) + 1, dtype=np.int64)
     with rasterio.open(path) as ds:
         for r in range(0, ds.height, strip_rows):
             a = ds.read(1, window=Window(0, r, ds.width, min(strip_rows, ds.height - r)))
-            counts += np.bincount(a[a != nodata].ravel(), minlength=k)[:k]
-    return counts.tolist()
+            counts += np.bincount(a[a != nodata].ravel(), minlength=len(counts))[: len(counts)]
+    return counts[list(values)].tolist()
 
 
 def _publish(src: Path, dst: Path, cog: bool, resampling: str) -> Path:
@@ -491,15 +498,19 @@ class _Engine:
         def open_outputs(k: int) -> None:
             classes = _output_classes(self.spec, k)
             names = [c.name for c in classes]
-            dtype, nodata = class_nodata(k, self.spec.ignore_index)
-            tags = _tags(self.spec, self.task, names, T, ov, self.precision)
-            state.update(k=k, nodata=nodata, classes=classes, counts=np.zeros(k, np.int64))
+            values = [i if c.value is None else c.value for i, c in enumerate(classes)]
+            dtype, nodata = class_nodata(values, self.spec.ignore_index)
+            tags = _tags(self.spec, self.task, names, T, ov, self.precision, values)
+            # class id -> pixel value (None: the ids are the values)
+            lut = None if values == list(range(k)) else np.asarray(values, dtype=dtype)
+            state.update(k=k, nodata=nodata, classes=classes, values=values, lut=lut,
+                         counts=np.zeros(k, np.int64))
             ds = files["classes"] = rasterio.open(tmpdir / "classes.tif", "w",
                                                   **_profile(info, 1, dtype, nodata, block))
             ds.set_band_description(1, "class")
-            ds.write_colormap(1, {i: (*c.color, 255) for i, c in enumerate(classes)})
+            ds.write_colormap(1, {v: (*c.color, 255) for v, c in zip(values, classes)})
             ds.update_tags(**tags)
-            ds.update_tags(1, **{f"CLASS_{i}": n for i, n in enumerate(names)})
+            ds.update_tags(1, **{f"CLASS_{v}": n for v, n in zip(values, names)})
             if opts.probabilities:
                 pd = opts.probabilities
                 nd = 255 if pd == "uint8" else float("nan")
@@ -522,6 +533,8 @@ class _Engine:
             """Finish a band of scene rows: probabilities -> classes, nodata, write."""
             cls_np = self.classes_of(p).numpy().astype(files["classes"].dtypes[0])
             state["counts"] += np.bincount(cls_np[~bad_rows].ravel(), minlength=state["k"])
+            if state["lut"] is not None:
+                cls_np = state["lut"][cls_np]
             cls_np[bad_rows] = state["nodata"]
             writers["classes"].write(cls_np[None])
             if "probs" in writers:
@@ -551,9 +564,9 @@ class _Engine:
             if opts.min_object_size or opts.max_hole_size:
                 cleaned = tmpdir / "classes_clean.tif"
                 clean_raster(final["classes"], cleaned, min_object_size=opts.min_object_size,
-                             max_hole_size=opts.max_hole_size)
+                             max_hole_size=opts.max_hole_size, background=state["values"][0])
                 final["classes"] = cleaned
-                counts = _count_classes(cleaned, state["k"], state["nodata"])
+                counts = _count_classes(cleaned, state["values"], state["nodata"])
             targets = {"classes": out, "probs": _companion(out, "_probs.tif"),
                        "conf": _companion(out, "_conf.tif")}
             for key, src in final.items():

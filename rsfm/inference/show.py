@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from rsfm.colors import class_colors
 from rsfm.data.rasters import bands_of_file, inspect_raster
 from rsfm.display import Composite, class_rgb, composite_image, rgb_composite
 from rsfm.errors import RsfmError
+from rsfm.inference.gis import class_ids, class_legend
 from rsfm.inference.loading import load_model, saved_config_of
 from rsfm.inference.outputs import as_logits
 from rsfm.inference.vectorize import read_features
@@ -98,14 +98,18 @@ def preview_scene(
     pred = Path(prediction) if prediction is not None else None
     if pred is not None and pred.suffix.lower() in (".tif", ".tiff"):
         with rasterio.open(pred) as ds:
-            cls = ds.read(1, out_shape=(h, w))
-            cnames = json.loads(ds.tags().get("CLASSES", "null")) or [f"class_{i}" for i in range(int(cls.max()) + 1)]
-            nodata = None if ds.nodata is None else int(ds.nodata)
+            pixels = ds.read(1, out_shape=(h, w))
+            cnames, values = class_legend(ds.tags())
+            if not cnames:
+                values = list(range(int(pixels.max()) + 1))
+                cnames = [f"class_{i}" for i in values]
             try:
                 cmap = ds.colormap(1)
-                cols = [cmap.get(i, (0, 0, 0, 255))[:3] for i in range(len(cnames))]
+                cols = [cmap.get(v, (0, 0, 0, 255))[:3] for v in values]
             except ValueError:
                 cols = class_colors(len(cnames), spec.class_colors if spec else None)
+            nodata = -1  # class ids of the pixels; -1 for nodata and values no class has
+            cls = class_ids(pixels, values, None if ds.nodata is None else int(ds.nodata), fill=nodata)
         skip = {0} if cnames and cnames[0].lower() in _BACKGROUND_NAMES else set()
         over = _overlay(rgb, cls, cols, skip, nodata, alpha)
         valid_cls = cls[cls != nodata] if nodata is not None else cls.ravel()

@@ -36,6 +36,7 @@ from shapely.geometry.polygon import orient
 from shapely.ops import unary_union
 
 from rsfm.errors import ConfigError
+from rsfm.inference.gis import class_legend
 from rsfm.io import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -240,7 +241,8 @@ def vectorize_raster(
     """Trace the class regions of a class raster into polygons with class, area and pixel count.
 
     Args:
-        raster: Class GeoTIFF (band 1; class names from its ``CLASSES`` tag when present).
+        raster: Class GeoTIFF (band 1; class names and values from its ``CLASSES`` and
+            ``CLASS_VALUES`` tags when present, see :mod:`rsfm.inference.gis`).
         out: ``.geojson``, ``.gpkg``, ``.fgb`` or ``.shp`` output.
         background: Class id not vectorised (``None``: vectorise every class).
         connectivity: 4 or 8.
@@ -256,7 +258,10 @@ def vectorize_raster(
     records: list[dict[str, Any]] = []
     cut: dict[int, list[Any]] = defaultdict(list)  # pixel-coordinate parts touching a strip border
     with rasterio.open(raster) as ds:
-        names = json.loads(ds.tags().get("CLASSES", "null")) or []
+        names, values = class_legend(ds.tags())
+        id_of = {v: i for i, v in enumerate(values)}
+        if background is not None and background < len(values):
+            background = values[background]  # the pixel value of the background class
         transform, crs, H, W = ds.transform, ds.crs, ds.height, ds.width
         nodata = ds.nodata
         for r in range(0, H, strip_rows):
@@ -292,15 +297,17 @@ def vectorize_raster(
             continue
         geom = affine_transform(rec["px"], coeffs)
         v = rec["value"]
-        name = names[v] if v < len(names) else f"class_{v}"
+        cid = id_of.get(v, v)
+        name = names[cid] if v in id_of and cid < len(names) else f"class_{v}"
         area = float(meter(geom))
         feats.append({"geometry": geom, "properties": {
-            "class_id": v, "class": name, "area": round(area, 3), "pixels": pixels}})
+            "class_id": cid, "class": name, "class_value": v, "area": round(area, 3), "pixels": pixels}})
         s = summary["classes"].setdefault(name, {"count": 0, "area": 0.0})
         s["count"] += 1
         s["area"] += area
     summary["objects"] = len(feats)
-    write_features(out, feats, crs, {"class_id": "int", "class": "str", "area": "float", "pixels": "int"})
+    write_features(out, feats, crs, {"class_id": "int", "class": "str", "class_value": "int", "area": "float",
+                                     "pixels": "int"})
     atomic_write_json(out.with_name(out.name + ".summary.json"), summary)
     log.info("%s: %d polygons (%s)", out, len(feats),
              ", ".join(f"{k}: {v['count']}" for k, v in summary["classes"].items()))

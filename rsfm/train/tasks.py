@@ -179,8 +179,10 @@ class _DetectionAccumulator:
     def __init__(self, spec: InputSpec) -> None:
         self.map = DetectionMetrics(spec.class_names)
 
-    def update(self, outputs: tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]) -> None:
-        self.map.update(*outputs)
+    def update(self, outputs: list[tuple[dict[str, Tensor], dict[str, Tensor]]]) -> None:
+        if outputs:
+            preds, truth = zip(*outputs)
+            self.map.update(list(preds), list(truth))
 
     def compute(self) -> dict[str, Any]:
         return self.map.compute()
@@ -208,14 +210,16 @@ class DetectionTask(Task):
         losses = model(list(batch["image"]), self.targets(batch))
         return sum(losses.values())
 
-    def eval_step(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[list, list]:
+    def eval_step(self, model: nn.Module, batch: Mapping[str, Any]) -> list[tuple[dict, dict]]:
+        # One (prediction, truth) pair per sample: gather_for_metrics cuts the gathered list to
+        # the real samples of the last batch, which must not cut a (preds, truths) pair instead.
         preds = []
         for o in model(list(batch["image"])):
             keep = o["scores"] >= self.score_threshold
             preds.append({"boxes": o["boxes"][keep], "scores": o["scores"][keep],
                           "labels": o["labels"][keep] - 1})
         truth = [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])]
-        return preds, truth
+        return list(zip(preds, truth))
 
     def metrics(self) -> _DetectionAccumulator:
         return _DetectionAccumulator(self.spec)
