@@ -103,7 +103,8 @@ def _dataset(recipe: Recipe, spec: InputSpec, src: DataSource, augment: bool) ->
                           f"{recipe.model.task}; use kind: chips or scenes.")
     task = "detection" if recipe.model.task == "detection" else "segmentation"
     common: dict[str, Any] = {"task": task, "label_rules": label_rules(d),
-                              "align_labels": d.align_labels, "transforms": transforms}
+                              "align_labels": d.align_labels, "transforms": transforms,
+                              "instance_masks": recipe.model.head == "mask_rcnn"}
     if d.kind == "scenes":
         if src.images is None:
             raise ConfigError("data: kind 'scenes' needs images: (scene files or a folder).")

@@ -96,6 +96,8 @@ class GeoDataset(Dataset):
             classes (values, or colours missing from the colour map).
         align_labels: Resample label rasters on another grid onto the image grid (nearest).
         transforms: Callable on the sample dict (see :func:`rsfm.data.transforms.build_transforms`).
+        instance_masks: Detection: targets also carry ``masks``, one ``(H, W)`` uint8 mask per
+            box (Mask R-CNN); only sources with object outlines have them.
 
     Raises:
         ConfigError: Not an InputSpec, unknown task or ``on_invalid_label``, segmentation
@@ -111,6 +113,7 @@ class GeoDataset(Dataset):
         on_invalid_label: str = "warn",
         align_labels: bool = False,
         transforms: Callable[[dict], dict] | None = None,
+        instance_masks: bool = False,
     ) -> None:
         if not isinstance(spec, InputSpec):
             raise ConfigError(f"spec must be an rsfm.spec.InputSpec, got {type(spec).__name__}; "
@@ -130,6 +133,9 @@ class GeoDataset(Dataset):
         self.on_invalid_label = on_invalid_label
         self.align_labels = bool(align_labels)
         self.transforms = transforms
+        if instance_masks and task != "detection":
+            raise ConfigError(f"instance masks are detection targets (Mask R-CNN), not {task!r}.")
+        self.instance_masks = bool(instance_masks)
         self.reader = ImageReader(spec)
         self.report = DataReport()
         self.items: list[Any] = []

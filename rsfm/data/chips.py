@@ -165,10 +165,17 @@ class ChipDataset(GeoDataset):
         on_invalid_label: str = "warn",
         align_labels: bool = False,
         transforms: Callable[[dict], dict] | None = None,
+        instance_masks: bool = False,
     ) -> None:
         super().__init__(spec, task=task, label_rules=label_rules,
                          on_invalid_label=on_invalid_label, align_labels=align_labels,
-                         transforms=transforms)
+                         transforms=transforms, instance_masks=instance_masks)
+        if instance_masks:
+            raise ConfigError(
+                "model.head mask_rcnn needs object outlines, but chip labels (PASCAL VOC, YOLO, "
+                "COCO) are read as boxes. Use polygon labels over scenes (data.kind: scenes with "
+                "a vector file: GeoJSON, GeoPackage, Shapefile) or an ArcGIS RCNN_Masks export; "
+                "for boxes use faster_rcnn, retinanet or fcos.")
         if missing_labels not in ("error", "skip"):
             raise ConfigError(f"missing_labels must be 'error' or 'skip', got {missing_labels!r}.")
         self.missing_labels = missing_labels

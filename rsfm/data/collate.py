@@ -13,7 +13,7 @@ from rsfm.errors import DataError
 
 __all__ = ["collate_fn"]
 
-_LIST_KEYS = ("boxes", "labels")  # a different number of objects per image
+_LIST_KEYS = ("boxes", "labels", "masks")  # a different number of objects per image
 
 
 def _stack(values: list[Any]) -> Any:
@@ -41,9 +41,9 @@ def _stack(values: list[Any]) -> Any:
 def collate_fn(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate rsfm samples for any task (pass as ``DataLoader(collate_fn=collate_fn)``).
 
-    ``image`` (and ``mask``) are stacked to ``(B, ...)``; ``boxes`` and ``labels`` become lists of
-    per-image tensors (torchvision detection convention); ``meta`` collates key by key (strings
-    to lists, tensors stacked).
+    ``image`` (and ``mask``) are stacked to ``(B, ...)``; ``boxes``, ``labels`` (and instance
+    ``masks``) become lists of per-image tensors (torchvision detection convention); ``meta``
+    collates key by key (strings to lists, tensors stacked).
     """
     out: dict[str, Any] = {}
     for key in batch[0]:

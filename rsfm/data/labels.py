@@ -275,6 +275,15 @@ class VectorLabels:
         less than ``min_visible`` of its area is inside or its clipped box is under ``min_size``
         pixels wide or high.
         """
+        boxes, labels, _ = self.instances(transform, shape, min_size, min_visible)
+        return boxes, labels
+
+    def instances(self, transform: Any, shape: tuple[int, int], min_size: float = 2.0,
+                  min_visible: float = 0.25, masks: bool = False,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`boxes`, and with ``masks`` each polygon's visible part burnt into its own
+        ``(H, W)`` uint8 mask (``(N, H, W)``; Mask R-CNN targets), else None."""
+        from rasterio.features import rasterize
         from rasterio.transform import array_bounds
         from shapely.geometry import box
 
@@ -282,7 +291,7 @@ class VectorLabels:
         bottom, left, top, right = _bounds_btlr(array_bounds(h, w, transform))
         win = box(left, bottom, right, top)
         inv = ~transform
-        out_boxes, out_labels = [], []
+        out_boxes, out_labels, out_masks = [], [], []
         for i in self.query((left, bottom, right, top)):
             geom = self.geometries[i]
             part = geom.intersection(win)
@@ -293,10 +302,18 @@ class VectorLabels:
             bx = [max(0.0, min(cols)), max(0.0, min(rows)), min(w, max(cols)), min(h, max(rows))]
             if bx[2] - bx[0] < min_size or bx[3] - bx[1] < min_size:
                 continue
+            if masks:
+                mask = rasterize([(part, 1)], out_shape=shape, transform=transform, fill=0,
+                                 dtype="uint8")
+                if not mask.any():  # a sliver thinner than a pixel: no outline to learn
+                    continue
+                out_masks.append(mask)
             out_boxes.append(bx)
             out_labels.append(int(self.class_ids[i]))
+        stacked = (np.stack(out_masks) if out_masks else np.zeros((0, h, w), dtype=np.uint8)
+                   ) if masks else None
         return (np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4),
-                np.asarray(out_labels, dtype=np.int64))
+                np.asarray(out_labels, dtype=np.int64), stacked)
 
 
 def _apply(t: Any, x: float, y: float) -> tuple[float, float]:

@@ -105,10 +105,11 @@ class SceneDataset(GeoDataset):
         on_invalid_label: str = "warn",
         align_labels: bool = False,
         transforms: Callable[[dict], dict] | None = None,
+        instance_masks: bool = False,
     ) -> None:
         super().__init__(spec, task=task, label_rules=label_rules,
                          on_invalid_label=on_invalid_label, align_labels=align_labels,
-                         transforms=transforms)
+                         transforms=transforms, instance_masks=instance_masks)
         tile_size = tile_size or spec.tile_size or 256
         stride = tile_size if stride is None else stride
         if tile_size < 1 or stride < 1:
@@ -301,13 +302,17 @@ class SceneDataset(GeoDataset):
             vec = self.vectors.to_crs(info.crs)
             wt = window_transform(window, info.transform)
             if self.task == "detection":
-                boxes, labels = vec.boxes(wt, (t, t), min_visible=self.min_visible)
+                boxes, labels, masks = vec.instances(wt, (t, t), min_visible=self.min_visible,
+                                                     masks=self.instance_masks)
                 self.report.boxes.add(BoxCount(total=len(boxes), kept=len(boxes)))
                 if not len(boxes):
                     self.report.box_examples.setdefault(
                         "no box", f"'{self.vectors.path}' has none in the tile at col={col}, "
                         f"row={row} of '{self.scenes[s][0]}'")
-                return {"boxes": boxes, "labels": labels}
+                target = {"boxes": boxes, "labels": labels}
+                if masks is not None:
+                    target["masks"] = masks
+                return target
             raw = vec.rasterize(wt, (t, t), background=0, all_touched=self.all_touched)
             return {"mask": self._label_mask(raw, bad, self.vectors.path,
                                              f"@col={col},row={row}")}

@@ -140,6 +140,8 @@ class SampleTransform:
                 wrapped["boxes"] = tv_tensors.BoundingBoxes(
                     sample["boxes"], format="XYXY", canvas_size=(h, w))
                 wrapped["labels"] = sample["labels"]
+                if "masks" in sample:  # instance masks: moved with the image, dropped with their box
+                    wrapped["masks"] = tv_tensors.Mask(sample["masks"])
             result = self.geometric(wrapped)
             if "boxes" in result:  # crops can cut boxes to nothing: drop them with their labels
                 result = v2.SanitizeBoundingBoxes(min_size=1.0)(result)

@@ -202,9 +202,13 @@ class DetectionTask(Task):
 
     @staticmethod
     def targets(batch: Mapping[str, Any]) -> list[dict[str, Tensor]]:
-        """torchvision targets: rsfm's 0-based class ids + 1 (0 is the background)."""
-        return [{"boxes": b.float(), "labels": lab.long() + 1}
-                for b, lab in zip(batch["boxes"], batch["labels"])]
+        """torchvision targets: rsfm's 0-based class ids + 1 (0 is the background); instance
+        ``masks`` (Mask R-CNN) when the data has them."""
+        out = [{"boxes": b.float(), "labels": lab.long() + 1}
+               for b, lab in zip(batch["boxes"], batch["labels"])]
+        for target, masks in zip(out, batch.get("masks") or ()):
+            target["masks"] = masks.to(torch.uint8)
+        return out
 
     def loss(self, model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
         losses = model(list(batch["image"]), self.targets(batch))
@@ -216,9 +220,14 @@ class DetectionTask(Task):
         preds = []
         for o in model(list(batch["image"])):
             keep = o["scores"] >= self.score_threshold
-            preds.append({"boxes": o["boxes"][keep], "scores": o["scores"][keep],
-                          "labels": o["labels"][keep] - 1})
+            pred = {"boxes": o["boxes"][keep], "scores": o["scores"][keep],
+                    "labels": o["labels"][keep] - 1}
+            if "masks" in o:  # Mask R-CNN: (N, 1, H, W) probabilities -> binary instance masks
+                pred["masks"] = o["masks"][keep, 0] > 0.5
+            preds.append(pred)
         truth = [{"boxes": b, "labels": lab} for b, lab in zip(batch["boxes"], batch["labels"])]
+        for target, masks in zip(truth, batch.get("masks") or ()):
+            target["masks"] = masks.bool()
         return list(zip(preds, truth))
 
     def metrics(self) -> _DetectionAccumulator:
