@@ -62,13 +62,25 @@ def test_chips_with_box_labels_are_refused_for_mask_rcnn():
 
 
 def test_mask_rcnn_trains_on_polygons_and_reports_mask_map(tmp_path):
+    import rasterio
+    from rasterio.windows import Window, transform as window_transform
+
     from rsfm.train.loop import train
 
-    src = {"images": str(SPACENET), "labels": str(SPACENET_VEC)}
+    with rasterio.open(SPACENET) as src:  # a 256 px corner of the scene: four 128 px tiles
+        window = Window(0, 0, 256, 256)
+        profile = {**src.profile, "width": 256, "height": 256,
+                   "transform": window_transform(window, src.transform)}
+        with rasterio.open(tmp_path / "corner.tif", "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    src = {"images": str(tmp_path / "corner.tif"), "labels": str(SPACENET_VEC)}
     recipe = {
         "name": "masks",
         "model": {"task": "detection", "backbone": "resnet18", "head": "mask_rcnn", "num_classes": 1,
-                  "pretrained": False, "bands": [{"name": "PAN"}]},
+                  "pretrained": False, "bands": [{"name": "PAN"}],
+                  # a random model keeps hundreds of boxes; each costs a mask-head pass on the CPU
+                  "head_kwargs": {"box_detections_per_img": 10, "rpn_post_nms_top_n_train": 64,
+                                  "rpn_post_nms_top_n_test": 32, "box_batch_size_per_image": 32}},
         "data": {"kind": "scenes", "train": src, "val": src, "classes": ["building"], "file_bands": ["PAN"],
                  "tile_size": 128, "normalization": {"mode": "per_tile"}, "batch_size": 2,
                  "augment": {"hflip": 0.5}},
