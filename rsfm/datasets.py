@@ -92,7 +92,8 @@ def _dataset(recipe: Recipe, spec: InputSpec, src: DataSource, augment: bool) ->
         return arcgis_dataset(src.images, spec, task=recipe.model.task,  # type: ignore[arg-type]
                               label_rules=label_rules(d), split_file=src.split_file,
                               skip_nodata=d.skip_nodata, missing_labels=d.missing_labels,
-                              transforms=transforms)
+                              transforms=transforms,
+                              instance_masks=recipe.model.head == "mask_rcnn")
     if recipe.model.task == "classification":
         if d.kind != "class_folders" or not isinstance(src.images, str):
             raise ConfigError("data: classification recipes use kind: class_folders with "

@@ -219,6 +219,8 @@ def test_auto_detection_and_defaults(arcgis_log):
     assert d.label_map == {0: 0, 1: 1, 2: -1, 3: -1, 5: 2, 20: 3}
     assert d.file_bands == ("RED", "GREEN", "BLUE", "NIR_NARROW") and d.tile_size == 32
     assert d.label_format == "raster" and d.missing_labels == "skip"
+    # SensorName "Sentinel-2": data.sensor, so the bands are Sentinel-2's (NIR_NARROW is B8A)
+    assert d.sensor == "sentinel2" and "sensor ('Sentinel-2')" in arcgis_log.text
     # resnet18's card has no NIR statistics: the export's are used, and the log says why
     export = read_arcgis_export(ARC / "classified_tiles")
     assert d.normalization.mode == "stats"
@@ -269,7 +271,24 @@ def test_class_count_and_task_must_fit_the_export():
     with pytest.raises(ConfigError, match=r"model\.task is .segmentation. but .* PASCAL_VOC"):
         load(ARC / "pascal_voc", task="segmentation")
     with pytest.raises(ConfigError, match=r"mask_rcnn needs instance masks.*boxes only"):
-        load(ARC / "rcnn_masks", head="mask_rcnn")
+        load(ARC / "pascal_voc", head="mask_rcnn")
+    assert load(ARC / "rcnn_masks", head="mask_rcnn").model.head == "mask_rcnn"
+
+
+def test_rcnn_masks_give_instance_masks_for_mask_rcnn():
+    from rsfm.datasets import build_datasets
+    from rsfm.preflight import preflight
+
+    recipe = load(ARC / "rcnn_masks", task="detection", head="mask_rcnn")
+    ds = build_datasets(recipe, preflight(recipe)).train
+    boxes_only = _dataset("rcnn_masks", "detection")
+    sample, plain = ds[0], boxes_only[0]
+    assert "masks" not in plain and torch.equal(sample["boxes"], plain["boxes"])
+    masks = sample["masks"]
+    assert masks.dtype == torch.uint8 and masks.shape == (len(sample["boxes"]), *sample["image"].shape[-2:])
+    for m, (x0, y0, x1, y1) in zip(masks, sample["boxes"].tolist()):  # each box is its mask's extent
+        rows, cols = np.nonzero(m.numpy())
+        assert (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1) == (x0, y0, x1, y1)
 
 
 def test_legacy_template_defaults_rgb_from_first_chip():
@@ -408,6 +427,218 @@ def test_labeled_tiles_classes():
     assert ds.classes == ["Field", "Forest"]
 
 
+# ------------------------------------------------------------------------------- export variants
+
+
+def _datasets(folder: Path, task: str, **data):
+    """Train dataset of a recipe over ``folder`` (``data``: extra data keys)."""
+    from rsfm.datasets import build_datasets
+    from rsfm.preflight import preflight
+    from rsfm.recipe import load_recipe
+
+    head = {"segmentation": "fcn", "detection": "fcos", "classification": "classification"}[task]
+    recipe = load_recipe({"model": {"task": task, "backbone": "resnet18", "head": head},
+                          "data": {"train": {"images": str(folder)}, **data}})
+    return build_datasets(recipe, preflight(recipe)).train
+
+
+def _rewrite_chip(path: Path, height: int, width: int, fill=None) -> None:
+    """Write ``path`` again at ``height`` x ``width`` (same bands, dtype and georeferencing)."""
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read()
+    reps = (1, -(-height // data.shape[1]), -(-width // data.shape[2]))
+    data = np.tile(data, reps)[:, :height, :width] if fill is None else \
+        np.full((data.shape[0], height, width), fill, data.dtype)
+    profile.update(height=height, width=width)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def _add_object(xml: str, name: str, box: tuple[float, ...]) -> str:
+    """A VOC file's text with one more ``<object>`` (before the closing tag)."""
+    coords = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+    head, tail = xml.rsplit("</annotation>", 1)
+    return f"{head}<object><name>{name}</name><bndbox>{coords}</bndbox></object>\n" \
+           f"</annotation>{tail}"
+
+
+def test_value_zero_is_a_class_in_box_and_tile_formats(tmp_path):
+    """arcgis.learn drops class value 0 for Classified Tiles and RCNN Masks only."""
+    voc = copy_export("pascal_voc", tmp_path)
+    for doc in ("esri_model_definition.emd", "esri_accumulated_stats.json"):
+        edit_json(voc / doc, Classes=[{"Value": 0, "Name": "Car"}, {"Value": 3, "Name": "Truck"}])
+    for xml in (voc / "labels").glob("*.xml"):
+        xml.write_text(xml.read_text().replace("<name>1</name>", "<name>0</name>"))
+    assert [c.value for c in read_arcgis_export(voc).classes] == [0, 3]
+    ds = _datasets(voc, "detection")
+    assert ds.classes == ["Car", "Truck"] and ds[0]["labels"].tolist() == [0, 0, 1]
+    tiles = copy_export("labeled_tiles", tmp_path)
+    edit_json(tiles / "esri_model_definition.emd",
+              Classes=[{"Value": 0, "Name": "Field"}, {"Value": 2, "Name": "Forest"}])
+    for xml in (tiles / "labels").glob("*.xml"):
+        xml.write_text(xml.read_text().replace("<name>1</name>", "<name>0</name>"))
+    ds = _datasets(tiles, "classification")
+    assert [int(ds[i]["label"]) for i in range(len(ds))] == [0, 1, 0, 1]
+    # Classified Tiles: value 0 stays NoData
+    assert 0 not in [c.value for c in read_arcgis_export(ARC / "classified_tiles").classes]
+
+
+def test_nodata_class_keeps_the_emd_name_and_colour(tmp_path):
+    folder = copy_export("classified_tiles", tmp_path)
+    emd = folder / "esri_model_definition.emd"
+    classes = json.loads(emd.read_text())["Classes"]
+    edit_json(emd, Classes=[{"Value": 0, "Name": "Background", "Color": [10, 10, 10]}, *classes])
+    d = load(folder).data
+    assert (d.classes[0].name, d.classes[0].color) == ("Background", "#0A0A0A")
+    assert [c.color for c in d.classes[1:]] == ["#0070FF", "#267300", "#FF0000"]
+
+
+@pytest.mark.parametrize(("name", "sensor"), [
+    ("Landsat-8", "landsat8"), ("Landsat 8", "landsat8"), ("Landsat8", "landsat8"),
+    ("LANDSAT_9", "landsat9"), ("Landsat-8 OLI/TIRS", "landsat8"), ("Sentinel-2", "sentinel2"),
+    ("Sentinel2", "sentinel2"), ("Sentinel-2A", "sentinel2"), ("Sentinel-1", "sentinel1"),
+    ("NAIP", "naip"), ("WorldView-3", None), ("Undefined", None), ("", None)])
+def test_sensor_names(name, sensor):
+    from rsfm.data.arcgis import catalog_sensor
+
+    assert catalog_sensor(name) == sensor
+
+
+def test_sensor_name_resolves_band_names(tmp_path, arcgis_log):
+    """B5 of a Landsat 8 export is NIR (0.865 um), not Sentinel-2's red edge (0.705 um)."""
+    from rsfm.registry import get_card
+    from rsfm.spec import resolve_input_spec
+
+    folder = copy_export("classified_tiles", tmp_path)
+
+    def sensor(name: str, bands: list[str]):
+        for doc in ("esri_model_definition.emd", "esri_accumulated_stats.json"):
+            edit_json(folder / doc, InputRastersProps={"RasterCount": 1, "SensorName": name,
+                                                       "BandNames": bands})
+        recipe = load(folder)
+        spec = resolve_input_spec(recipe.model, get_card("resnet18"), recipe.data)
+        return recipe.data.sensor, [b.wavelength_um for b in spec.bands]
+
+    assert sensor("Landsat-8", ["B2", "B3", "B4", "B5"]) == ("landsat8",
+                                                              [0.482, 0.561, 0.655, 0.865])
+    assert "sensor ('Landsat-8')" in arcgis_log.text
+    # a sensor rsfm does not know: as before (bare names are Sentinel-2's), and the log says so
+    assert sensor("WorldView-3", ["B2", "B3", "B4", "B5"]) == (None, [0.49, 0.56, 0.665, 0.705])
+    assert "SensorName 'WorldView-3' is none of rsfm's sensors" in arcgis_log.text
+    assert "band names ['B2', 'B3', 'B4', 'B5'] are sensor band names" in arcgis_log.text
+
+
+def test_objects_of_unknown_classes_are_skipped_and_reported(tmp_path, caplog):
+    folder = copy_export("pascal_voc", tmp_path)
+    xml = folder / "labels" / "000000001.xml"
+    xml.write_text(_add_object(xml.read_text(), "99", (2, 2, 8, 8)))
+    kitti = copy_export("kitti", tmp_path)
+    with (kitti / "labels" / "000000000.txt").open("a") as fh:
+        fh.write("99 0.00 0 0.00 1.00 1.00 9.00 9.00 0.00 0.00 0.00 0.00 0.00 0.00 0.00\n")
+    ds = _datasets(folder, "detection")
+    assert ds[1]["labels"].tolist() == [0, 1]  # the class-99 box is skipped
+    assert _datasets(kitti, "detection")[0]["labels"].tolist() == [0, 1]
+    with caplog.at_level(logging.WARNING, logger="rsfm.data.arcgis_datasets"):
+        ds.check_boxes()
+    warned = [r.getMessage() for r in caplog.records if "['99']" in r.getMessage()]
+    assert len(warned) == 1 and "1 object(s) in 1 label file(s)" in warned[0]
+    assert "000000001.xml" in warned[0] and "['1=Car', '3=Truck']" in warned[0]
+    # every object of the export unknown: an error naming the classes
+    for doc in ("esri_model_definition.emd", "esri_accumulated_stats.json"):
+        edit_json(folder / doc, Classes=[{"Value": 7, "Name": "Bus"}, {"Value": 8, "Name": "Van"}])
+    with pytest.raises(DataError, match=r"No object of the ArcGIS export .* has a class its "
+                                        r"\.emd lists.*'7=Bus', '8=Van'"):
+        _datasets(folder, "detection").check_boxes()
+
+
+def test_box_counts_are_reported(tmp_path, caplog):
+    """Clipped and dropped boxes are counted as for any detection data (rsfm check --data)."""
+    folder = copy_export("pascal_voc", tmp_path)
+    xml = folder / "labels" / "000000001.xml"
+    xml.write_text(_add_object(xml.read_text(), "1", (40, 40, 50, 50)))  # past the chip
+    ds = _datasets(folder, "detection")
+    with caplog.at_level(logging.WARNING, logger="rsfm.data.base"):
+        count = ds.check_boxes()
+    assert (count.outside, count.small) == (1, 1)  # the box past the chip, chip 0's sliver
+    assert "1 outside their image (dropped)" in caplog.text and "000000001.xml" in caplog.text
+
+
+def test_values_between_class_values_are_reported(tmp_path, caplog):
+    folder = copy_export("classified_tiles", tmp_path)
+    label = folder / "labels" / "000000000.tif"
+    with rasterio.open(label, "r+") as dst:
+        raw = dst.read(1)
+        raw[:2, :3] = 3  # no class, between the class values 1, 5, 20
+        dst.write(raw, 1)
+    ds = _datasets(folder, "segmentation")
+    with caplog.at_level(logging.WARNING, logger="rsfm.data.arcgis_datasets"):
+        mask = ds[0]["mask"].numpy()
+    assert (mask[:2, :3] == -1).all()  # still ignored
+    assert "6 pixels have values [3] between the class values [1, 5, 20]" in caplog.text
+    assert "000000000.tif" in caplog.text and ds.report.out_of_range_pixels == 6
+    assert ds.check_labels_sample().invalid == 6  # what rsfm check --data counts
+
+
+def test_map_txt_paths_with_spaces(tmp_path):
+    folder = copy_export("classified_tiles", tmp_path)
+    base = r"C:\Users\Jane Doe\Documents\My Project\training data"
+    (folder / "map.txt").write_text("".join(
+        f"{base}\\images\\{i:09d}.tif  {base}\\labels\\{i:09d}.tif \r\n" for i in range(4)))
+    export = read_arcgis_export(folder)
+    assert not export.notes and export.label_suffix == ".tif"
+    # Imagenet: one path per row, class folders with spaces
+    folder = copy_export("labeled_tiles", tmp_path)
+    shutil.rmtree(folder / "labels")
+    rows = []
+    for i, chip in enumerate(sorted((folder / "images").glob("*.tif"))):
+        cls = ("Damaged building", "Forest")[i % 2]
+        (folder / "images" / cls).mkdir(exist_ok=True)
+        chip.rename(folder / "images" / cls / chip.name)
+        rows.append(f"images\\{cls}\\{chip.name} \r\n")
+    (folder / "map.txt").write_text("".join(rows))
+    for doc in ("esri_model_definition.emd", "esri_accumulated_stats.json"):
+        edit_json(folder / doc, MetaDataMode="Imagenet",
+                  Classes=[{"Value": 1, "Name": "Damaged building"}, {"Value": 2, "Name": "Forest"}])
+    export = read_arcgis_export(folder)
+    assert not export.notes and len(export.chips) == 4
+
+
+def test_variable_size_labeled_tiles_are_resized(tmp_path):
+    from rsfm.data.collate import collate_fn
+
+    folder = copy_export("labeled_tiles", tmp_path)
+    _rewrite_chip(folder / "images" / "000000000.tif", 24, 30)
+    _rewrite_chip(folder / "images" / "000000001.tif", 40, 40)
+    edit_json(folder / "esri_model_definition.emd", CropTileMode="Variable_Size")
+    ds = _datasets(folder, "classification")
+    assert {tuple(ds[i]["image"].shape) for i in range(len(ds))} == {(3, 32, 32)}
+    assert collate_fn([ds[0], ds[1]])["image"].shape == (2, 3, 32, 32)  # batches stack
+
+
+def test_classified_tiles_of_several_sizes_are_padded(tmp_path):
+    from rsfm.data.collate import collate_fn
+
+    folder = copy_export("classified_tiles", tmp_path)
+    _rewrite_chip(folder / "images" / "000000001.tif", 40, 48)
+    _rewrite_chip(folder / "labels" / "000000001.tif", 40, 48, fill=5)
+    ds = _datasets(folder, "segmentation")
+    small, big = ds[0], ds[1]
+    assert small["image"].shape == big["image"].shape == (4, 40, 48)
+    assert (small["mask"][32:] == -1).all() and (small["mask"][:, 32:] == -1).all()
+    assert (small["mask"][:32, :32] >= 0).all() and (big["mask"] == 2).all()
+    assert collate_fn([small, big])["mask"].shape == (2, 40, 48)
+
+
+def test_chip_size_comes_from_the_chips(tmp_path):
+    folder = copy_export("classified_tiles", tmp_path)
+    edit_json(folder / "esri_model_definition.emd", ImageHeight=256, ImageWidth=256)
+    edit_json(folder / "esri_accumulated_stats.json", TileSizeX=256, TileSizeY=256)
+    export = read_arcgis_export(folder)
+    assert export.chip_size == (32, 32)
+    assert any("256x256" in n and "32x32" in n for n in export.notes)
+    assert load(folder).data.tile_size == 32
+
+
 # ------------------------------------------------------------------------------- train + predict
 
 
@@ -415,6 +646,8 @@ def _recipe(images: Path, out: Path, task: str, head: str, backbone: str, **data
     model = {"task": task, "backbone": backbone, "head": head}
     if backbone.startswith("dofa"):
         model.update(backbone_kwargs=TINY_DOFA, neck={"out_channels": 32})
+    if head == "mask_rcnn":  # a random model keeps hundreds of boxes, each a mask-head pass
+        model.update(head_kwargs={"box_detections_per_img": 10, "rpn_post_nms_top_n_test": 32})
     return {"name": "arcgis", "model": model,
             "data": {"kind": "arcgis", "train": {"images": str(images)}, "batch_size": 2, **data},
             "train": {"epochs": 1, "max_steps": 1, "progress": False, "seed": 0},
@@ -427,6 +660,7 @@ def _recipe(images: Path, out: Path, task: str, head: str, backbone: str, **data
     ("pascal_voc", "detection", "faster_rcnn", "dofa_base"),
     ("kitti", "detection", "fcos", "dofa_base"),
     ("rcnn_masks", "detection", "faster_rcnn", "dofa_base"),
+    ("rcnn_masks", "detection", "mask_rcnn", "resnet18"),
     ("labeled_tiles", "classification", "classification", "resnet18"),
 ])
 def test_train_one_step_and_predict(tmp_path, name, task, head, backbone):
@@ -473,8 +707,9 @@ def test_dofa_takes_wavelengths_from_the_emd(tmp_path):
     recipe = _recipe(folder, tmp_path / "run", "segmentation", "fcn", "dofa_base")
     spec = preflight(load_recipe(recipe))
     # ModelParameters.wavelengths [0.443, 0.531, 0.585, 0.865]: GREEN at 0.531 (not the
-    # catalog's 0.56) and Yellow, which rsfm's catalog lacks
-    assert spec.band_names == ["COASTAL_AEROSOL", "GREEN", "Yellow", "NIR_NARROW"]
+    # catalog's 0.56) and Yellow, which rsfm's catalog lacks; SensorName "Sentinel-2" names
+    # the catalog bands as Sentinel-2's (CoastalBlue = B1, Green = B3, NearInfrared = B8A)
+    assert spec.band_names == ["B1", "B3", "Yellow", "B8A"]
     assert [b.wavelength_um for b in spec.bands] == [0.443, 0.531, 0.585, 0.865]
     rsfm.train(recipe)
     assert [b.wavelength_um for b in from_pretrained(tmp_path / "run").input_spec.bands] == \

@@ -63,7 +63,8 @@ def test_chips_with_box_labels_are_refused_for_mask_rcnn():
 
 def test_mask_rcnn_trains_on_polygons_and_reports_mask_map(tmp_path):
     import rasterio
-    from rasterio.windows import Window, transform as window_transform
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
 
     from rsfm.train.loop import train
 

@@ -29,26 +29,39 @@ Decisions (following ``arcgis.learn``, Esri's own reader, unless said otherwise)
 
 * **Pairs** come from globbing ``images/`` and taking ``labels/<stem>.<ext>`` by file name;
   ``map.txt`` only gives the label extension and is cross-checked (Windows ``\\`` paths, any
-  whitespace, CRLF). Chips without a label are dropped with a warning (``arcgis.learn`` drops them
-  silently); ``data.missing_labels: error`` makes that an error.
+  whitespace, CRLF). Its paths may hold spaces (``C:\\Users\\Jane Doe\\...``, class folders
+  such as ``Damaged building``): the image path ends at the first chip extension followed by
+  whitespace, the rest of the line is the label path. Chips without a label are dropped with a
+  warning (``arcgis.learn`` drops them silently); ``data.missing_labels: error`` makes that an
+  error.
 * **Format** comes from ``esri_accumulated_stats.json["MetaDataMode"]`` (old ``.emd`` files lack
   it), else from the ``.emd``.
 * **Classes**: ``.emd["Classes"]`` is the one required key (``ClassValue``/``ClassName`` spellings
-  and the stats file's list are accepted). Class ids follow ascending class value. A value-0
-  class is never an object class.
+  and the stats file's list are accepted). Class ids follow ascending class value. Value 0 is
+  NoData/background in Classified Tiles, RCNN Masks and Panoptic exports (label rasters), so it
+  is no class there (its name and colour name the NoData class); in the box and tile formats it
+  is a class like any other, as in ``arcgis.learn``.
 * **Pixel value 0 (NoData) in Classified Tiles is class 0, "NoData"**, trained like any class,
   exactly what ``arcgis.learn`` users get (its class list is ``["NoData"] + names``; a model
   predicts NoData where no training feature was). Values ``1, 5, 20`` become ids ``1, 2, 3``.
   Write ``data.label_ignore_values: [0]`` to leave those pixels out of training instead (the
   classes are then the export's only). Label values between the class values that are no class
-  (2, 3, 4 for ``1, 5, 20``) map to the ignore index; other unknown values are reported.
+  (2, 3, 4 for ``1, 5, 20``) map to the ignore index; they and other unknown values are
+  reported (count and file).
 * **VOC/KITTI class tokens** may be the class value (what Pro writes: ``<name>1</name>``) or the
-  class name; values win when a name looks like another class's value.
+  class name; values win when a name looks like another class's value. Objects of a class the
+  ``.emd`` does not list are skipped and reported, as ``arcgis.learn`` skips them.
 * **RCNN Masks** become one box per instance (rsfm's detection data carries boxes, not masks).
 * **Band names** (``InputRastersProps.BandNames``, may be empty strings) map onto rsfm's band
   catalog (``NearInfrared`` -> ``NIR_NARROW``...); 3 unnamed 8-bit bands are read as RGB, like
-  ``arcgis.learn``. Wavelengths (micrometres) come from an ``.emd``'s
+  ``arcgis.learn``. ``InputRastersProps.SensorName`` (``Landsat-8``, ``Sentinel 2``...) becomes
+  ``data.sensor``, so sensor band names resolve on that sensor (Landsat 8's ``B5`` is NIR, not
+  Sentinel-2's red edge). Wavelengths (micrometres) come from an ``.emd``'s
   ``ModelParameters.wavelengths`` when present (saved-model ``.emd``), else from the catalog.
+* **Chip size**: the ``.emd``/stats size, checked against the first chip; the chip wins when they
+  disagree. ``CropTileMode: Variable_Size`` exports (Labeled Tiles) have chips of many sizes:
+  each chip is resized (bilinear) to the tile size, as ``arcgis.learn`` does. Classified Tiles
+  and box chips of different sizes are padded to the largest (nodata, ignored in the loss).
 * **Statistics**: ``BandStatsState`` mean ``M1`` and std ``sqrt(M2 / Num)`` (its ``Mean``/``StdDev``
   fields are written as 0), else the ``.emd``'s ``AllTilesStats``.
 * **Leniency**: every ``.emd`` key except ``Classes`` is optional and type-checked; values of
@@ -57,8 +70,9 @@ Decisions (following ``arcgis.learn``, Esri's own reader, unless said otherwise)
   the expected layout.
 
 :func:`recipe_defaults` turns an export into the recipe keys the user did not write (classes,
-value map, bands, statistics, tile size); :mod:`rsfm.recipe` merges them under the user's keys,
-so ``rsfm check`` shows the resolved values. The datasets are in :mod:`rsfm.data.arcgis_datasets`.
+value map, bands, sensor, statistics, tile size); :mod:`rsfm.recipe` merges them under the
+user's keys, so ``rsfm check`` shows the resolved values. The datasets are in
+:mod:`rsfm.data.arcgis_datasets`.
 """
 
 from __future__ import annotations
@@ -75,7 +89,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rsfm.bands import Band, declared_band, get_band, match_bands
+from rsfm.bands import Band, declared_band, get_band, list_sensors, match_bands
 from rsfm.cards import AdapterCard
 from rsfm.errors import BandError, ConfigError, DataError
 from rsfm.spec import resolve_bands_stated
@@ -87,6 +101,7 @@ __all__ = [
     "ArcGISClass",
     "ArcGISExport",
     "BandStats",
+    "catalog_sensor",
     "detect",
     "read_arcgis_export",
     "recipe_defaults",
@@ -164,6 +179,20 @@ _ESRI_BANDS: dict[str, str] = {
 }
 # arcgis.learn wavelengths for names rsfm's catalog lacks
 _ESRI_EXTRA_WAVELENGTHS = {"yellow": 0.585}
+# formats whose labels are rasters with 0 = NoData: arcgis.learn deletes class value 0 for these
+# only (VOC/KITTI/Labeled Tiles/Imagenet keep a value-0 class as a class)
+_ZERO_IS_NODATA = ("Classified_Tiles", "RCNN_Masks", "Panoptic_Segmentation")
+# ArcGIS SensorName (lower case, letters and digits only) -> rsfm sensor: a name starting with a
+# key is that sensor ("landsat8olitirs", "sentinel2a")
+_ESRI_SENSORS: dict[str, str] = {
+    "landsat8": "landsat8", "landsat08": "landsat8", "l8": "landsat8",
+    "landsat9": "landsat9", "landsat09": "landsat9", "l9": "landsat9",
+    "sentinel2": "sentinel2", "sentinel02": "sentinel2", "s2": "sentinel2",
+    "sentinel1": "sentinel1", "sentinel01": "sentinel1", "s1": "sentinel1",
+    "harmonizedlandsatsentinel": "hls", "hls": "hls", "naip": "naip",
+}
+# map.txt: the image path ends at the first chip extension followed by whitespace
+_MAP_ROW = re.compile(r"^(.*?\.(?:tiff|tif|png|jpeg|jpg|mrf))\s+(\S.*)$", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------- the export
@@ -227,7 +256,8 @@ class ArcGISExport:
     Attributes:
         root: The export folder.
         metadata_format: The ``MetaDataMode`` (canonical spelling, e.g. ``"Classified_Tiles"``).
-        classes: Classes in ascending value (value 0 excluded: it is NoData / background).
+        classes: Classes in ascending value (value 0 excluded for Classified Tiles, RCNN Masks
+            and Panoptic exports, where it is NoData / background).
         chip_size: ``(height, width)`` in pixels, or None when no file says.
         band_names: The export's band names in file order (may be empty strings, or empty).
         band_stats: Per-band statistics in file order (empty when the export has none).
@@ -237,7 +267,10 @@ class ArcGISExport:
         label_suffix: Extension of the label files found (``map.txt`` gives the first guess).
         image_space: ``MAP_SPACE`` / ``PIXEL_SPACE`` (None when not given).
         sensor_name: ``InputRastersProps.SensorName`` (None when not given or "Undefined").
-        nodata_class_name: Name of value 0 when the ``.emd`` lists it (else None: "NoData").
+        nodata_class_name: Classified Tiles / RCNN Masks: name of value 0 when the ``.emd``
+            lists it (else None: "NoData").
+        nodata_class_color: Its colour (None: none given).
+        variable_size: ``CropTileMode: Variable_Size`` (Labeled Tiles chips of many sizes).
         unlabeled: Images without a label file (excluded from ``chips``).
         change_detection: The export has ``images2/`` (bi-temporal change detection).
         notes: What the reader noticed and worked around (also logged as warnings).
@@ -256,6 +289,8 @@ class ArcGISExport:
     image_space: str | None = None
     sensor_name: str | None = None
     nodata_class_name: str | None = None
+    nodata_class_color: tuple[int, int, int] | None = None
+    variable_size: bool = False
     unlabeled: tuple[Path, ...] = ()
     change_detection: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -269,6 +304,12 @@ class ArcGISExport:
     def tile_size(self) -> int | None:
         """The chip side (the longer one for rectangular chips)."""
         return None if self.chip_size is None else max(self.chip_size)
+
+    @property
+    def sensor(self) -> str | None:
+        """rsfm's sensor for ``sensor_name`` (``"Landsat-8"`` -> ``"landsat8"``); None when
+        rsfm's band catalog has no such sensor."""
+        return catalog_sensor(self.sensor_name)
 
     def class_ids(self) -> dict[str, int]:
         """Class token (value as text, name, lower-case name) -> class id (ascending value,
@@ -291,6 +332,18 @@ class ArcGISExport:
                 f"bands {names or 'unnamed'}")
 
 
+def catalog_sensor(sensor_name: str | None) -> str | None:
+    """rsfm's sensor key for an ArcGIS ``SensorName`` (``"Landsat 8"``, ``"Landsat-8 OLI"``,
+    ``"Sentinel2"``, ``"Sentinel-2A"`` ...); None for a name rsfm's band catalog lacks."""
+    key = re.sub(r"[^a-z0-9]", "", (sensor_name or "").lower())
+    if not key:
+        return None
+    if key in _ESRI_SENSORS:
+        return _ESRI_SENSORS[key]
+    # a longer spelling of a known sensor ("landsat8olitirs"); short keys ("s2") only exactly
+    return next((v for k, v in _ESRI_SENSORS.items() if len(k) > 3 and key.startswith(k)), None)
+
+
 def detect(folder: str | os.PathLike[str]) -> bool:
     """True when ``folder`` looks like an ArcGIS export: it has ``esri_model_definition.emd``
     and at least one of ``images/``, ``map.txt``, ``esri_accumulated_stats.json``."""
@@ -304,8 +357,9 @@ def read_arcgis_export(folder: str | os.PathLike[str]) -> ArcGISExport:
     """Read an ArcGIS "Export Training Data For Deep Learning" folder.
 
     ``folder`` may also be the export's ``images/`` folder. Reading lists files and parses the
-    JSON/text files; no chip is read (except the first one when no file gives the chip size or
-    three unnamed bands might be RGB). Results are cached until a file or folder changes.
+    JSON/text files; of the chips, only the first one's header is read (its size is checked
+    against the stated chip size; three unnamed bands might be RGB). Results are cached until a
+    file or folder changes.
 
     Raises:
         DataError: Missing ``.emd`` or ``images/``/``labels/`` folder, unreadable JSON, no
@@ -347,9 +401,9 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
         notes.append(f"'{stats_path}' is missing: format, tile size and band statistics come "
                      f"from the .emd only.")
     fmt = _metadata_format(root, emd, stats, notes)
-    classes, nodata_name = _classes(root, emd, stats, notes)
+    classes, nodata = _classes(root, emd, stats, fmt, notes)
     map_entries = _read_map(root / MAP_NAME, notes)
-    label_suffix = _map_label_suffix(map_entries, fmt)
+    label_suffix = _map_label_suffix(map_entries)
     band_names, sensor = _band_names(emd, stats)
     band_stats = _band_stats(emd, stats, notes)
     wavelengths = _wavelengths(root, emd)
@@ -371,10 +425,8 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
     num_bands = count or (len(wavelengths) if wavelengths else None)
     chips, unlabeled, found_suffix = _pair(root, fmt, classes, label_suffix, notes)
     _cross_check_map(root, map_entries, chips, unlabeled, notes)
-    chip_size = _chip_size(emd, stats, notes) or _first_chip_size(chips or unlabeled)
-    if fmt == "Labeled_Tiles" and emd.get("CropTileMode") == "Variable_Size":
-        notes.append("CropTileMode Variable_Size: chips differ in size; train with batch_size 1 "
-                     "or export with a fixed tile size.")
+    variable = emd.get("CropTileMode") == "Variable_Size"
+    chip_size = _chip_size(emd, stats, chips or unlabeled, variable, notes)
     space = emd.get("ImageSpaceUsed")
     export = ArcGISExport(
         root=root, metadata_format=fmt, classes=classes, chip_size=chip_size,
@@ -382,7 +434,9 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
         wavelengths=wavelengths,
         label_suffix=found_suffix or label_suffix,
         image_space=space if isinstance(space, str) else None,
-        sensor_name=sensor, nodata_class_name=nodata_name, unlabeled=unlabeled,
+        sensor_name=sensor, nodata_class_name=nodata.name if nodata else None,
+        nodata_class_color=nodata.color if nodata else None, variable_size=variable,
+        unlabeled=unlabeled,
         change_detection=(root / "images2").is_dir(), notes=tuple(notes),
     )
     log.info("%s", export.describe())
@@ -467,8 +521,9 @@ def _color(value: Any) -> tuple[int, int, int] | None:
     return None  # [-1, -1, -1] = no colour
 
 
-def _classes(root: Path, emd: Mapping, stats: Mapping,
-             notes: list[str]) -> tuple[tuple[ArcGISClass, ...], str | None]:
+def _classes(root: Path, emd: Mapping, stats: Mapping, fmt: str,
+             notes: list[str]) -> tuple[tuple[ArcGISClass, ...], ArcGISClass | None]:
+    """The classes in ascending value, and the value-0 entry of a format where 0 is NoData."""
     source, entries = EMD_NAME, emd.get("Classes")
     if not entries and isinstance(stats.get("Classes"), list) and stats["Classes"]:
         source, entries = STATS_NAME, stats["Classes"]
@@ -478,7 +533,7 @@ def _classes(root: Path, emd: Mapping, stats: Mapping,
                         "([{\"Value\": 1, \"Name\": \"...\", \"Color\": [r, g, b]}, ...]); the "
                         "classes of the export cannot be known.")
     out: dict[int, ArcGISClass] = {}
-    nodata_name = None
+    nodata = None
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise DataError(f"'{root / source}': Classes[{i}] is {entry!r}, not an object "
@@ -489,12 +544,13 @@ def _classes(root: Path, emd: Mapping, stats: Mapping,
                             f"(got {entry!r}).")
         raw_name = entry.get("Name", entry.get("ClassName"))
         name = str(raw_name).strip() if raw_name not in (None, "") else str(value)
-        if value == 0:  # NoData / background, never an object class
-            nodata_name = name
-            continue
-        if value in out:
+        previous = nodata if value == 0 and nodata is not None else out.get(value)
+        if previous is not None:
             raise DataError(f"'{root / source}': class value {value} is listed twice "
-                            f"({out[value].name!r} and {name!r}).")
+                            f"({previous.name!r} and {name!r}).")
+        if value == 0 and fmt in _ZERO_IS_NODATA:  # label rasters: 0 is NoData / background
+            nodata = ArcGISClass(0, name, _color(entry.get("Color")))
+            continue
         out[value] = ArcGISClass(value, name, _color(entry.get("Color")))
     if not out:
         raise DataError(f"'{root / source}': Classes lists no class other than value 0 (NoData).")
@@ -505,7 +561,7 @@ def _classes(root: Path, emd: Mapping, stats: Mapping,
                      "'<name> (<value>)' here.")
         out = {v: ArcGISClass(v, f"{c.name} ({v})", c.color) if c.name.lower() in dupes else c
                for v, c in out.items()}
-    return tuple(out[v] for v in sorted(out)), nodata_name
+    return tuple(out[v] for v in sorted(out)), nodata
 
 
 def _band_names(emd: Mapping, stats: Mapping) -> tuple[tuple[str, ...], str | None]:
@@ -577,20 +633,39 @@ def _wavelengths(root: Path, emd: Mapping) -> tuple[float, ...] | None:
     return tuple(values)  # type: ignore[arg-type]
 
 
-def _chip_size(emd: Mapping, stats: Mapping, notes: list[str]) -> tuple[int, int] | None:
+def _chip_size(emd: Mapping, stats: Mapping, chips: Sequence[ArcGISChip] | Sequence[Path],
+               variable: bool, notes: list[str]) -> tuple[int, int] | None:
+    """The chip size the files state, checked against the first chip, which wins when they
+    disagree (the chips are what is read). A Variable_Size export keeps its stated size: its
+    chips differ by design and are resized to it."""
     emd_size = (_int(emd.get("ImageHeight")), _int(emd.get("ImageWidth")))
     json_size = (_int(stats.get("TileSizeY")), _int(stats.get("TileSizeX")))
-    sizes = [s for s in (emd_size, json_size) if s[0] and s[1] and s[0] > 0 and s[1] > 0]
-    if len(sizes) == 2 and sizes[0] != sizes[1]:
-        notes.append(f"chip size differs: the .emd says {sizes[0]}, {STATS_NAME} {sizes[1]} "
-                     "(height, width); using the .emd's.")
-    return sizes[0] if sizes else None  # type: ignore[return-value]
+    named = [(n, s) for n, s in ((".emd", emd_size), (STATS_NAME, json_size))
+             if s[0] and s[1] and s[0] > 0 and s[1] > 0]
+    if len(named) == 2 and named[0][1] != named[1][1]:
+        notes.append(f"chip size differs: the .emd says {named[0][1]}, {STATS_NAME} "
+                     f"{named[1][1]} (height, width); using the .emd's.")
+    source, stated = named[0] if named else ("", None)
+    if variable and stated is not None:
+        return stated  # type: ignore[return-value]
+    try:
+        found = _first_chip_size(chips)
+    except DataError:
+        if stated is None:
+            raise
+        return stated  # type: ignore[return-value]  # the dataset names the unreadable chip
+    if stated is not None and found is not None and found != stated:
+        first = chips[0].image if isinstance(chips[0], ArcGISChip) else chips[0]
+        notes.append(f"the {source} says chips of {stated[0]}x{stated[1]} px but they are "
+                     f"{found[0]}x{found[1]} (e.g. '{first.name}'); using {found[0]}x{found[1]} "
+                     "(height x width).")
+    return found or stated  # type: ignore[return-value]
 
 
 def _first_chip_size(chips: Sequence[ArcGISChip] | Sequence[Path]) -> tuple[int, int] | None:
     if not chips:
         return None
-    import rasterio  # only when no file gives the chip size
+    import rasterio  # one header: the size the chips really have
 
     first = chips[0]
     path = first.image if isinstance(first, ArcGISChip) else first
@@ -606,8 +681,12 @@ def _first_chip_size(chips: Sequence[ArcGISChip] | Sequence[Path]) -> tuple[int,
 # ------------------------------------------------------------------------------- map.txt
 
 
-def _read_map(path: Path, notes: list[str]) -> list[list[str]]:
-    """map.txt rows as tokens with ``/`` separators (Windows ``\\``, any whitespace, CRLF)."""
+def _read_map(path: Path, notes: list[str]) -> list[tuple[str, str | None]]:
+    """map.txt rows as ``(image path, label path or None)`` with ``/`` separators (Windows ``\\``,
+    any whitespace, CRLF). Paths may hold spaces (``C:\\Users\\Jane Doe\\...``, class folders
+    such as ``Damaged building``), so a row is not split on every blank: the image path ends at
+    the first chip extension followed by whitespace, the label path is the rest. Imagenet rows
+    hold the image path only."""
     if not path.is_file():
         notes.append(f"'{path}' is missing: chips are paired by file name only.")
         return []
@@ -615,21 +694,35 @@ def _read_map(path: Path, notes: list[str]) -> list[list[str]]:
         text = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as err:
         raise DataError(f"Cannot read '{path}': {err}") from None
-    return [line.replace("\\", "/").split() for line in text.splitlines() if line.strip()]
+    rows: list[tuple[str, str | None]] = []
+    for line in text.splitlines():
+        line = line.replace("\\", "/").strip()
+        if not line:
+            continue
+        if (match := _MAP_ROW.match(line)) is not None:
+            rows.append((match[1], match[2].strip()))
+        elif line.lower().endswith(CHIP_SUFFIXES):
+            rows.append((line, None))  # Imagenet: the image path only
+        else:  # no chip extension: Pro's two-space separator, else the first blank
+            parts = re.split(r"\s{2,}", line, maxsplit=1)
+            parts = parts if len(parts) == 2 else line.split(None, 1)
+            rows.append((parts[0], parts[1].strip() if len(parts) == 2 else None))
+    return rows
 
 
-def _map_label_suffix(entries: list[list[str]], fmt: str) -> str | None:
-    for tokens in entries:
-        if len(tokens) >= 2:  # RCNN: the last token (class folders may contain spaces)
-            return Path(tokens[-1] if fmt == "RCNN_Masks" else tokens[1]).suffix.lower() or None
+def _map_label_suffix(entries: list[tuple[str, str | None]]) -> str | None:
+    for _, label in entries:
+        if label:
+            return Path(label).suffix.lower() or None
     return None
 
 
-def _cross_check_map(root: Path, entries: list[list[str]], chips: Sequence[ArcGISChip],
-                     unlabeled: Sequence[Path], notes: list[str]) -> None:
+def _cross_check_map(root: Path, entries: list[tuple[str, str | None]],
+                     chips: Sequence[ArcGISChip], unlabeled: Sequence[Path],
+                     notes: list[str]) -> None:
     if not entries:
         return
-    listed = {Path(t[0]).name for t in entries if t}
+    listed = {Path(image).name for image, _ in entries}
     found = {c.image.name for c in chips}
     missing = sorted(listed - found - {p.name for p in unlabeled})
     extra = sorted(found - listed)
@@ -770,8 +863,16 @@ class _ExportBand:
     alpha: bool = False
 
 
-def _export_bands(export: ArcGISExport, rgb_hint: bool) -> tuple[list[_ExportBand], bool]:
-    """The export's bands as rsfm names (and whether the file band order is known)."""
+def _export_bands(export: ArcGISExport, rgb_hint: bool,
+                  sensor: str | None = None) -> tuple[list[_ExportBand], bool, list[str]]:
+    """The export's bands as rsfm names, whether the file band order is known, and the export
+    names that only a sensor tells apart (``B5``) but were resolved without one.
+
+    Args:
+        export: The export.
+        rgb_hint: Three unnamed bands are RGB.
+        sensor: rsfm sensor of the bands (``data.sensor``): sensor band names resolve on it.
+    """
     n = export.num_bands or (3 if rgb_hint else 0)
     waves = list(export.wavelengths) if export.wavelengths else [None] * n
     names = list(export.band_names) if export.band_names else [""] * n
@@ -780,6 +881,7 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool) -> tuple[list[_ExportBan
     named = any(names)
     out: list[_ExportBand] = []
     used: set[str] = set()
+    guessed: list[str] = []
     for i, (esri, wave) in enumerate(zip(names, waves), start=1):
         key = re.sub(r"[^a-z0-9]", "", esri.lower())
         if not esri:
@@ -791,7 +893,10 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool) -> tuple[list[_ExportBan
         name, catalog = _ESRI_BANDS.get(key), True
         if name is None:
             try:
-                name = get_band(esri).name
+                band = get_band(esri, sensor)
+                name = band.name
+                if sensor is None and band.sensor != "generic":
+                    guessed.append(esri)  # e.g. "B5": the catalog's first sensor (Sentinel-2)
             except BandError:
                 name, catalog = esri, False
         if name.upper() in used:  # two export bands on one catalog band: keep the export's name
@@ -800,7 +905,7 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool) -> tuple[list[_ExportBan
         if wave is None and not catalog:
             wave = _ESRI_EXTRA_WAVELENGTHS.get(key)
         out.append(_ExportBand(name, wave, catalog, esri))
-    return out, named
+    return out, named, guessed
 
 
 def _rgb_hint(export: ArcGISExport) -> bool:
@@ -865,9 +970,11 @@ def recipe_defaults(
     """The recipe keys an export states that the user did not write.
 
     Returns ``{"data": {...}, "model": {...}}`` to merge *under* the user's recipe mapping:
-    ``kind: arcgis``; ``classes`` (names and colours; a ``NoData`` class 0 for Classified Tiles
-    unless ``label_ignore_values`` holds 0); ``label_map`` (class value -> id); ``label_format``;
-    ``missing_labels: skip``; ``file_bands`` and ``bands`` (with the ``.emd``'s wavelengths);
+    ``kind: arcgis``; ``classes`` (names and colours; a ``NoData`` class 0 for Classified Tiles,
+    named and coloured as the ``.emd``'s value 0 when it lists one, unless
+    ``label_ignore_values`` holds 0); ``label_map`` (class value -> id); ``label_format``;
+    ``missing_labels: skip``; ``sensor`` (from ``SensorName``, when rsfm knows the sensor);
+    ``file_bands`` and ``bands`` (resolved on that sensor, with the ``.emd``'s wavelengths);
     ``normalization`` with the export's statistics when the user asked for ``mode: stats``
     without values, or left the default and the backbone card has no statistics for the bands;
     ``tile_size`` (the chip size); ``model.task`` and ``model.num_classes``.
@@ -907,10 +1014,10 @@ def recipe_defaults(
     elif stated_task != task:
         raise ConfigError(f"model.task is {stated_task!r} but '{root}' is a {fmt} export "
                           f"({task}); set model.task: {task} (and a {task} head).")
-    if task == "detection" and model.get("head") == "mask_rcnn":
-        raise ConfigError(f"model.head: mask_rcnn needs instance masks, but rsfm's detection "
-                          f"data carries boxes only ({fmt} is read as boxes); use faster_rcnn, "
-                          "retinanet or fcos.")
+    if task == "detection" and model.get("head") == "mask_rcnn" and fmt != "RCNN_Masks":
+        raise ConfigError(f"model.head: mask_rcnn needs instance masks, but a {fmt} export has "
+                          "boxes only; export with the RCNN_Masks metadata format, or use "
+                          "faster_rcnn, retinanet or fcos.")
     for split in ("train", "val", "test"):
         src = data.get(split)
         if isinstance(src, Mapping):
@@ -926,8 +1033,10 @@ def recipe_defaults(
     ignore_values = ignore_values if isinstance(ignore_values, (list, tuple)) else [ignore_values]
     with_nodata = task == "segmentation" and 0 not in [_int(v) for v in ignore_values]
     classes: list[dict[str, Any]] = []
-    if with_nodata:
-        classes.append({"name": export.nodata_class_name or "NoData"})
+    if with_nodata:  # the .emd's name and colour of value 0 when it lists it
+        color = export.nodata_class_color
+        classes.append({"name": export.nodata_class_name or "NoData",
+                        **({"color": _hex(color)} if color else {})})
     for c in export.classes:
         classes.append({"name": c.name, **({"color": _hex(c.color)} if c.color else {})})
     user_classes = data.get("classes") if _stated(data, "classes") else model.get("classes")
@@ -963,8 +1072,21 @@ def recipe_defaults(
     if not _stated(data, "missing_labels"):
         out["missing_labels"] = "skip"
 
-    # ---- bands
-    bands, named = _export_bands(export, _rgb_hint(export))
+    # ---- sensor and bands
+    sensor = data.get("sensor") if _stated(data, "sensor") else export.sensor
+    if sensor is not None and not _stated(data, "sensor"):
+        out["sensor"] = sensor
+        filled.append(f"sensor ({export.sensor_name!r})")
+    bands, named, guessed = _export_bands(export, _rgb_hint(export), sensor)
+    if sensor is None and export.sensor_name is not None:
+        log.info("ArcGIS export '%s': SensorName %r is none of rsfm's sensors %s; data.sensor is "
+                 "not set.", root, export.sensor_name, list_sensors())
+    if guessed:
+        log.warning("ArcGIS export '%s': band names %s are sensor band names and the export "
+                    "names no sensor rsfm knows (SensorName %r): they are read as %s. If they "
+                    "are another sensor's, set data.sensor (one of %s).", root, guessed,
+                    export.sensor_name, [get_band(g).qualified_name for g in guessed],
+                    list_sensors())
     read = [b for b in bands if not b.alpha]
     if named and not _stated(data, "file_bands"):
         out["file_bands"] = [b.name for b in bands]
@@ -978,7 +1100,7 @@ def recipe_defaults(
         filled.append("tile_size")
 
     # ---- normalisation
-    norm, reason = _normalization(export, data, card, bands, user_bands)
+    norm, reason = _normalization(export, data, card, bands, user_bands, sensor)
     if norm is not None:
         out["normalization"] = norm
         filled.append(f"normalization ({reason})")
@@ -990,9 +1112,9 @@ def recipe_defaults(
 
 
 def _normalization(export: ArcGISExport, data: Mapping[str, Any], card: AdapterCard | None,
-                   bands: Sequence[_ExportBand],
-                   user_bands: Any) -> tuple[dict[str, Any] | None, str]:
-    """The ``normalization`` default (or None) and why."""
+                   bands: Sequence[_ExportBand], user_bands: Any,
+                   sensor: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The ``normalization`` default (or None) and why (``sensor``: the run's data.sensor)."""
     stated = data.get("normalization")
     stated = stated if isinstance(stated, Mapping) else {}
     if stated.get("mean") is not None:
@@ -1000,15 +1122,17 @@ def _normalization(export: ArcGISExport, data: Mapping[str, Any], card: AdapterC
     mode = stated.get("mode")
     if mode not in (None, "stats"):
         return None, ""
-    sensor = data.get("sensor")
     available = [declared_band(b.name, b.wavelength, sensor=sensor) for b in bands]
     if user_bands is not None:
         key = "data.bands" if _stated(data, "bands") else "model.bands"
         wanted = list(resolve_bands_stated(user_bands, sensor, key))
         idx = match_bands(wanted, available)
+        # the user's spellings ("RED"), not the sensor's band names they resolve to ("B4")
+        names = [u if isinstance(u, str) else w.name for u, w in zip(user_bands, wanted)]
     else:
         wanted = [a for a, b in zip(available, bands) if not b.alpha]
         idx = [i for i, b in enumerate(bands) if not b.alpha]
+        names = [b.name for b in bands if not b.alpha]
     stats = export.band_stats
     have = [None if i is None or i >= len(stats) else stats[i] for i in idx]
     if mode == "stats":
@@ -1019,7 +1143,7 @@ def _normalization(export: ArcGISExport, data: Mapping[str, Any], card: AdapterC
                 f"'{export.root}' has no statistics for {missing or 'its bands'} "
                 f"({STATS_NAME} BandStatsState / .emd AllTilesStats). Give mean and std "
                 "(rsfm stats writes them).")
-        return _stats_mapping(wanted, have), "the export's statistics, as asked"
+        return _stats_mapping(names, have, sensor), "the export's statistics, as asked"
     if card is None:
         return None, ""
     norm = card.normalization
@@ -1030,24 +1154,25 @@ def _normalization(export: ArcGISExport, data: Mapping[str, Any], card: AdapterC
         return None, ""
     if not stats or any(s is None for s in have):
         return None, ""  # resolve_input_spec names the bands the card cannot cover
-    missing = [w.name for w, i in zip(wanted, match_bands(wanted, card.catalog_bands()))
+    missing = [n for n, i in zip(names, match_bands(wanted, card.catalog_bands()))
                if i is None or norm is None]
-    return _stats_mapping(wanted, have), (f"the export's statistics: the card of "
+    return _stats_mapping(names, have, sensor), (f"the export's statistics: the card of "
                                           f"{card.name!r} has none for {missing}")
 
 
-def _stats_mapping(wanted: Sequence[Band], have: Sequence[BandStats | None]) -> dict[str, Any]:
-    """``normalization`` keys from per-band statistics (every entry of ``have`` is set)."""
+def _stats_mapping(names: Sequence[str], have: Sequence[BandStats | None],
+                   sensor: str | None) -> dict[str, Any]:
+    """``normalization`` keys from per-band statistics (every entry of ``have`` is set) of the
+    bands ``names`` (resolved on ``sensor``)."""
     found = [s for s in have if s is not None]
     out: dict[str, Any] = {"mode": "stats", "mean": [s.mean for s in found],
                            # a constant band (std 0) is centred, not scaled
                            "std": [s.std if s.std > 0 else 1.0 for s in found]}
-    names = [w.name for w in wanted]
     try:  # normalization.bands takes catalog names only (declared bands have no entry)
-        resolve_bands_stated(names)
+        resolve_bands_stated(names, sensor)
     except ConfigError:
         return out
-    return {**out, "bands": names}
+    return {**out, "bands": list(names)}
 
 
 def _warn_scale(export: ArcGISExport, card: AdapterCard, wanted: Sequence[Band],

@@ -718,17 +718,12 @@ class FCOS(Learner):
 class MaskRCNN(Learner):
     """Instance segmentation: torchvision Mask R-CNN.
 
-    rsfm's detection datasets carry boxes, not instance masks, so it cannot be trained yet:
-    constructing one raises (before any compute).
+    It learns object outlines, so the data must have them: polygon labels over scenes (one
+    instance mask per polygon). Box-only labels (PASCAL VOC, YOLO, COCO boxes, an ArcGIS export
+    read as boxes) are refused before any compute; use :class:`FasterRCNN` for those.
     """
 
     heads = ("mask_rcnn",)
-
-    def __init__(self, data: Data, **kwargs: Any) -> None:
-        raise ConfigError(
-            "MaskRCNN: rsfm's detection data carries boxes, not instance masks (RCNN_Masks "
-            "exports are read as one box per instance), so Mask R-CNN cannot be trained yet. Use "
-            "FasterRCNN(data) for boxes; a trained Mask R-CNN predicts with rsfm.predict.")
 
 
 _MODEL_CLASSES: tuple[type[Learner], ...] = (UNet, DeepLab, FCN, Classifier, FasterRCNN,
