@@ -27,6 +27,7 @@ __all__ = [
     "check_architecture",
     "check_model_config",
     "check_overrides",
+    "check_training_tiles",
     "check_weights_source",
     "dofa_wavelengths",
     "model_arch",
@@ -287,3 +288,51 @@ def check_model_config(config: ModelConfig, spec: InputSpec) -> None:
             sizes = f"{lower} or {upper}" if lower >= 8 else str(upper)
             raise ConfigError(f"data.tile_size {tile} is not a multiple of the patch size {patch} of "
                               f"{config.backbone}; use {sizes}.", key="tile_size")
+
+
+def check_training_tiles(config: ModelConfig, card: AdapterCard, tile: int | None,
+                         batch_size: int, *, frozen: bool = False,
+                         key: str = "data.tile_size") -> None:
+    """Training tiles a step can take: BatchNorm in training mode needs more than one value per
+    channel, so a batch of one tile whose deepest map is 1x1 fails at the first step
+    (``Expected more than 1 value per channel when training``).
+
+    - ResNets: the last stage sees ``ceil(tile / stride)`` pixels (stride 32, or
+      ``output_stride``); at ``batch_size`` 1 the tile must exceed the stride, unless the backbone
+      stays frozen (eval-mode BatchNorm).
+    - ViTs (segmentation): a tile of one patch gives a 1x1 token grid; the feature pyramid's
+      coarsest level is then empty (UNet) and the heads' BatchNorm sees one value (batch 1).
+
+    Args:
+        config: The model section.
+        card: The backbone's card.
+        tile: The side of the training tiles (scenes' ``data.tile_size``, or
+            ``data.augment.resized_crop.size``); None when the chips' own size decides (checked
+            with the data).
+        batch_size: ``data.batch_size``.
+        frozen: The backbone stays frozen for the whole run.
+        key: How the tile size is named in the message.
+
+    Raises:
+        ConfigError: Names ``key``, ``data.batch_size`` and the sizes that work.
+    """
+    if tile is None or config.task == "detection":
+        return
+    if card.family == "resnet":
+        stride = int(config.output_stride or config.backbone_kwargs.get("output_stride") or 32)
+        if batch_size == 1 and not frozen and -(-tile // stride) <= 1:
+            raise ConfigError(
+                f"{key} {tile} with data.batch_size 1: the last stage of {config.backbone} "
+                f"(stride {stride}) sees a 1x1 map, and BatchNorm cannot train on one value per "
+                f"channel (the first step would fail). Use {key} >= {2 * stride} or "
+                "data.batch_size >= 2 (or keep the backbone frozen: model.freeze_backbone).",
+                key=key)
+    elif card.family in VIT_FAMILIES and config.task == "segmentation":
+        patch = int(model_arch(config, card)["patch_size"])
+        if tile // patch < 2 and (config.head == "unet" or batch_size == 1):
+            why = ("the UNet's coarsest pyramid level would be empty" if config.head == "unet"
+                   else "the head's BatchNorm cannot train on one value per channel at "
+                        "data.batch_size 1")
+            raise ConfigError(
+                f"{key} {tile} is a single {patch}-pixel patch of {config.backbone}: its token "
+                f"grid is 1x1 and {why}. Use {key} >= {2 * patch}.", key=key)

@@ -30,6 +30,7 @@ from typing import Any
 from rsfm.cards import get_card
 from rsfm.data import arcgis
 from rsfm.errors import ConfigError, RsfmError
+from rsfm.modelcheck import check_training_tiles
 from rsfm.schema import Recipe
 from rsfm.validation import dump, validate
 
@@ -43,6 +44,7 @@ __all__ = [
     "recipe_to_dict",
     "recipe_to_yaml",
     "schema_json",
+    "training_tile",
     "validate_recipe",
 ]
 
@@ -260,10 +262,33 @@ def validate_recipe(data: Mapping[str, Any]) -> Recipe:
         data = _arcgis_defaults(_migrate_keys(dict(data)))
     recipe = validate(Recipe, data, "recipe")
     try:
-        get_card(recipe.model.backbone)
+        card = get_card(recipe.model.backbone)
     except RsfmError as err:
         raise ConfigError(f"Invalid recipe:\n  model.backbone: {err}") from None
+    tile, key = training_tile(recipe)
+    freeze = recipe.train.freeze
+    frozen = (recipe.model.freeze_backbone or freeze.backbone) and not freeze.unfreeze
+    try:
+        check_training_tiles(recipe.model, card, tile, recipe.data.batch_size, frozen=frozen,
+                             key=key)
+    except ConfigError as err:
+        raise ConfigError(f"Invalid recipe:\n  {err}", key=err.key) from None
     return recipe
+
+
+def training_tile(recipe: Recipe) -> tuple[int | None, str]:
+    """The side of the training tiles and the key that sets it: ``data.augment.resized_crop``'s
+    (smaller) size, else the scenes' ``data.tile_size`` (256 by default); ``None`` for chips (their
+    own size, known with the data)."""
+    d = recipe.data
+    crop = d.augment.get("resized_crop")
+    if isinstance(crop, Mapping) and crop.get("size") is not None:
+        size = crop["size"]
+        return (min(size) if isinstance(size, Sequence) else int(size),
+                "data.augment.resized_crop.size")
+    if d.kind == "scenes":
+        return d.tile_size or 256, "data.tile_size"
+    return None, "data.tile_size"
 
 
 def load_recipe(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -27,6 +28,7 @@ from rsfm.config import (
 
 __all__ = [
     "AUGMENTATIONS",
+    "AUGMENT_OPTIONS",
     "TASK_METRICS",
     "DataConfig",
     "DataSource",
@@ -53,6 +55,80 @@ DEFAULT_METRIC = {"segmentation": "miou", "classification": "accuracy", "detecti
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+# The options of each data.augment entry (the keyword arguments of the transform that
+# rsfm.data.transforms builds, plus ``p``; a test keeps them equal).
+AUGMENT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "resized_crop": ("size", "scale", "ratio", "interpolation", "antialias", "p"),
+    "hflip": ("p",),
+    "vflip": ("p",),
+    "rot90": ("p",),
+    "band_jitter": ("gain", "offset", "p"),
+    "noise": ("std", "p"),
+    "haze": ("p", "max_haze", "max_cloud", "coverage", "brightness", "scale"),
+}
+MIN_TILE = 8  # pixels a side: data.tile_size and data.augment.resized_crop.size
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite(values: Sequence[float] | None) -> bool:
+    return values is None or all(_number(v) for v in values)
+
+
+def _pair(value: Any, key: str, what: str) -> None:
+    """``value`` is two finite numbers ``0 < low <= high`` (a ``scale`` or ``ratio`` range)."""
+    ok = (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+          and all(_number(v) and v > 0 for v in value) and value[0] <= value[1])
+    check(ok, key, f"must be two numbers [min, max] with 0 < min <= max ({what}; got {value!r})")
+
+
+def check_augmentation(name: str, value: Any) -> None:
+    """Check one ``data.augment`` entry: ``true``/``false``, a probability, or a mapping of the
+    transform's options (``p`` a probability; ``resized_crop``: ``size`` in pixels, ``scale`` and
+    ``ratio`` ranges).
+
+    Raises:
+        ConfigError: Names ``augment.<name>[.<option>]`` and the value.
+    """
+    key = f"augment.{name}"
+    if value is None or value is False:
+        return
+    if name == "resized_crop" and not isinstance(value, Mapping):
+        check(False, key, f"needs a mapping with size (output pixels), e.g. {{size: 224, scale: "
+                          f"[0.5, 1.0]}} (got {value!r})")
+    if value is True:
+        return
+    if isinstance(value, (int, float)):
+        check(_number(value) and 0 <= value <= 1, key,
+              f"must be a probability in [0, 1] (got {value!r})")
+        return
+    check(isinstance(value, Mapping), key,
+          f"must be true/false, a probability in [0, 1], or a mapping of options "
+          f"{list(AUGMENT_OPTIONS[name])} (got {value!r})")
+    options = AUGMENT_OPTIONS[name]
+    for option in value:
+        close = difflib.get_close_matches(str(option), options, n=2, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        check(option in options, f"{key}.{option}",
+              f"unknown option.{hint} Options of {name}: {list(options)}")
+    if "p" in value:
+        p = value["p"]
+        check(_number(p) and 0 <= p <= 1, f"{key}.p", f"must be a probability in [0, 1] (got {p!r})")
+    if name == "resized_crop":
+        check("size" in value, key, "needs size: the output tile side in pixels (e.g. size: 224)")
+        size = value["size"]
+        sides = list(size) if isinstance(size, Sequence) and not isinstance(size, str) else [size]
+        ok = len(sides) in (1, 2) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           and v >= MIN_TILE for v in sides)
+        check(ok, f"{key}.size", f"must be an integer >= {MIN_TILE} (pixels), or two of them "
+                                 f"[height, width] (got {size!r})")
+        if "scale" in value:
+            _pair(value["scale"], f"{key}.scale", "the share of the tile's area to crop")
+        if "ratio" in value:
+            _pair(value["ratio"], f"{key}.ratio", "the crop's aspect ratio range")
 
 
 def parse_duration(value: str | float, key: str = "max_time") -> float:
@@ -128,11 +204,13 @@ class NormalizationConfig:
         if self.mean is not None and self.std is not None:
             check(len(self.mean) == len(self.std), "std",
                   f"needs {len(self.mean)} values like mean (got {list(self.std)})")
-            check(all(s > 0 for s in self.std), "std", f"must be > 0 (got {list(self.std)})")
+            check(_finite(self.mean), "mean", f"must be finite numbers (got {list(self.mean)})")
+            check(_finite(self.std) and all(s > 0 for s in self.std), "std",
+                  f"must be finite numbers > 0 (got {list(self.std)})")
         check(self.mode != "stats" or self.mean is not None, "mode",
               "'stats' needs mean and std (e.g. include: a YAML written by `rsfm stats`)")
-        check(self.value_scale is None or self.value_scale > 0, "value_scale",
-              f"must be > 0 (got {self.value_scale})")
+        check(self.value_scale is None or (_number(self.value_scale) and self.value_scale > 0),
+              "value_scale", f"must be a finite number > 0 (got {self.value_scale})")
 
 
 @dataclass(frozen=True)
@@ -179,7 +257,7 @@ class DataConfig:
         check(0 <= self.val_fraction < 1, "val_fraction",
               f"must be in [0, 1) (got {self.val_fraction})")
         check(self.num_workers >= 0, "num_workers", f"must be >= 0 (got {self.num_workers})")
-        check(self.tile_size is None or self.tile_size >= 8, "tile_size",
+        check(self.tile_size is None or self.tile_size >= MIN_TILE, "tile_size",
               f"must be >= 8 pixels (got {self.tile_size})")
         check(self.stride is None or self.stride >= 1, "stride", f"must be >= 1 (got {self.stride})")
         check(self.val_block_size is None or self.val_fraction > 0, "val_block_size",
@@ -193,6 +271,7 @@ class DataConfig:
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             check(key in AUGMENTATIONS, f"augment.{key}",
                   f"unknown augmentation.{hint} Allowed: {list(AUGMENTATIONS)}")
+            check_augmentation(key, self.augment[key])
 
 
 @dataclass(frozen=True)
@@ -213,6 +292,9 @@ class OptimizerConfig:
         check(self.lr > 0 and math.isfinite(self.lr), "lr",
               f"must be a finite number > 0 (got {self.lr})")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0 (got {self.weight_decay})")
+        check(len(self.betas) == 2 and all(_number(b) and 0 <= b < 1 for b in self.betas),
+              "betas", f"must be two numbers in [0, 1) (got {list(self.betas)}; AdamW's usual "
+                       "values are [0.9, 0.999])")
         check(self.layer_decay is None or 0 < self.layer_decay <= 1, "layer_decay",
               f"must be in (0, 1] (got {self.layer_decay})")
         check(self.backbone_lr_mult >= 0, "backbone_lr_mult",
@@ -251,6 +333,15 @@ class LossConfig:
     def __post_init__(self) -> None:
         freeze_sequences(self, "class_weights")
         check(self.dice_weight >= 0, "dice_weight", f"must be >= 0 (got {self.dice_weight})")
+        check(_number(self.focal_gamma) and self.focal_gamma >= 0, "focal_gamma",
+              f"must be a finite number >= 0 (got {self.focal_gamma})")
+        w = self.class_weights
+        if w is not None:
+            check(_finite(w) and all(v >= 0 for v in w), "class_weights",
+                  f"must be finite numbers >= 0, one per class (got {list(w)})")
+            check(any(v > 0 for v in w), "class_weights",
+                  f"are all 0 (got {list(w)}): the loss would be 0/0; give the classes to learn "
+                  "a weight > 0")
         check(0 <= self.label_smoothing < 1, "label_smoothing",
               f"must be in [0, 1) (got {self.label_smoothing})")
 

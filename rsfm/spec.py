@@ -103,6 +103,8 @@ class ClassInfo:
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "color")
+        check(len(self.color) == 3 and all(0 <= c <= 255 for c in self.color), "color",
+              f"must be (R, G, B) of 0..255 (got {list(self.color)})")
         check(self.value is None or self.value >= 0, "value", f"must be >= 0 (got {self.value})")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import reprlib
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -17,9 +19,23 @@ from typing import Any, TypeVar
 
 from rsfm.errors import ConfigError
 
-__all__ = ["dump", "validate"]
+__all__ = ["dump", "short_repr", "validate"]
 
 T = TypeVar("T")
+
+MAX_LINES = 20  # problems listed in one message (the rest are counted)
+MAX_LINE = 600  # characters of one problem line
+MAX_CHARS = 2400  # characters of all problem lines
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxtuple = 80, 80, 4, 4
+_REPR.maxdict, _REPR.maxlevel = 4, 3
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a GeoJSON pasted into a config file is
+    named, not printed)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 @cache
@@ -44,10 +60,68 @@ def validate(cls: type[T], data: Any, what: str) -> T:
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"Invalid {what}: expected a mapping, got {type(data).__name__}.")
+    booleans = _booleans_for_numbers(cls, data, ())
     try:
-        return _adapter(cls).validate_python(dict(data))
+        out = _adapter(cls).validate_python(dict(data))
     except ValidationError as err:
-        raise ConfigError(f"Invalid {what}:\n  " + "\n  ".join(_lines(err, cls))) from None
+        raise ConfigError(_message(what, booleans + _lines(err, cls))) from None
+    if booleans:  # pydantic reads true/false as 1/0 for numbers: data.batch_size: true is 1
+        raise ConfigError(_message(what, booleans))
+    return out
+
+
+def _message(what: str, lines: list[str]) -> str:
+    """``Invalid <what>:`` and one line per problem, at most :data:`MAX_LINES` lines and about
+    :data:`MAX_CHARS` characters (the rest are counted)."""
+    lines = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 4] + " ..."
+             for line in dict.fromkeys(lines)]
+    shown: list[str] = []
+    for line in lines:
+        if len(shown) == MAX_LINES or sum(map(len, shown)) + len(line) > MAX_CHARS:
+            break
+        shown.append(line)
+    if len(shown) < len(lines):
+        shown.append(f"... and {len(lines) - len(shown)} more problem(s)")
+    return f"Invalid {what}:\n  " + "\n  ".join(shown)
+
+
+def _number_types(hint: Any) -> tuple[type, ...] | None:
+    """``(int,)``/``(float,)``... when ``hint`` is a number (or an optional one), else None."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    args = tuple(a for a in args if a is not type(None))
+    return args if args and all(a in (int, float) for a in args) else None
+
+
+def _booleans_for_numbers(cls: Any, data: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Problem lines for YAML booleans given where the dataclass ``cls`` wants numbers (or
+    tuples of numbers), in ``data`` and its nested sections."""
+    if not dataclasses.is_dataclass(cls) or not isinstance(data, Mapping):
+        return []
+    hints, out = _hints(cls), []
+    for name, value in data.items():
+        hint = hints.get(str(name))
+        if hint is None:
+            continue
+        path = _fmt_loc((*loc, name))
+        numbers = _number_types(hint)
+        items = None
+        for arg in (hint, *typing.get_args(hint)):
+            if typing.get_origin(arg) is tuple:
+                inner = [a for a in typing.get_args(arg) if a is not Ellipsis]
+                if inner and all(_number_types(a) for a in inner):
+                    items = inner
+        kind = "an integer" if numbers == (int,) else "a number"
+        if numbers and isinstance(value, bool):
+            out.append(f"{path}: must be {kind}, got {str(value).lower()} (YAML reads true/false, "
+                       "yes/no, on/off as booleans)")
+        elif items and isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value):
+            out.append(f"{path}: must be numbers, got {short_repr(value)} (YAML reads true/false, "
+                       "yes/no, on/off as booleans)")
+        elif isinstance(value, Mapping):
+            for sub in _dataclasses_in(hint):
+                out += _booleans_for_numbers(sub, value, (*loc, name))
+    return out
 
 
 def dump(obj: Any) -> Any:
@@ -122,17 +196,18 @@ def _lines(err: Any, root: type) -> list[str]:
             allowed = _fields_at(root, loc)
             close = difflib.get_close_matches(str(loc[-1]) if loc else "", allowed, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            line = f"{path}: unknown key (value {e.get('input')!r}).{hint} Allowed keys here: {allowed}."
+            line = (f"{path}: unknown key (value {short_repr(e.get('input'))}).{hint} Allowed "
+                    f"keys here: {allowed}.")
         elif e["type"] == "literal_error":
             expected = (e.get("ctx") or {}).get("expected", "")
             options = [s.strip().strip("'") for s in str(expected).replace(" or ", ", ").split(",")]
             close = difflib.get_close_matches(str(e.get("input")), options, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            line = f"{path}: {e['input']!r} is not allowed; expected {expected}.{hint}"
+            line = f"{path}: {short_repr(e['input'])} is not allowed; expected {expected}.{hint}"
         elif isinstance(cause, Exception):
             line = f"{path}: {cause}" if path else str(cause)
         else:
-            shown = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+            shown = "" if e["type"] == "missing" else f" (got {short_repr(e.get('input'))})"
             line = f"{path}: {e['msg']}{shown}"
         if line not in lines:
             lines.append(line)

@@ -60,8 +60,14 @@ def run(args: argparse.Namespace) -> int:
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     test = ""
     if result.test_metrics:
-        value = result.test_metrics.get(f"test_{result.metric}")
-        test = f"; test {result.metric} = {'n/a' if value is None else f'{value:.4f}'}"
+        # without validation the best checkpoint is the lowest train loss: show the test split's
+        # headline metric instead (the first one its evaluation reports)
+        key = f"test_{result.metric}"
+        if key not in result.test_metrics:
+            key = next((k for k, v in result.test_metrics.items()
+                        if isinstance(v, float) and k != "test_loss"), key)
+        value = result.test_metrics.get(key)
+        test = f"; {key.replace('_', ' ', 1)} = {'n/a' if value is None else f'{value:.4f}'}"
     if int(os.environ.get("RANK", "0")) == 0:
         sys.stdout.write(f"[rsfm] done: best {result.metric} = {best} at epoch "
                          f"{result.best_epoch}{test}; run directory {result.run_dir}\n")

@@ -42,6 +42,7 @@ class DataReport:
         skipped_items: Their names (file, or file@window).
         out_of_range_pixels: Label pixels outside the declared classes (set to ignore_index).
         unknown_color_pixels: Colour-mask pixels whose colour is not in the colour table.
+        nan_label_pixels: Float label pixels that are NaN (read as "no label").
         boxes: Detection boxes read, kept, clipped to their image and dropped (outside the
             image, zero-size, too small), with ``box_examples`` (category -> first annotation
             file and box).
@@ -51,6 +52,7 @@ class DataReport:
     skipped_items: list[str] = field(default_factory=list)
     out_of_range_pixels: int = 0
     unknown_color_pixels: int = 0
+    nan_label_pixels: int = 0
     boxes: BoxCount = field(default_factory=BoxCount)
     box_examples: dict[str, str] = field(default_factory=dict)
 
@@ -61,6 +63,7 @@ class DataReport:
             "skipped_items": list(self.skipped_items),
             "out_of_range_pixels": self.out_of_range_pixels,
             "unknown_color_pixels": self.unknown_color_pixels,
+            "nan_label_pixels": self.nan_label_pixels,
             "boxes": dict(vars(self.boxes)),
         }
 
@@ -73,11 +76,13 @@ class LabelSample:
         targets: Targets read.
         labelled: Label pixels that got a class id.
         invalid: Label pixels outside the classes (values or unknown colours).
+        nan: Float label pixels that are NaN (read as "no label").
     """
 
     targets: int = 0
     labelled: int = 0
     invalid: int = 0
+    nan: int = 0
 
 
 class GeoDataset(Dataset):
@@ -141,6 +146,7 @@ class GeoDataset(Dataset):
         self.items: list[Any] = []
         # set by check_labels_sample while it reads: (label file, LabelCount) per target
         self._label_log: list[tuple[str, LabelCount]] | None = None
+        self._grey_labels: set[str] = set()  # labels of 3+ equal bands (checked once)
         self._classes_seen: set[int] = set()
 
     # -- public attributes other modules rely on
@@ -182,6 +188,40 @@ class GeoDataset(Dataset):
             raise DataError(f"color_map is set but label '{label.path}' has {label.count} "
                             "band(s); colour masks need R, G, B.")
 
+    def _check_colour_mask(self, label: RasterInfo, size: int = 512) -> None:
+        """A label raster of 3 or more bands read without ``color_map``: band 1 holds the class
+        values when its first three bands are equal (a grey mask saved as RGB); when they differ
+        it is a colour mask, and band 1 alone would label every pixel by its red value.
+
+        Reads a decimated view (at most ``size`` pixels a side), once per file and process: it
+        runs at the first read of each label (:meth:`_read_label`), so ``check_labels_sample``
+        (``rsfm check --data``) reports it before training.
+
+        Raises:
+            DataError: Names the file, its band count, the colours found and data.color_map.
+        """
+        if (self.label_rules.color_map or label.count < 3 or self.task != "segmentation"
+                or label.path in self._grey_labels):
+            return
+        step = max(1, -(-max(label.width, label.height) // size))
+        rgb = read_window(label.path, None, [1, 2, 3],
+                          out_shape=(max(1, label.height // step), max(1, label.width // step)))
+        if (rgb[0] == rgb[1]).all() and (rgb[1] == rgb[2]).all():
+            self._grey_labels.add(label.path)
+            return
+        colours = ""
+        if np.issubdtype(rgb.dtype, np.integer) and rgb.min() >= 0 and rgb.max() <= 255:
+            found = np.unique(rgb.reshape(3, -1).T, axis=0)
+            shown = ["#{:02X}{:02X}{:02X}".format(*c) for c in found[:8].tolist()]
+            more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+            example = ", ".join(f"'{c}': {i}" for i, c in enumerate(shown[:2]))
+            colours = f"; colours found: {', '.join(shown)}{more}; e.g. {{{example}}}"
+        raise DataError(
+            f"Label '{label.path}' has {label.count} bands that differ: it looks like a colour "
+            "mask: give color_map (data.color_map in a recipe: colour -> class id"
+            f"{colours}). Without it only band 1 (red) would be read as class values; or give "
+            "single-band labels of class ids.")
+
     def _read_label(self, label: Any, image: RasterInfo, window: Window | None) -> np.ndarray:
         """The label bands (band 1, or R, G, B for colour masks) for ``window`` of ``image``.
 
@@ -191,6 +231,7 @@ class GeoDataset(Dataset):
         """
         bands = self.label_rules.label_bands
         linfo = inspect_raster(label)
+        self._check_colour_mask(linfo)
         if self.align_labels and (linfo.width, linfo.height, linfo.crs, linfo.transform) != (
             image.width, image.height, image.crs, image.transform
         ):
@@ -216,6 +257,7 @@ class GeoDataset(Dataset):
             self.report.unknown_color_pixels += count.invalid
         else:
             self.report.out_of_range_pixels += count.invalid
+        self.report.nan_label_pixels += count.nan
         if self._label_log is not None:
             self._label_log.append((str(path), count))
             valid = mask[(mask >= 0) & (mask < self.spec.num_classes)]
@@ -277,6 +319,7 @@ class GeoDataset(Dataset):
         """
         self.report.out_of_range_pixels = 0
         self.report.unknown_color_pixels = 0
+        self.report.nan_label_pixels = 0
         for i in range(len(self)):
             self.read_target(i)
         return self.stats
@@ -320,6 +363,7 @@ class GeoDataset(Dataset):
             acc = per_file.setdefault(path, LabelCount())
             acc.labelled += count.labelled
             acc.invalid += count.invalid
+            acc.nan += count.nan
             acc.values.extend(v for v in count.values if v not in acc.values)
         bad = {p: c for p, c in per_file.items()
                if c.invalid and c.invalid > max_invalid * (c.labelled + c.invalid)}
@@ -348,6 +392,12 @@ class GeoDataset(Dataset):
             )
         labelled = sum(c.labelled for c in per_file.values())
         invalid = sum(c.invalid for c in per_file.values())
+        nan = sum(c.nan for c in per_file.values())
+        if nan:
+            log.info("%s label pixel(s) of the first %d samples are NaN (e.g. '%s'); they are "
+                     "read as 'no label' (ignore_index %d).", f"{nan:,}",
+                     min(n_tiles, len(self)), next(p for p, c in per_file.items() if c.nan),
+                     self.ignore_index)
         missing = [i for i in range(self.spec.num_classes) if i not in self._classes_seen]
         if missing and invalid and invalid >= 0.01 * (labelled + invalid):
             # e.g. a 0/255 water mask for classes [dry, water]: 255 is not class 1, so water
@@ -366,7 +416,7 @@ class GeoDataset(Dataset):
                 f"to their class with {key}{example}, or list 'no label' values in "
                 "label_ignore_values."
             )
-        return LabelSample(len(log_), labelled, invalid)
+        return LabelSample(len(log_), labelled, invalid, nan)
 
     def check_boxes(self, limit: int = 2000) -> BoxCount:
         """Read the boxes of the first ``limit`` samples (annotations only, no image pixels);

@@ -34,6 +34,7 @@ __all__ = ["IMAGE_SUFFIXES", "ChipDataset", "guess_suffixes", "list_images", "st
 log = logging.getLogger(__name__)
 
 _LABEL_SUFFIXES = {"raster": IMAGE_SUFFIXES, "voc": (".xml",), "yolo": (".txt",)}
+MIN_CHIP_SIZE = 8  # pixels a side (the smallest data.tile_size)
 
 PathLike = str | Path
 
@@ -141,7 +142,8 @@ class ChipDataset(GeoDataset):
         transforms: See :class:`~rsfm.data.base.GeoDataset`.
 
     Raises:
-        DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset.
+        DataError: Missing files, unpaired images, grid mismatches, an all-nodata dataset, a
+            chip under 8 pixels a side (except ``task="none"``).
         BandError: Bands of the spec not in a file.
         ConfigError: Inconsistent arguments.
     """
@@ -323,9 +325,21 @@ class ChipDataset(GeoDataset):
                 "the nodata value (nodata=...) and the band selection."
             )
         sizes: dict[tuple[int, int], Path] = {}
+        tiny: list[tuple[Path, int, int]] = []
         for images, _ in self.items:
             info = self.reader.plan(images[0]).info
             sizes.setdefault((info.width, info.height), images[0])
+            if min(info.width, info.height) < MIN_CHIP_SIZE:
+                tiny.append((images[0], info.width, info.height))
+        if tiny and self.task != "none":
+            path, w, h = tiny[0]
+            others = (f" (and {len(tiny) - 1} other chip(s) under {MIN_CHIP_SIZE} pixels a side)"
+                      if len(tiny) > 1 else "")
+            raise DataError(
+                f"Chip '{path}' is {w}x{h} pixels{others}: too small to train on. Chips need at "
+                f"least {MIN_CHIP_SIZE}x{MIN_CHIP_SIZE} pixels (models downsample by up to 32, "
+                "and a ResNet trained at data.batch_size 1 needs more than 32x32). Remove such "
+                "chips, or cut the images as scenes (data.kind: scenes with a data.tile_size).")
         if len(sizes) > 1 and self.task != "none":
             shown = ", ".join(f"{w}x{h} ('{p}')" for (w, h), p in list(sizes.items())[:4])
             log.warning("Chips of %d different sizes: %s. Batches of more than one chip need one "

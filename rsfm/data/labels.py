@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,11 +89,14 @@ class LabelCount:
         labelled: Pixels that got a class id.
         invalid: Pixels outside the classes (values, or colours missing from ``color_map``).
         values: Up to 10 of the offending raw values (ints) or colours (``"#RRGGBB"``).
+        nan: Pixels of a float label that are NaN: "no label", set to ``ignore_index`` (not
+            counted as invalid).
     """
 
     labelled: int = 0
     invalid: int = 0
     values: list[Any] = field(default_factory=list)
+    nan: int = 0
 
 
 def _color_ids(rgb: np.ndarray, color_map: Mapping[str, int],
@@ -144,6 +148,7 @@ def apply_label_rules(
         DataError: A colour mask with fewer than 3 bands, or invalid pixels with
             ``on_invalid="error"``.
     """
+    n_nan = 0
     if rules.color_map:
         if raw.ndim != 3 or raw.shape[0] < 3:
             bands = raw.shape[0] if raw.ndim == 3 else 1
@@ -160,24 +165,38 @@ def apply_label_rules(
     else:
         if raw.ndim == 3:
             raw = raw[0]
-        out = raw.astype(np.int64, copy=True)
+        finite = np.isfinite(raw) if raw.dtype.kind == "f" else None
+        nan = None
+        if finite is not None and not finite.all():  # NaN/inf cannot be cast to a class id
+            out = np.where(finite, raw, ignore_index).astype(np.int64)
+            nan = np.isnan(raw)  # "no label" (a float label's nodata): ignored, counted apart
+        else:
+            out = raw.astype(np.int64, copy=True)
         if rules.value_map:
             for value, cls in rules.value_map.items():
                 out[raw == value] = cls
         silent = out == ignore_index
+        if finite is not None and nan is not None:
+            silent &= finite  # NaN is counted below, +-inf is an invalid value
         if rules.ignore_values:
             silent |= np.isin(raw, rules.ignore_values)
         if ignore is not None:
             silent |= ignore
         bad = ((out < 0) | (out >= num_classes)) & ~silent
-        if raw.dtype.kind == "f":  # 0.5 would become class 0: fractions are no class ids
-            bad |= (raw != np.floor(raw)) & np.isfinite(raw) & ~silent
+        if finite is not None:  # 0.5 would become class 0: fractions are no class ids
+            bad |= (raw != np.floor(raw)) & finite & ~silent
+        if nan is not None:
+            bad |= ~finite & ~nan & ~silent
+            bad &= ~nan
+            nan &= ~silent
+            n_nan = int(np.count_nonzero(nan))
+            silent |= nan
         values = np.unique(raw[bad])[:10].tolist() if bad.any() else []
         what = f"values outside the {num_classes} declared classes (ids 0..{num_classes - 1})"
     n_bad = int(bad.sum())
     out[bad | silent] = ignore_index
     count = LabelCount(labelled=int(out.size - n_bad - int(np.count_nonzero(silent))),
-                       invalid=n_bad, values=values)
+                       invalid=n_bad, values=values, nan=n_nan)
     if n_bad and on_invalid != "ignore":
         msg = (f"{source}: {n_bad} pixels have {what}: {values}; they are set to "
                f"ignore_index={ignore_index}.")
@@ -325,27 +344,108 @@ def _bounds_btlr(west_south_east_north: tuple[float, ...]) -> tuple[float, float
     return south, west, north, east
 
 
-def _read_features(path: Path) -> tuple[list[dict], Any]:
-    """(features as GeoJSON-like dicts, CRS or None)."""
+GEOJSON_SUFFIXES = (".geojson", ".json")
+_GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                   "MultiPolygon", "GeometryCollection")
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "GeoJSON is UTF-8.") from None
+    if not text.strip():
+        raise DataError(f"'{path}' is empty; vector labels are a GeoJSON FeatureCollection of "
+                        "polygons.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"'{path}' is not valid GeoJSON: {err}") from None
+
+
+def _geojson_crs(doc: Mapping[str, Any], path: Path) -> Any:
+    """The CRS of a GeoJSON document: its (2008 spec) ``crs`` member, else EPSG:4326.
+
+    GDAL falls back to EPSG:4326 for a ``crs`` it does not know, which later shows as polygons
+    that cannot be reprojected; here an unknown CRS is an error naming it.
+    """
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    member = doc.get("crs")
+    if member is None:
+        return CRS.from_epsg(4326)  # RFC 7946: longitude/latitude
+    props = member.get("properties") if isinstance(member, Mapping) else None
+    kind = member.get("type") if isinstance(member, Mapping) else None
+    if isinstance(props, Mapping) and kind == "name" and props.get("name"):
+        text = str(props["name"])
+    elif isinstance(props, Mapping) and kind == "EPSG" and props.get("code") is not None:
+        text = f"EPSG:{props['code']}"
+    else:
+        raise DataError(
+            f"'{path}': its 'crs' member {_short(member)} is not "
+            "{\"type\": \"name\", \"properties\": {\"name\": \"EPSG:32616\"}}. Write the CRS that "
+            "way, or remove the member if the coordinates are longitude/latitude (EPSG:4326).")
+    try:
+        with rasterio.Env():  # PROJ's complaint goes to the exception, not to stderr
+            return CRS.from_user_input(text)
+    except CRSError as err:
+        raise DataError(
+            f"'{path}': the CRS {text!r} of its 'crs' member is unknown ({err}). Write a CRS "
+            "PROJ knows (e.g. 'EPSG:32616' or 'urn:ogc:def:crs:EPSG::32616'), or remove the "
+            "member if the coordinates are longitude/latitude (EPSG:4326).") from None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+
+
+def _geojson_features(doc: Any, path: Path) -> tuple[list[dict], Any] | None:
+    """(features, CRS) of a GeoJSON FeatureCollection, Feature or bare geometry; None for a JSON
+    object of another kind (Esri JSON, TopoJSON: GDAL may read it)."""
+    kind = doc.get("type") if isinstance(doc, Mapping) else None
+    if kind == "FeatureCollection":
+        feats = doc.get("features")
+        if not isinstance(feats, list):
+            raise DataError(f"'{path}': the FeatureCollection's 'features' is "
+                            f"{type(feats).__name__}, not a list of features.")
+    elif kind == "Feature":
+        feats = [doc]
+    elif kind in _GEOMETRY_TYPES:
+        feats = [{"type": "Feature", "properties": {}, "geometry": doc}]
+    else:
+        return None
+    feats = [dict(f) if isinstance(f, Mapping) else {} for f in feats]
+    return feats, _geojson_crs(doc, path)
+
+
+def _read_features(path: Path) -> tuple[list[dict], Any, bool]:
+    """(features as GeoJSON-like dicts, CRS or None, whether the CRS is GeoJSON's default
+    EPSG:4326 for a file without a ``crs`` member)."""
     from rasterio.crs import CRS
 
     try:
         import fiona
     except ImportError:
         fiona = None
-    if fiona is None:
-        if path.suffix.lower() not in (".geojson", ".json"):
-            raise DataError(
-                f"Reading '{path}' needs fiona (install rsfm[vector]); without it only GeoJSON "
-                "vector labels can be read."
-            )
-        try:
-            doc = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"'{path}' is not valid GeoJSON: {err}") from None
-        feats = doc.get("features", []) if isinstance(doc, dict) else []
-        name = (doc.get("crs") or {}).get("properties", {}).get("name") if isinstance(doc, dict) else None
-        return feats, CRS.from_user_input(name) if name else CRS.from_epsg(4326)
+    if path.suffix.lower() in GEOJSON_SUFFIXES:
+        doc = _load_json(path)
+        found = _geojson_features(doc, path)
+        if found is not None:
+            return (*found, doc.get("crs") is None)
+        if fiona is None or not isinstance(doc, Mapping):
+            what = f"an object of type {doc.get('type')!r}" if isinstance(doc, Mapping) else (
+                f"a JSON {type(doc).__name__}")
+            raise DataError(f"'{path}' is not a GeoJSON FeatureCollection, Feature or geometry "
+                            f"(it is {what}).")
+    elif fiona is None:
+        raise DataError(
+            f"Reading '{path}' needs fiona (install rsfm[vector]); without it only GeoJSON "
+            "vector labels can be read."
+        )
     try:
         with fiona.open(path) as src:
             feats = [{"geometry": f["geometry"] and dict(f["geometry"]),
@@ -353,7 +453,40 @@ def _read_features(path: Path) -> tuple[list[dict], Any]:
             crs = CRS.from_wkt(src.crs_wkt) if src.crs_wkt else None
     except fiona.errors.FionaError as err:  # DriverError, etc.
         raise DataError(f"Cannot read '{path}' as a vector file: {err}") from None
-    return feats, crs
+    return feats, crs, False
+
+
+def _geometry(geometry: Any) -> Any:
+    """A valid shapely geometry from a GeoJSON-like mapping (self-intersections repaired).
+
+    Raises:
+        ValueError: Why it cannot be a label (too few coordinates, NaN, nothing left...).
+    """
+    import shapely
+    from shapely.errors import ShapelyError
+    from shapely.geometry import shape
+
+    try:
+        with warnings.catch_warnings():  # NaN coordinates: reported below, not as a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geom = shape(geometry)
+    except KeyError as err:
+        raise ValueError(f"missing {err}") from None
+    except (ValueError, TypeError, AttributeError, IndexError, ShapelyError) as err:
+        raise ValueError(str(err).rstrip(".") or type(err).__name__) from None
+    if geom.is_empty:
+        raise ValueError("empty geometry")
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise ValueError("a coordinate is NaN or infinite")
+    if not geom.is_valid:  # self-intersections from digitising: repair, keep the area
+        polygonal = geom.geom_type in ("Polygon", "MultiPolygon")
+        geom = shapely.make_valid(geom)
+        if polygonal and geom.geom_type == "GeometryCollection":
+            parts = [g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")]
+            geom = shapely.union_all(parts) if parts else shapely.Polygon()
+        if geom.is_empty or (polygonal and geom.area == 0):
+            raise ValueError("an invalid polygon with no area left once repaired")
+    return geom
 
 
 def read_vector(
@@ -378,17 +511,49 @@ def read_vector(
         default_class: Class of every feature when ``class_attribute`` is None.
 
     Raises:
-        DataError: Missing/unreadable file, no features, missing attribute, unmapped values.
+        DataError: Missing/unreadable file, a GeoJSON ``crs`` PROJ does not know, no feature
+            with a usable geometry, missing attribute, unmapped values. Features whose geometry
+            cannot be built (a ring of fewer than 4 coordinates, NaN coordinates) are skipped with
+            a warning that counts them; self-intersecting polygons are repaired
+            (``shapely.make_valid``).
     """
-    from shapely.geometry import shape
-
     path = Path(path)
     if not path.exists():
         raise DataError(f"Vector label file not found: '{path}'.")
-    feats, crs = _read_features(path)
-    feats = [f for f in feats if f.get("geometry")]
-    if not feats:
+    feats, crs, assumed = _read_features(path)
+    indexed = [(i, f) for i, f in enumerate(feats) if f.get("geometry")]
+    if not indexed:
         raise DataError(f"Vector label file '{path}' has no features with a geometry.")
+    geoms, kept, skipped = [], [], []
+    for i, f in indexed:
+        try:
+            geoms.append(_geometry(f["geometry"]))
+            kept.append(f)
+        except ValueError as err:
+            skipped.append(f"feature {i}: {err}")
+    if skipped:
+        shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        fix = ("Fix them in a GIS (QGIS: Vector > Geometry Tools > Check Validity, "
+               "Fix Geometries).")
+        if not kept:
+            what = ("its only feature is" if len(indexed) == 1 else
+                    f"all {len(indexed)} features are")
+            raise DataError(f"Vector label file '{path}' has no usable geometry: {what} invalid "
+                            f"({shown}). {fix}")
+        log.warning("'%s': %d of %d features skipped, their geometry is invalid (%s). %s",
+                    path, len(skipped), len(indexed), shown, fix)
+    feats = kept
+    if assumed:
+        import shapely
+
+        west, south, east, north = shapely.total_bounds(geoms)
+        if min(west, south) < -360 or max(east, north) > 360:
+            raise DataError(
+                f"'{path}' has no 'crs' member, so its coordinates are longitude/latitude "
+                f"(EPSG:4326, the GeoJSON standard), but they reach ({west:.7g}, {south:.7g}, "
+                f"{east:.7g}, {north:.7g}): projected coordinates (metres)? Add the member, e.g. "
+                '"crs": {"type": "name", "properties": {"name": "EPSG:32616"}} with your CRS, '
+                "or export the file as longitude/latitude.")
     ids = []
     if class_attribute is None:
         ids = [default_class] * len(feats)
@@ -413,8 +578,6 @@ def read_vector(
                     f"'{path}': feature value {value!r} of {class_attribute!r} is not a class "
                     f"name {list(names)} nor an integer; pass class_map={{value: id}}."
                 )
-    geoms = [shape(f["geometry"]) for f in feats]
-    geoms = [g if g.is_valid else g.buffer(0) for g in geoms]  # self-intersections from digitising
     return VectorLabels(str(path), geoms, np.asarray(ids, dtype=np.int64), crs)
 
 

@@ -18,6 +18,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from rsfm.errors import ConfigError
+from rsfm.schema import check_augmentation
 
 __all__ = [
     "BandJitter",
@@ -166,8 +167,6 @@ class SampleTransform:
 
 
 def _resized_crop(o: dict[str, Any]) -> Any:
-    if "size" not in o:
-        raise ConfigError("data.augment.resized_crop needs size (output pixels).")
     p = o.pop("p", 1.0)
     crop = v2.RandomResizedCrop(size=o.pop("size"), scale=tuple(o.pop("scale", (0.5, 1.0))),
                                 ratio=tuple(o.pop("ratio", (3 / 4, 4 / 3))), **o)
@@ -200,7 +199,8 @@ def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None
     Probabilities may be given as a bare number; ``None``/``{}`` means no augmentation.
 
     Raises:
-        ConfigError: Unknown key or bad value (the message names it).
+        ConfigError: Unknown key or bad value (the message names it; the recipe schema makes
+            the same checks, :func:`rsfm.schema.check_augmentation`).
     """
     if not config:
         return None
@@ -211,6 +211,11 @@ def build_transforms(config: Mapping[str, Any] | None) -> SampleTransform | None
     spectral: list[Any] = []
     for key, (is_geometric, default_p, build) in _AUGMENTATIONS.items():
         value = config.get(key)
+        try:
+            check_augmentation(key, value)
+        except ConfigError as err:
+            what = "Bad augmentation option " if str(err.key).count(".") > 1 else ""
+            raise ConfigError(f"{what}data.{err}", key=f"data.{err.key}") from None
         if value is None or value is False:
             continue
         if value is True:

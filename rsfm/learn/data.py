@@ -289,6 +289,10 @@ def prepare_data(
             missing or unreadable files.
         ConfigError: Arguments that do not fit the data (e.g. a task the labels cannot give).
     """
+    if chip_size is not None and (not isinstance(chip_size, int) or isinstance(chip_size, bool)
+                                  or chip_size < 8):
+        raise ConfigError(f"prepare_data: chip_size must be an integer >= 8 pixels (the tile "
+                          f"side), got {chip_size!r}.")
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"prepare_data: '{root}' does not exist. Expected a folder in one of "

@@ -165,9 +165,20 @@ def train(
     if main:
         _finish(run, recipe, raw, datasets, state, accelerator.device, time.perf_counter() - t_call)
     accelerator.end_training()
-    return TrainResult(run.path, recipe.metric, state.best_metric, state.best_epoch,
+    metric, best = _best(recipe, state, validated=loaders.val is not None)
+    return TrainResult(run.path, metric, best, state.best_epoch,
                        state.history, state.global_step, time.perf_counter() - t_call,
                        accelerator.num_processes, state.test_metrics, state.stop_reason)
+
+
+def _best(recipe: Recipe, state: TrainState, validated: bool) -> tuple[str, float | None]:
+    """The metric that picked the best checkpoint and its value, as reported: without validation
+    data the lowest training loss did (``state.best_metric`` holds its negative when the recipe's
+    metric is maximised), so it is reported as ``train_loss``, not as the recipe's metric."""
+    if validated:
+        return recipe.metric, state.best_metric
+    row = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
+    return "train_loss", None if row is None else row["train_loss"]
 
 
 def _header(recipe: Recipe, model: Any, accelerator: Any) -> str:
