@@ -496,6 +496,10 @@ class Recipe:
               f"{self.metric!r} is not a {m.task} metric; choose one of {list(TASK_METRICS[m.task])}")
         check(m.task != "classification" or d.kind in ("class_folders", "arcgis"), "data.kind",
               "classification recipes read kind: class_folders (images/<class name>/*.tif)")
+        check(m.head != "mask_rcnn" or d.kind != "chips", "data.kind",
+              "model.head mask_rcnn learns object outlines, but chip labels (PASCAL VOC, YOLO, "
+              "COCO) are read as boxes; use polygon labels over scenes (kind: scenes with a "
+              "vector file) or an ArcGIS RCNN_Masks export, or a box head (faster_rcnn)")
         if self.eval.mode is not None:
             natural = "min" if self.metric == "loss" else "max"
             check(self.eval.mode == natural, "eval.mode",

@@ -92,3 +92,10 @@ def test_mask_rcnn_trains_on_polygons_and_reports_mask_map(tmp_path):
     row = result.history[-1]
     assert 0.0 <= row["val_map_50"] <= 1.0
     assert "val_segm_map_50" in row and 0.0 <= row["val_segm_map_50"] <= 1.0
+
+
+def test_rsfm_check_refuses_mask_rcnn_on_chip_labels():
+    from rsfm.recipe import load_recipe
+
+    with pytest.raises(ConfigError, match=r"data\.kind: model\.head mask_rcnn learns object outlines"):
+        load_recipe(ROOT / "recipes" / "vit_faster_rcnn_detection.yaml", ["model.head=mask_rcnn"])
