@@ -16,20 +16,26 @@ strip, so memory stays bounded on large scenes.
     rsfm.evaluate("org/flood-model", "recipe.yaml")      # a Hub model on a recipe's test split
     rsfm.evaluate("runs/flood", images="chips/", labels="masks/")   # any folders
 
-Results go to ``<run>/evaluation/<split>/`` (or ``out``): ``metrics.json`` (everything),
-``metrics.csv`` (one metric per row), ``per_class.csv``, ``per_image.csv`` and, for
-segmentation and classification, ``confusion_matrix.png``. The metrics are those of
-:mod:`rsfm.metrics` (the ones validation reports during training).
+Results go to ``<run>/evaluation/<split>/`` (or ``out``; ``out`` naming the run folder itself
+means ``<run>/evaluation/<split>/`` too, so the run's own ``metrics.csv`` is kept):
+``metrics.json`` (everything), ``metrics.csv`` (one metric per row), ``per_class.csv``,
+``per_image.csv`` and, for segmentation and classification, ``confusion_matrix.png``. The
+metrics are those of :mod:`rsfm.metrics` (the ones validation reports during training).
 
 Everything that can fail without compute is checked first: the split exists in the recipe
-(the message names the key to set), the folders exist and pair, the output can be written,
-every image has the model's bands.
+(the message names the key to set), the folders exist and pair, the output can be written and
+holds no file evaluate did not write (an earlier evaluation is replaced, nothing else), no
+result overwrites an input, every image has the model's bands. Chips whose label has no
+labelled pixel are not predicted (they cannot count); when no pixel at all is labelled, folders
+fail (naming ``--labels``), and a recipe split is reported with a warning and a note in
+``metrics.json``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import time
@@ -53,7 +59,13 @@ from rsfm.datasets import base_dataset, build_split, check_split, label_rules
 from rsfm.errors import ConfigError, DataError, RsfmError
 from rsfm.inference.precision import check_device
 from rsfm.inference.predict import PredictOptions, ScenePredictor
-from rsfm.io import atomic_write_json, atomic_write_text
+from rsfm.io import (
+    FileSet,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_path,
+    same_file,
+)
 from rsfm.metrics import (
     ConfusionMatrix,
     DetectionMetrics,
@@ -76,6 +88,9 @@ SUMMARY_METRICS = {"segmentation": ("miou", "macro_f1", "accuracy"),
                    "classification": ("accuracy", "macro_f1"),
                    "detection": ("map_50", "map", "mar_100")}
 _LABEL_SUFFIXES = (*IMAGE_SUFFIXES, ".xml", ".txt")
+# what evaluate writes into its output folder
+RESULT_FILES = ("metrics.json", "metrics.csv", "per_class.csv", "per_image.csv",
+                "confusion_matrix.png")
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,8 @@ class EvaluationResult:
             value = self.metrics.get(key)
             if value is not None:
                 parts.append(f"{key} {value:.4f}")
+        if self.task == "segmentation" and self.metrics.get("pixels") == 0:
+            parts.append("no labelled pixel: nothing scored")
         return " | ".join(parts)
 
 
@@ -166,6 +183,9 @@ def pair_folders(images: PathLike, labels: PathLike, image_suffix: str = "",
     """
     folders = {"--images": Path(images), "--labels": Path(labels)}
     for flag, folder in folders.items():
+        if folder.is_file():
+            raise DataError(f"{flag} '{folder}' is a file, not a folder: give the folder that "
+                            f"holds it ({flag} {folder.parent}).")
         if not folder.is_dir():
             raise DataError(f"{flag} folder '{folder}' does not exist.")
     ims = _files(Path(images), IMAGE_SUFFIXES)
@@ -300,6 +320,12 @@ def _segmentation(predictor: ScenePredictor, base: Any, items: Sequence[_Item],
         cm = np.zeros((k, k), dtype=np.int64)
         scene = _SceneTargets(base, item, reader) if item.scene >= 0 else None
         target = base.read_target(item.index)["mask"] if scene is None else None
+        if target is not None and not (np.asarray(target) != ignore).any():
+            # no labelled pixel: nothing of this chip can count, so it is not predicted
+            rows.append({"image": item.name, "pixels": 0, "accuracy": None, "miou": None,
+                         "macro_f1": None})
+            bar.update(1)
+            continue
         for block in predictor.rows(item.paths, reader=reader):
             n, width = block.classes.shape
             valid = block.valid
@@ -491,7 +517,7 @@ def evaluate(
             the root of the class sub-folders).
         labels: The folder of their labels, paired by file name (or a COCO ``.json``).
         out: Output folder (default: ``<run>/evaluation/<split>``, else
-            ``./evaluation/<split>``).
+            ``./evaluation/<split>``; the run folder itself means ``<run>/evaluation/<split>``).
         write: Write the files (JSON, CSV, confusion matrix PNG).
         overrides: ``key=value`` overrides of the recipe.
         tile_size: Prediction tile (default: the model's training tile).
@@ -513,9 +539,11 @@ def evaluate(
     Raises:
         ConfigError: A device this machine does not have, a split the recipe does not define
             (names the key to set), no recipe and no folders, contradicting arguments, an output
-            folder that cannot be written.
-        DataError: Folders missing or not pairing (names the folder and the first unmatched
-            files), unreadable images or labels.
+            folder that cannot be written or holds result files evaluate did not write, a
+            result that would overwrite an input.
+        DataError: Folders missing, given as files or not pairing (names the folder and the
+            first unmatched files), unreadable images or labels, folders without any labelled
+            pixel.
         BandError: An image lacks a band the model needs.
     """
     t0 = time.perf_counter()
@@ -530,8 +558,12 @@ def evaluate(
     run = _local_dir(model)
     out_dir = Path(out) if out is not None else (
         (run if run is not None else Path.cwd()) / "evaluation" / name)
+    if out is not None and run is not None and same_file(out_dir, run):
+        out_dir = run / "evaluation" / name  # the run's own metrics.csv etc. stay as they are
+        log.info("--out '%s' is the model's run folder: the results go to '%s'.", out, out_dir)
     if write:
         check_writable_dir(out_dir, "--out" if out is not None else "Output folder")
+        _check_results_folder(out_dir, run)
     if score_threshold is None:
         score_threshold = rec.eval.score_threshold if rec is not None else 0.05
     options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size,
@@ -558,6 +590,13 @@ def evaluate(
     if not items:
         raise DataError(f"The {name} split has no images to evaluate.")
     readers = [predictor.check(item.paths) for item in items]  # bands etc., before compute
+    if write:  # no result may overwrite an image, a label or the recipe
+        read = FileSet([p for item in items for p in item.paths]
+                       + (list(pairs[1]) if pairs else [])
+                       + ([Path(recipe_file)] if recipe_file else []))
+        for f in RESULT_FILES:
+            check_output_path(out_dir / f, inputs=read, what="Result",
+                              hint="choose another --out")
 
     from tqdm.auto import tqdm
 
@@ -573,6 +612,8 @@ def evaluate(
     finally:
         bar.close()
     metrics = {**metrics, "images": len(items)}
+    notes = _label_notes(task, metrics, per_image, name, labels if folders else None,
+                         _split_labels(rec, split) if not folders else None)
     result = EvaluationResult(task, name, metrics, per_image, None, (),
                               time.perf_counter() - t0)
     if write:
@@ -587,6 +628,7 @@ def evaluate(
             **({"score_threshold": score_threshold, "max_detections": max_detections}
                if task == "detection" else {}),
             "seconds": round(result.seconds, 3),
+            **({"notes": notes} if notes else {}),
         }
         files = _write(out_dir, result, header, spec.class_names, max_detections)
         result = EvaluationResult(task, name, metrics, per_image, out_dir, files,
@@ -594,6 +636,75 @@ def evaluate(
     log.debug("%s (%.1f s)%s", result.summary(), result.seconds,
               f"; results in {out_dir}" if write else "")
     return result
+
+
+def _is_evaluation(path: Path) -> bool:
+    """Whether ``path`` is a ``metrics.json`` written by :func:`evaluate`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"rsfm_version", "split", "metrics"} <= set(data)
+
+
+def _check_results_folder(out_dir: Path, run: Path | None) -> None:
+    """Fail unless ``out_dir`` holds none of :data:`RESULT_FILES`, or holds an earlier
+    evaluation (which is replaced); a file of the model folder is never replaced.
+
+    Raises:
+        ConfigError: A result file exists and was not written by evaluate (names it).
+    """
+    own = _is_evaluation(out_dir / "metrics.json")
+    for name in RESULT_FILES:
+        target = out_dir / name
+        if target.is_dir():
+            raise ConfigError(f"--out '{out_dir}' holds a folder '{name}' where evaluate writes "
+                              "a file; choose another --out.")
+        check_output_path(target, model_dir=run, what="Result", replaceable=lambda _p: own,
+                          hint="choose another --out (default: <run>/evaluation/<split>)")
+        if os.path.lexists(target) and not own:
+            raise ConfigError(
+                f"--out '{out_dir}' already holds '{name}', which rsfm evaluate did not write "
+                "(there is no evaluation metrics.json next to it); evaluate replaces only its "
+                "own earlier results: choose another --out, or move the file.")
+
+
+def _split_labels(recipe: Recipe | None, split: str) -> Any:
+    """The labels of a recipe split (``data.<split>.labels``; held-out shares: data.train's)."""
+    if recipe is None:
+        return None
+    source = getattr(recipe.data, split, None) or recipe.data.train
+    return getattr(source, "labels", None)
+
+
+def _label_notes(task: str, metrics: Mapping[str, Any], per_image: Sequence[Mapping[str, Any]],
+                 split: str, labels: PathLike | None, split_labels: Any = None) -> list[str]:
+    """Warnings about images without any labelled pixel (segmentation), also returned for
+    ``metrics.json``.
+
+    Raises:
+        DataError: Folders (``labels``) in which no pixel at all is labelled.
+    """
+    if task != "segmentation":
+        return []
+    where = f"--labels '{labels}'" if labels is not None else (
+        f"the {split} split's labels" + (f" ({split_labels})" if split_labels else ""))
+    if metrics.get("pixels") == 0:
+        message = (f"No labelled pixel in {where}: every label pixel is the ignore index or "
+                   "outside the classes (or its image pixel is nodata), so no metric can be "
+                   "computed. Check the label folder, the classes and the recipe's label_map / "
+                   "label_ignore_values.")
+        if labels is not None:
+            raise DataError(message)
+        log.warning(message)
+        return [message]
+    empty = [r["image"] for r in per_image if r.get("pixels") == 0]
+    if not empty:
+        return []
+    message = (f"{len(empty)} of {len(per_image)} images have no labelled pixel in {where} "
+               f"and do not count: first {empty[:3]}.")
+    log.warning(message)
+    return [message]
 
 
 def _folder_dataset(task: str, spec: InputSpec, images: PathLike, labels: PathLike | None,

@@ -1,20 +1,46 @@
-"""Atomic file writes and safetensors helpers, shared by training, saving and prediction.
+"""Atomic file writes, output-path guards and safetensors helpers, shared by training, saving,
+prediction, evaluation and export.
 
 Every file is written to a temporary name in the same directory and renamed over the target
 (``os.replace`` is atomic on POSIX), so a process killed at any moment leaves either the previous
-or the new file, never half of one.
+or the new file, never half of one; and a target that is a hard link (a run's
+``model.safetensors`` shares its inode with a checkpoint's) is replaced, never written through.
+
+:func:`check_output_path` is the one rule for what a command may replace: never a file it reads
+(its inputs, through symlinks and hard links) and never an existing file of the model folder it
+reads (weights, config, recipe, metrics, checkpoints), unless the command says the file is its
+own earlier output.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "save_safetensors"]
+from rsfm.errors import ConfigError
+
+__all__ = [
+    "FileSet",
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_named",
+    "atomic_write_text",
+    "check_output_path",
+    "same_file",
+    "save_figure",
+    "save_safetensors",
+]
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """``fig.savefig`` (matplotlib) through :func:`atomic_write`; the format is the suffix's."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) -> Path:
@@ -27,15 +53,130 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) ->
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; published files get normal modes
+        _publish_mode(tmp)  # mkstemp creates 0600; published files get normal modes
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _publish_mode(path: str | os.PathLike[str]) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write_named(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Like :func:`atomic_write`, for writers that need the real file name: ``writer`` gets
+    ``<tmp folder>/<name of path>`` (suffix-sensitive writers: matplotlib, ``torch.export``), and
+    every file it creates there (sidecars such as ONNX external data or a Shapefile's
+    ``.shx``/``.dbf``) is renamed into ``path``'s folder, ``path`` itself last.
+
+    The temporary folder sits next to ``path`` (same file system, so the renames are atomic)
+    and is removed whatever happens.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = tmpdir / path.name
+        writer(tmp)
+        made = sorted((p for p in tmpdir.iterdir() if p.is_file()), key=lambda p: p == tmp)
+        if tmp not in made:
+            raise OSError(f"writing '{path}' produced no file")
+        for p in made:
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+            _publish_mode(p)
+            os.replace(p, path.parent / p.name)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are the same existing file (symlinks followed, hard links
+    included); False when either does not exist."""
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class FileSet:
+    """Files by identity (device, inode): :meth:`find` recognises one through any path,
+    symlink or hard link, in constant time (a prediction over a folder of 10,000 scenes checks
+    each output against every input)."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]] = ()) -> None:
+        self._ids: dict[tuple[int, int], Path] = {}
+        for p in paths:
+            key = self._key(p)
+            if key is not None:
+                self._ids.setdefault(key, Path(p))
+
+    @staticmethod
+    def _key(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return st.st_dev, st.st_ino
+
+    def find(self, path: str | os.PathLike[str]) -> Path | None:
+        """The member that is the same file as ``path`` (None when there is none)."""
+        key = self._key(path)
+        return self._ids.get(key) if key is not None else None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_output_path(
+    target: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] | FileSet = (),
+    model_dir: str | os.PathLike[str] | None = None, what: str = "Output",
+    replaceable: Callable[[Path], bool] | None = None, hint: str = "choose another output name",
+) -> None:
+    """Fail unless writing ``target`` leaves every file the command reads as it was.
+
+    Args:
+        target: The file about to be written.
+        inputs: Files the command reads (scenes, labels, recipe, an exported model file), or
+            a :class:`FileSet` of them.
+        model_dir: The run directory or saved model folder the command reads its model from:
+            none of its existing files (weights, ``config.json``, ``recipe.yaml``, metrics,
+            ``checkpoints/``...) may be replaced.
+        what: How the message names ``target`` (``Output``, ``--vectors``...).
+        replaceable: Says whether an existing file in ``model_dir`` is this command's own
+            earlier output (e.g. a GeoTIFF written by ``rsfm predict``), which may be replaced.
+        hint: The fix the message suggests.
+
+    Raises:
+        ConfigError: ``target`` is one of ``inputs`` or an existing file of ``model_dir``.
+    """
+    target = Path(target)
+    src = (inputs if isinstance(inputs, FileSet) else FileSet(inputs)).find(target)
+    if src is not None:
+        name = f"'{target}'" if os.path.abspath(target) == os.path.abspath(src) else (
+            f"'{target}' (the same file as '{src}')")
+        raise ConfigError(f"{what} {name} is an input of this command; {hint}.")
+    if model_dir is None or not os.path.lexists(target):
+        return
+    root = os.path.realpath(model_dir)
+    # the link itself (a symlink in the folder) and what it points to both count
+    where = (os.path.join(os.path.realpath(target.parent), target.name), os.path.realpath(target))
+    if not any(_inside(p, root) for p in where):
+        return
+    if (target.is_dir() and not target.is_symlink()) or (
+            replaceable is not None and replaceable(target)):
+        return
+    raise ConfigError(
+        f"{what} '{target}' is a file of the model folder '{model_dir}' this command reads "
+        f"(weights, config, recipe, metrics and checkpoints are never overwritten); {hint}."
+    )
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -18,7 +18,7 @@ from rsfm.modelcheck import check_model_config, model_card
 from rsfm.schema import Recipe
 from rsfm.spec import InputSpec, resolve_input_spec
 
-__all__ = ["TRACKERS", "check_trackers", "check_writable_dir", "preflight"]
+__all__ = ["TRACKERS", "check_output_dir", "check_trackers", "check_writable_dir", "preflight"]
 
 # accelerate's trackers: name -> (modules any of which makes it available, how to install it)
 TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -80,6 +80,19 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+def check_output_dir(recipe: Recipe) -> None:
+    """Fail on an empty ``output.dir``: it would train into the working folder, next to (and
+    over) whatever is there.
+
+    Raises:
+        ConfigError: ``output.dir`` is empty or blank.
+    """
+    if not str(recipe.output.dir).strip():
+        raise ConfigError(f"output.dir is empty, which would write the run into the working "
+                          f"folder '{Path.cwd()}'. Give the run its own folder, e.g. "
+                          "output.dir=runs/{name} (the default).", key="output.dir")
+
+
 def preflight(recipe: Recipe) -> InputSpec:
     """Resolve the recipe's :class:`~rsfm.spec.InputSpec` and run every check that needs no data.
 
@@ -88,11 +101,13 @@ def preflight(recipe: Recipe) -> InputSpec:
 
     Raises:
         ConfigError: Bands/classes stated twice and differently, statistics that do not fit,
-            impossible model options, a tile size the backbone cannot take, an output folder
-            that cannot be written, a tracker that is not installed.
+            impossible model options, a tile size the backbone cannot take, an empty
+            ``output.dir`` or an output folder that cannot be written, a tracker that is not
+            installed.
     """
     spec = resolve_input_spec(recipe.model, model_card(recipe.model.backbone), recipe.data)
     check_model_config(recipe.model, spec)
+    check_output_dir(recipe)
     check_writable_dir(recipe.output_dir(), "output.dir")
     check_trackers(recipe.output.trackers)
     return spec

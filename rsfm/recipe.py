@@ -330,7 +330,7 @@ def load_recipe(
     data = _resolve_includes(data, base_dir, "", ())
     data = apply_overrides(data, overrides)
     _resolve_paths(data, base_dir)
-    if where is not None and "source" not in data:
+    if where is not None:  # the file read now (a run's recipe.yaml records its own origin)
         data["source"] = where
     return validate_recipe(data)
 

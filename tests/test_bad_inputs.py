@@ -1515,8 +1515,9 @@ def _(ctx):  # the blend weights alone were a 37 GiB allocation (MemoryError tra
 
 
 @case("predict-several-scenes-into-one-file", "{tmp}/o.tif", "folder")
-def _(ctx):  # wrote a folder named o.tif
-    return ["predict", ctx.trained, SCENE, SCENE, "-o", ctx.tmp / "o.tif"]
+def _(ctx):  # wrote a folder named o.tif (two different scenes: one given twice is one scene)
+    return ["predict", ctx.trained, SCENE, S1 / "S1Hand" / "Ghana_53713_S1Hand.tif", "-o",
+            ctx.tmp / "o.tif"]
 
 
 @case("export-size-not-patch-multiple", "size 7", "use 64.")
@@ -1614,3 +1615,269 @@ def test_catalogue_size():
     assert len(CASES) >= 60
     ids = [p.id for p in CASES]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+# =============================================================================================
+# Commands never overwrite what they read (the model folder, the inputs) or files they did not write
+# =============================================================================================
+def _hard_linked_run(ctx) -> Path:
+    """A copy of the trained run whose best and last weights are hard links to a checkpoint's
+    (as training leaves them): writing through one would destroy all three."""
+    run = ctx.run_copy()
+    weights = run / "checkpoints" / "epoch-0002" / "model.safetensors"
+    for name in ("model.safetensors", "last_model.safetensors"):
+        (run / name).unlink()
+        os.link(weights, run / name)
+    return run
+
+
+@case("export-pt2-onto-the-run-weights", "{tmp}/run/model.safetensors", "model folder")
+def _(ctx):  # exit 0: the run's three hard-linked weight files replaced by a .pt2 archive
+    run = _hard_linked_run(ctx)
+    return ["export", run, "-o", run / "model.safetensors", "--format", "pt2"]
+
+
+@case("export-onnx-onto-the-run-config", "{tmp}/run/config.json", "model folder")
+def _(ctx):  # config.json was rewritten, then onnxruntime failed on it
+    run = ctx.run_copy()
+    return ["export", run, "-o", run / "config.json", "--format", "onnx"]
+
+
+@case("export-torchscript-onto-the-run-recipe", "{tmp}/run/recipe.yaml", "model folder")
+def _(ctx):
+    run = ctx.run_copy()
+    return ["export", run, "-o", run / "recipe.yaml", "--format", "torchscript"]
+
+
+@case("export-onto-a-checkpoint-file", "{tmp}/run/checkpoints/epoch-0002/model.safetensors",
+      "model folder")
+def _(ctx):
+    run = _hard_linked_run(ctx)
+    return ["export", run, "-o", run / "checkpoints" / "epoch-0002" / "model.safetensors",
+            "--format", "pt2"]
+
+
+@case("export-onto-a-scene", "{tmp}/scene.tif", "not a model exported by rsfm")
+def _(ctx):  # the scene was silently replaced by an ONNX file
+    shutil.copy(SCENE, ctx.tmp / "scene.tif")
+    return ["export", ctx.trained, "-o", ctx.tmp / "scene.tif", "--format", "onnx"]
+
+
+@case("export-to-a-read-only-folder", "/proc", "cannot be written")
+def _(ctx):  # a RuntimeError traceback from torch after the export
+    return ["export", ctx.trained, "-o", "/proc/m.pt2"]
+
+
+@case("export-output-parent-is-a-file", "{tmp}/blocker", "not a folder")
+def _(ctx):  # "File exists (…/blocker)" after the model was loaded
+    (ctx.tmp / "blocker").write_text("x")
+    return ["export", ctx.trained, "-o", ctx.tmp / "blocker" / "m.onnx"]
+
+
+@case("export-output-is-a-folder", "{tmp}/m.onnx", "folder")
+def _(ctx):
+    (ctx.tmp / "m.onnx").mkdir()
+    return ["export", ctx.trained, "-o", ctx.tmp / "m.onnx"]
+
+
+@case("stats-output-is-the-input", "{tmp}/scene.tif", "input")
+def _(ctx):  # the raster was replaced by YAML (exit 0), even without --force
+    shutil.copy(SCENE, ctx.tmp / "scene.tif")
+    return ["stats", ctx.tmp / "scene.tif", "-o", ctx.tmp / "scene.tif", "--force"]
+
+
+@case("stats-output-exists", "{tmp}/stats/mine.yaml", "--force")
+def _(ctx):
+    (ctx.tmp / "stats").mkdir()
+    (ctx.tmp / "stats" / "mine.yaml").write_text("# my notes\nmean: [1]\n")
+    return ["stats", SCENE, "-o", ctx.tmp / "stats" / "mine.yaml"]
+
+
+@case("stats-default-output-exists", "stats.yaml", "--force")
+def _(ctx):  # the default -o stats.yaml in the working folder
+    (ctx.tmp / "stats.yaml").write_text("mean: [1]\n")
+    return ["stats", SCENE]
+
+
+@case("stats-output-exists-with-force", "wrote", code=0, may_change=("stats.yaml",))
+def _(ctx):
+    (ctx.tmp / "stats.yaml").write_text("mean: [1]\n")
+    return ["stats", SCENE, "-o", ctx.tmp / "stats.yaml", "--force"]
+
+
+@case("schema-output-exists", "{tmp}/schema.json", "--force")
+def _(ctx):
+    (ctx.tmp / "schema.json").write_text("{}\n")
+    return ["schema", "-o", ctx.tmp / "schema.json"]
+
+
+@case("predict-vectors-onto-the-run-config", "{tmp}/run/config.json", "model folder")
+def _(ctx):  # GeoJSON written over config.json (exit 0), plus config.json.summary.json
+    run = ctx.run_copy()
+    return ["predict", run, SCENE, "-o", ctx.tmp / "o.tif", "--vectors", run / "config.json",
+            "--quiet"]
+
+
+@case("predict-probabilities-onto-a-run-file", "{tmp}/run/metrics_probs.tif", "model folder")
+def _(ctx):  # a companion output (<out>_probs.tif) is checked like the main output
+    run = ctx.run_copy()
+    shutil.copy(SCENE, run / "metrics_probs.tif")  # a file the user keeps in the run folder
+    return ["predict", run, SCENE, "-o", run / "metrics.tif", "--probabilities", "uint8",
+            "--quiet"]
+
+
+@case("predict-vectors-onto-a-json-file", "{tmp}/notes.json", "not GeoJSON")
+def _(ctx):
+    (ctx.tmp / "notes.json").write_text('{"a": 1}\n')
+    return ["predict", ctx.trained, SCENE, "-o", ctx.tmp / "o.tif", "--vectors",
+            ctx.tmp / "notes.json", "--quiet"]
+
+
+@case("predict-two-scenes-with-the-same-name", "{tmp}/a/scene.tif", "{tmp}/b/scene.tif",
+      "{tmp}/out/scene_pred.tif")
+def _(ctx):  # both went to out/scene_pred.tif: the first result lost, its compute wasted
+    for folder in ("a", "b"):
+        (ctx.tmp / folder).mkdir()
+        shutil.copy(SCENE, ctx.tmp / folder / "scene.tif")
+    return ["predict", ctx.trained, ctx.tmp / "a" / "scene.tif", ctx.tmp / "b" / "scene.tif",
+            "-o", ctx.tmp / "out", "--quiet"]
+
+
+@case("predict-the-same-scene-twice", "given twice", "predicted once", code=0)
+def _(ctx):  # ran twice, writing the same file twice
+    shutil.copy(SCENE, ctx.tmp / "scene.tif")
+    os.symlink(ctx.tmp / "scene.tif", ctx.tmp / "link.tif")
+    return ["predict", ctx.trained, ctx.tmp / "scene.tif", ctx.tmp / "scene.tif",
+            ctx.tmp / "link.tif", "-o", ctx.tmp / "out", "--quiet"]
+
+
+@case("predict-a-folder-again-skips-its-predictions", "skipping", "scene_pred.tif", code=0,
+      may_change=("scenes/scene_pred",))
+def _(ctx):  # the earlier scene_pred.tif (1 band) was read as a scene: a band error
+    (ctx.tmp / "scenes").mkdir()
+    shutil.copy(SCENE, ctx.tmp / "scenes" / "scene.tif")
+    write_tif(ctx.tmp / "scenes" / "scene_pred.tif", np.zeros((32, 32), np.uint8))
+    with rasterio.open(ctx.tmp / "scenes" / "scene_pred.tif", "r+") as ds:
+        ds.update_tags(RSFM_TASK="segmentation")
+    return ["predict", ctx.trained, ctx.tmp / "scenes", "--quiet"]
+
+
+@case("evaluate-out-is-the-run-folder", "evaluation/folders", code=0)
+def _(ctx):  # the run's training metrics.csv was replaced by metric,value rows
+    run = ctx.run_copy()
+    im, lab = ctx.s1_pair()
+    return ["evaluate", run, "--images", im, "--labels", lab, "-o", run, "--quiet"]
+
+
+@case("evaluate-out-holds-other-files", "{tmp}/ev", "metrics.csv", "--out")
+def _(ctx):
+    im, lab = ctx.s1_pair()
+    (ctx.tmp / "ev").mkdir()
+    (ctx.tmp / "ev" / "metrics.csv").write_text("my,table\n")
+    return ["evaluate", ctx.trained, "--images", im, "--labels", lab, "-o", ctx.tmp / "ev",
+            "--quiet"]
+
+
+@case("evaluate-images-is-a-file", "{tmp}/images/Ghana_53713.tif", "is a file")
+def _(ctx):  # said "--images folder '…tif' does not exist"
+    im, lab = ctx.s1_pair()
+    return ["evaluate", ctx.trained, "--images", im / "Ghana_53713.tif", "--labels", lab,
+            "--quiet"]
+
+
+@case("evaluate-labels-without-a-labelled-pixel", "{tmp}/labels", "No labelled pixel")
+def _(ctx):  # exit 0 with "miou": null and no message
+    im, lab = ctx.s1_pair()
+    for path in lab.iterdir():
+        with rasterio.open(path, "r+") as ds:
+            ds.write(np.full((ds.count, ds.height, ds.width), -1, dtype=ds.dtypes[0]))
+    return ["evaluate", ctx.trained, "--images", im, "--labels", lab, "-o", ctx.tmp / "ev",
+            "--quiet"]
+
+
+@case("train-into-the-recipes-own-folder", "{tmp}/recipe.yaml", "output.dir")
+def _(ctx):  # the hand-written recipe.yaml was replaced by the resolved one (comments lost)
+    path = ctx.recipe({"output.dir": str(ctx.tmp)})
+    path.write_text("# my notes, kept\n" + path.read_text())
+    return ["train", path]
+
+
+@case("train-output-dir-empty", "output.dir", "empty")
+def _(ctx):  # trained into the working folder, rewriting ./recipe.yaml
+    return ["train", ctx.recipe({"output.dir": ""})]
+
+
+@case("train-over-a-hand-written-recipe-yaml", "{tmp}/out", "recipe.yaml", "did not write")
+def _(ctx):
+    (ctx.tmp / "out").mkdir()
+    (ctx.tmp / "out" / "recipe.yaml").write_text("# mine\nname: mine\n")
+    return ["train", ctx.recipe({"output.dir": str(ctx.tmp / "out")}, name="r.yaml")]
+
+
+@case("train-resume-with-the-runs-own-recipe-yaml", "resumed from", code=0, may_change=RESUMED)
+def _(ctx):  # the run's own recipe.yaml is never rewritten by a resume, so it may be the source
+    run = ctx.run_copy()
+    return ["train", run / "recipe.yaml", "--resume", f"output.dir={run}", "train.epochs=3"]
+
+
+@case("train-after-a-run-killed-before-its-first-epoch", "done", code=0,
+      may_change=("run/recipe.yaml",))
+def _(ctx):  # the run's recipe.yaml (written by an older rsfm, without the header) is rsfm's
+    run = ctx.tmp / "run"
+    run.mkdir()
+    text = (ctx.request.getfixturevalue("trained") / "recipe.yaml").read_text()
+    (run / "recipe.yaml").write_text("".join(line for line in text.splitlines(keepends=True)
+                                             if not line.startswith("# rsfm run recipe")))
+    return ["train", ctx.run_recipe(run, {"train.epochs": 1, "train.max_steps": 1})]
+
+
+def test_atomic_write_named_never_writes_through_a_hard_link(tmp_path):
+    from rsfm.io import atomic_write_named
+
+    target, other = tmp_path / "a.onnx", tmp_path / "weights.safetensors"
+    other.write_bytes(b"weights")
+    os.link(other, target)
+
+    def write(tmp: Path) -> None:
+        assert tmp.name == "a.onnx"  # suffix-sensitive writers see the real name
+        tmp.write_bytes(b"model")
+        tmp.with_name("a.onnx.data").write_bytes(b"external data")  # a sidecar
+
+    atomic_write_named(target, write)
+    assert target.read_bytes() == b"model" and other.read_bytes() == b"weights"
+    assert (tmp_path / "a.onnx.data").read_bytes() == b"external data"
+
+    def fail(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_named(target, fail)
+    assert target.read_bytes() == b"model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "a.onnx.data",
+                                                         "weights.safetensors"]
+
+
+def test_export_replaces_its_own_earlier_export_by_renaming(trained, tmp_path):
+    """Exporting again over an rsfm export replaces it (a new file: a hard link to the old one
+    keeps its bytes), with the default output next to the run too."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    out = run / "model.pt2"
+    assert main(["export", str(run), "--format", "pt2"]) == 0 and out.is_file()
+    os.link(out, tmp_path / "kept.pt2")
+    before = (tmp_path / "kept.pt2").read_bytes()
+    assert main(["export", str(run), "-o", str(out)]) == 0  # format from the suffix
+    assert (tmp_path / "kept.pt2").read_bytes() == before
+    assert not os.path.samefile(out, tmp_path / "kept.pt2")
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+@case("evaluate-split-without-a-labelled-pixel", "No labelled pixel", "test split", code=0)
+def _(ctx):  # a recipe split (what training scores at its end) is reported, not an error
+    im, lab = ctx.s1_pair()
+    for path in lab.iterdir():
+        with rasterio.open(path, "r+") as ds:
+            ds.write(np.full((ds.count, ds.height, ds.width), -1, dtype=ds.dtypes[0]))
+    recipe = ctx.chip_recipe(im, lab, {"data.test": {"images": str(im), "labels": str(lab)}})
+    return ["evaluate", ctx.trained, recipe, "--split", "test", "-o", ctx.tmp / "ev", "--quiet"]

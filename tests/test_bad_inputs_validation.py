@@ -407,3 +407,12 @@ def test_spacenet_vectors_still_read():
 
     labels = read_vector(SPACENET_VEC)
     assert len(labels.geometries) > 0 and labels.crs is not None and SPACENET.exists()
+
+
+# ------------------------------------------------------------------------ stats --value-scale
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_stats_value_scale_must_be_positive(tmp_path, scale):
+    from rsfm.data.stats import compute_stats
+
+    with pytest.raises(ConfigError, match="--value-scale must be a finite number > 0"):
+        compute_stats([tmp_path / "never-read.tif"], value_scale=scale)

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-suffix", help="--images: stem ending removed before pairing")
     parser.add_argument("--label-suffix", help="--labels: stem ending removed before pairing")
     parser.add_argument("-o", "--out", metavar="DIR",
-                        help="output folder (default: <run>/evaluation/<split>)")
+                        help="output folder (default: <run>/evaluation/<split>; the run "
+                        "folder itself means the same; an earlier evaluation is replaced, "
+                        "other files never)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                         help="override a recipe key (repeatable), e.g. --set data.test.images=x")
     parser.add_argument("--tile-size", type=int, help="tile size (default: the model's)")

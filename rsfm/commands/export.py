@@ -1,4 +1,8 @@
-"""``rsfm export MODEL [-o FILE] [--format pt2|onnx|torchscript]``: a deployable file, parity-checked."""
+"""``rsfm export MODEL [-o FILE] [--format pt2|onnx|torchscript]``: a deployable file, parity-checked.
+
+The output is checked before the model is loaded: it replaces only an earlier rsfm export, never
+a file of the model folder (weights, config, recipe, checkpoints) or any other file.
+"""
 
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(FORMATS),
                         help="pt2 (torch.export), onnx, or torchscript (legacy); default: from "
                         "the -o suffix, else onnx")
-    parser.add_argument("-o", "--out", help="output file (default: <model>/model.<format suffix>)")
+    parser.add_argument("-o", "--out", help="output file (default: <model>/model.<format "
+                        "suffix>); an existing file must be an earlier rsfm export")
     parser.add_argument("--size", type=int, help="example tile size (default: the model's)")
     parser.add_argument("--multiple", type=int,
                         help="H and W are multiples of this (default: the patch size)")

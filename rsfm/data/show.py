@@ -11,6 +11,7 @@ import numpy as np
 from rsfm.colors import class_colors_hex
 from rsfm.display import class_rgb, composite_image, rgb_composite
 from rsfm.errors import ConfigError
+from rsfm.io import save_figure
 from rsfm.spec import InputSpec
 
 __all__ = ["show_batch"]
@@ -174,5 +175,5 @@ def show_batch(
     fig.tight_layout(rect=(0, 0.06 if handles else 0.02, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     return path

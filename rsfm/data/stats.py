@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,11 @@ from rsfm.data.rasters import (
     read_window,
 )
 from rsfm.data.reader import ImageReader
-from rsfm.errors import DataError
+from rsfm.errors import ConfigError, DataError
+from rsfm.io import atomic_write_text, check_output_path
 from rsfm.spec import InputSpec
 
-__all__ = ["RunningStats", "add_arguments", "compute_stats", "run"]
+__all__ = ["RunningStats", "add_arguments", "check_stats_output", "compute_stats", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +107,13 @@ def compute_stats(
         ``{bands, mean, std, count, value_scale, min, max, files}`` with plain Python values.
 
     Raises:
+        ConfigError: ``value_scale`` is not a finite number > 0.
         DataError: Unreadable files, band mismatches, or no valid pixel at all.
     """
+    if not (math.isfinite(value_scale) and value_scale > 0):
+        raise ConfigError(f"--value-scale must be a finite number > 0 (got {value_scale}); "
+                          "it multiplies the raw values, e.g. 0.0001 for reflectance x 10000.",
+                          key="value_scale")
     files = _expand(paths)
     wanted = _stats_bands(files[0], bands, file_bands, sensor)
     reader = ImageReader(InputSpec(bands=wanted, nodata=nodata, sensor=sensor,
@@ -162,18 +170,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--value-scale", type=float, default=1.0,
                         help="multiply raw values by this first (e.g. 0.0001)")
     parser.add_argument("-o", "--out", default="stats.yaml", help="output YAML (default stats.yaml)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+
+
+def check_stats_output(out: str | os.PathLike[str], files: Sequence[Path], force: bool) -> Path:
+    """Fail before any pixel is read when ``out`` cannot take the statistics.
+
+    Raises:
+        ConfigError: ``out`` is a folder or one of the input rasters (even with ``force``), or
+            an existing file without ``force``.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"-o '{out}' is a folder; give a YAML file name such as "
+                          f"'{out / 'stats.yaml'}'.")
+    check_output_path(out, inputs=files, what="-o",
+                      hint="write the statistics to a new .yaml file")
+    if os.path.lexists(out) and not force:
+        raise ConfigError(f"'{out}' exists; pass --force to overwrite it, or choose another -o.")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compute the statistics and write the YAML."""
+    """Check the output, compute the statistics and write the YAML (atomically)."""
     import yaml
 
     bands = None
     if args.bands:
         bands = [int(b) if b.isdigit() else b for b in args.bands]
-    stats = compute_stats(args.paths, bands, args.file_bands, args.sensor, args.nodata,
+    files = _expand(args.paths)
+    check_stats_output(args.out, files, args.force)  # before any pixel is read
+    stats = compute_stats(files, bands, args.file_bands, args.sensor, args.nodata,
                           args.value_scale)
-    Path(args.out).write_text(yaml.safe_dump(stats, sort_keys=False))
+    atomic_write_text(args.out, yaml.safe_dump(stats, sort_keys=False))
     log.info("wrote %s: %d bands, %d valid pixels per band, %d files", args.out,
              len(stats["bands"]), stats["count"], stats["files"])
     return 0

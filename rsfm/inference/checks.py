@@ -1,7 +1,10 @@
 """Checks that run before prediction spends any compute (STYLE.md: check before you spend).
 
 - outputs: the format fits the task (detection writes vectors, segmentation a GeoTIFF), options
-  fit the task, no output overwrites an input, every output folder can be created and written;
+  fit the task, no output overwrites an input or a file of the model folder being read (its
+  weights, config, recipe, metrics, checkpoints; an earlier rsfm prediction there may be
+  replaced), an existing ``.json`` is replaced only when it is GeoJSON, every output folder can
+  be created and written;
 - inputs: each scene has the bands the model needs (the message names the file, the model's
   bands and the file's bands), time steps are co-registered;
 - values: a scene without any valid pixel is reported; the first window of a scene is compared
@@ -19,12 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import rasterio
+import rasterio.errors
 from rasterio.windows import Window
 
 from rsfm.data.rasters import file_band_names, inspect_raster, invalid_mask, read_window
 from rsfm.data.reader import ImageReader
 from rsfm.errors import BandError, ConfigError, DataError
 from rsfm.inference.vectorize import VECTOR_SUFFIXES, vector_backend, vector_driver
+from rsfm.io import FileSet, check_output_path
 from rsfm.preflight import check_writable_dir
 from rsfm.spec import InputSpec
 
@@ -34,6 +40,8 @@ __all__ = [
     "check_outputs",
     "check_value_range",
     "fit_unnamed_bands",
+    "is_rsfm_prediction",
+    "output_targets",
     "scene_reader",
 ]
 
@@ -44,25 +52,70 @@ PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 FAR_SIGMAS = 6.0  # a band whose median lies further from the training mean (in std) is "far"
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def is_rsfm_prediction(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a GeoTIFF written by ``rsfm predict`` (it carries an ``RSFM_TASK``
+    tag), or the ``_probs`` / ``_conf`` companion of one."""
+    path = Path(path)
+    if path.suffix.lower() not in RASTER_SUFFIXES or not path.is_file():
+        return False
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        with rasterio.open(path) as ds:
+            if "RSFM_TASK" in ds.tags():
+                return True
+    except (rasterio.errors.RasterioError, OSError):
+        return False
+    for companion in ("_probs", "_conf"):
+        if path.stem.endswith(companion) and len(path.stem) > len(companion):
+            main = path.with_name(path.stem[: -len(companion)] + path.suffix)
+            return main != path and is_rsfm_prediction(main)
+    return False
+
+
+def _looks_like_geojson(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
     except OSError:
         return False
+    return b'"FeatureCollection"' in head or b'"Feature"' in head
+
+
+def output_targets(task: str, out: str | os.PathLike[str], *,
+                   vectors: str | os.PathLike[str] | None = None,
+                   preview: str | os.PathLike[str] | None = None,
+                   probabilities: str | None = None, confidence: bool = False) -> list[Path]:
+    """Every file a scene's prediction writes: the main output, the segmentation companions
+    (``<out>_probs.tif``, ``<out>_conf.tif``, the vectors and their ``.summary.json``), the
+    preview."""
+    out = Path(out)
+    targets = [out]
+    if task == "segmentation":
+        wanted = {"_probs.tif": probabilities is not None, "_conf.tif": confidence}
+        targets += [out.with_name(out.stem + s) for s, on in wanted.items() if on]
+        if vectors is not None:
+            targets += [Path(vectors), Path(vectors).with_name(Path(vectors).name + ".summary.json")]
+    elif vectors is not None:
+        targets.append(Path(vectors))
+    if preview is not None:
+        targets.append(Path(preview))
+    return targets
 
 
 def check_outputs(
-    task: str, out: str | os.PathLike[str], *, inputs: Sequence[str | os.PathLike[str]] = (),
+    task: str, out: str | os.PathLike[str], *,
+    inputs: Sequence[str | os.PathLike[str]] | FileSet = (),
     vectors: str | os.PathLike[str] | None = None, preview: str | os.PathLike[str] | None = None,
     num_classes: int | None = None, probabilities: str | None = None, confidence: bool = False,
     threshold: float | None = None, min_object_size: int = 0, max_hole_size: int = 0,
+    model_dir: str | os.PathLike[str] | None = None,
 ) -> None:
     """Fail before any compute when the outputs cannot be written as asked.
 
     Args:
         task: ``segmentation`` or ``detection``.
         out: The main output (class GeoTIFF, or the detection vector file).
-        inputs: The scene's input files (never overwritten).
+        inputs: Every file the prediction reads (all scenes, an exported model file), or a
+            :class:`~rsfm.io.FileSet` of them: never overwritten.
         vectors: Segmentation polygons file.
         preview: Quicklook image.
         num_classes: The model's classes (for ``threshold``).
@@ -71,9 +124,12 @@ def check_outputs(
         threshold: Segmentation option (two-class models).
         min_object_size: Segmentation option.
         max_hole_size: Segmentation option.
+        model_dir: The run directory or saved model folder the model is read from: none of
+            its files is overwritten (an earlier rsfm prediction raster there may be).
 
     Raises:
-        ConfigError: Names the output and the format or option at fault.
+        ConfigError: Names the output and the format or option at fault, or the input / model
+            file an output would overwrite.
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -114,17 +170,19 @@ def check_outputs(
                           f"{task} model. Use the model directly for image-level classes.")
     if preview is not None and Path(preview).suffix.lower() not in PREVIEW_SUFFIXES:
         raise ConfigError(f"Preview '{preview}' must be one of {', '.join(PREVIEW_SUFFIXES)}.")
-    targets = [out, *(Path(p) for p in (vectors, preview) if p is not None)]
-    if task == "segmentation":
-        wanted = {"_probs.tif": probabilities is not None, "_conf.tif": confidence}
-        targets += [out.with_name(out.stem + s) for s, on in wanted.items() if on]
+    targets = output_targets(task, out, vectors=vectors, preview=preview,
+                             probabilities=probabilities, confidence=confidence)
+    inputs = inputs if isinstance(inputs, FileSet) else FileSet(inputs)
     for target in targets:
         if target.is_dir():
             raise ConfigError(f"Output '{target}' is a folder; give a file name.")
-        for src in inputs:
-            if _same_file(target, Path(src)):
-                raise ConfigError(f"Output '{target}' is an input of this prediction; choose "
-                                  "another output name.")
+        check_output_path(target, inputs=inputs, model_dir=model_dir, what="Output",
+                          replaceable=is_rsfm_prediction, hint="choose another output name")
+        if (vectors is not None and target == Path(vectors) and target.suffix.lower() == ".json"
+                and target.is_file() and not _looks_like_geojson(target)):
+            raise ConfigError(f"Output '{target}' exists and is not GeoJSON; vectors never "
+                              "replace other JSON files: name them .geojson, or choose another "
+                              "name.")
         check_writable_dir(target.parent, "Output folder")
 
 

@@ -13,6 +13,12 @@ check runs PyTorch and the exported file at the export shape *and* at two other 
 
 TorchScript (``.pt``) is deprecated in PyTorch; it stays available as a legacy format when
 asked for explicitly.
+
+The output is checked before the model is loaded (:func:`check_export_output`): an existing
+folder, a folder that cannot be written, or an existing file that is not an earlier rsfm export
+(a run's weights, ``config.json``, a recipe, a scene) fail at once. Files are written under a
+temporary name and renamed into place, so a failed export leaves the previous file, and a
+hard-linked target (a run's ``model.safetensors``) is never written through.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import copy
 import json
 import logging
 import math
+import os
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +48,22 @@ from rsfm.inference.loading import (
     load_model,
 )
 from rsfm.inference.outputs import as_logits
+from rsfm.io import atomic_write_named, check_output_path
 from rsfm.lora import is_lora
 from rsfm.lora import merge_lora as _merge
+from rsfm.preflight import check_writable_dir
 from rsfm.saved import SavedConfig
 
 __all__ = [
     "FORMATS",
     "ExportResult",
+    "check_export_output",
     "export_model",
     "export_onnx",
     "export_pt2",
     "export_torchscript",
     "format_of",
+    "is_rsfm_export",
     "merge_lora",
 ]
 
@@ -185,11 +197,71 @@ def _parity(result: ExportResult, net: torch.nn.Module, run: Callable[[torch.Ten
     result.passed = all(d <= atol for d in result.max_abs_diff.values())
 
 
-def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None
-           ) -> tuple[torch.nn.Module, SavedConfig, Path, int, int, torch.Tensor]:
-    net, config = _prepare(model)
+def is_rsfm_export(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file written by ``rsfm export`` (it carries the rsfm config:
+    an extra file of a ``.pt2`` / TorchScript archive, ONNX metadata)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        return False
+    try:
+        if zipfile.is_zipfile(path):  # torch.export and TorchScript archives
+            with zipfile.ZipFile(path) as archive:
+                return any(n.rsplit("/", 1)[-1] == f"{CONFIG_KEY}.json"
+                           for n in archive.namelist())
+        if path.suffix.lower() == ".onnx":
+            import onnx
+
+            proto = onnx.load(str(path), load_external_data=False)
+            return any(p.key == CONFIG_KEY for p in proto.metadata_props)
+    except Exception:  # noqa: BLE001 - any unreadable file is not an rsfm export
+        return False
+    return False
+
+
+def _local(model: Any) -> Path | None:
+    return Path(model) if isinstance(model, (str, os.PathLike)) and os.path.exists(model) else None
+
+
+def check_export_output(model: Any, path: str | Path, format: str | None = None) -> Path:
+    """Fail, before the model is loaded, when ``path`` cannot take the export.
+
+    Args:
+        model: The model source (a run directory or saved model folder is protected).
+        path: The output file.
+        format: The export format (for the suggested file name).
+
+    Raises:
+        ConfigError: ``path`` is a folder; its folder cannot be created or written; or it is an
+            existing file that is not an earlier rsfm export (a file of the model folder, a
+            recipe, a scene...): export replaces only its own files.
+    """
+    path = Path(path)
+    suffix = FORMATS.get(format or "onnx", ".onnx")
+    if path.is_dir():
+        raise ConfigError(f"Export output '{path}' is a folder; give a file name such as "
+                          f"'{path / ('model' + suffix)}'.")
+    check_writable_dir(path.parent, "Export output folder")
+    source = _local(model)
+    model_dir = source if source is not None and source.is_dir() else None
+    inputs = [source] if source is not None and source.is_file() else []
+    suggestion = (model_dir / f"model{suffix}" if model_dir is not None
+                  and os.path.realpath(path).startswith(os.path.realpath(model_dir) + os.sep)
+                  else path.with_suffix(suffix))
+    hint = (f"choose another -o such as '{suggestion}'" if suggestion != path
+            else "choose another -o")
+    check_output_path(path, inputs=inputs, model_dir=model_dir, what="Export output",
+                      replaceable=is_rsfm_export, hint=hint)
+    if os.path.lexists(path) and not is_rsfm_export(path):
+        raise ConfigError(f"Export output '{path}' exists and is not a model exported by rsfm; "
+                          f"export only replaces its own earlier files: {hint}, or delete the "
+                          "file first.")
+    return path
+
+
+def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None, fmt: str
+           ) -> tuple[torch.nn.Module, SavedConfig, Path, int, int, torch.Tensor]:
+    path = check_export_output(model, path, fmt)  # before the model is loaded
+    net, config = _prepare(model)
     multiple = int(multiple or _patch_multiple(net))
     size = int(size or config.input.tile_size or 224)
     if size % multiple or size < _MIN_SIDE:
@@ -226,11 +298,13 @@ def export_pt2(
         check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
 
     Raises:
-        ConfigError: Not a segmentation model, or a size that is not a multiple.
+        ConfigError: An output that cannot take the export (:func:`check_export_output`, before
+            the model is loaded), not a segmentation model, or a size that is not a multiple.
     """
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "pt2")
     program, dynamic, notes = _program(net, x, multiple)
-    torch.export.save(program, str(path), extra_files={f"{CONFIG_KEY}.json": config_json(config)})
+    extra = {f"{CONFIG_KEY}.json": config_json(config)}
+    atomic_write_named(path, lambda tmp: torch.export.save(program, str(tmp), extra_files=extra))
     result = ExportResult(path, "pt2", dynamic=dynamic, notes=notes)
     loaded = ExportedModel(path)
     _parity(result, net, loaded, config, _shapes(size, multiple, dynamic, check_sizes), atol)
@@ -263,25 +337,32 @@ def export_onnx(
         check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
 
     Raises:
-        ConfigError: Not a segmentation model, or a size that is not a multiple.
+        ConfigError: An output that cannot take the export (:func:`check_export_output`, before
+            the model is loaded), not a segmentation model, or a size that is not a multiple.
     """
     import onnx
 
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "onnx")
     program, dynamic, notes = _program(net, x, multiple)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         onnx_program = torch.onnx.export(program, (x,), dynamo=True, input_names=["image"],
                                          output_names=["logits"], opset_version=opset,
                                          verbose=False)
-    onnx_program.save(str(path))
-    proto = onnx.load(str(path))
-    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    static = [i for i in (0, x.ndim - 2, x.ndim - 1) if isinstance(dims[i], int)]
-    if dynamic and static:
-        notes.append(f"input shape exported as {dims}: dimensions {static} are static")
-    onnx.helper.set_model_props(proto, _onnx_metadata(config, notes))
-    onnx.save(proto, str(path))
+    static: list[int] = []
+
+    def write(tmp: Path) -> None:  # in a temporary folder: external data lands next to it
+        onnx_program.save(str(tmp))
+        proto = onnx.load(str(tmp))
+        dims = [d.dim_param or d.dim_value
+                for d in proto.graph.input[0].type.tensor_type.shape.dim]
+        static.extend(i for i in (0, x.ndim - 2, x.ndim - 1) if isinstance(dims[i], int))
+        if dynamic and static:
+            notes.append(f"input shape exported as {dims}: dimensions {static} are static")
+        onnx.helper.set_model_props(proto, _onnx_metadata(config, notes))
+        onnx.save(proto, str(tmp))
+
+    atomic_write_named(path, write)
     result = ExportResult(path, "onnx", dynamic=dynamic and not static, notes=notes)
     runtime = OnnxModel(path, providers=["CPUExecutionProvider"])
     _parity(result, net, runtime, config, _shapes(size, multiple, result.dynamic, check_sizes),
@@ -302,7 +383,7 @@ def export_torchscript(
     """
     log.warning("TorchScript is deprecated in PyTorch; .pt2 (torch.export) and .onnx are the "
                 "supported export formats.")
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple)
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "torchscript")
     notes: list[str] = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION, category=FutureWarning)
@@ -317,7 +398,9 @@ def export_torchscript(
                 scripted = torch.jit.trace(net, x, check_trace=False)
             how = "traced"
         notes.append(f"{how} at example shape {tuple(x.shape)}")
-        torch.jit.save(scripted, str(path), _extra_files={f"{CONFIG_KEY}.json": config_json(config)})
+        extra = {f"{CONFIG_KEY}.json": config_json(config)}
+        atomic_write_named(path, lambda tmp: torch.jit.save(scripted, str(tmp),
+                                                            _extra_files=extra))
         loaded = torch.jit.load(str(path))
     result = ExportResult(path, "torchscript", notes=notes)
     _parity(result, net, loaded, config, _shapes(size, multiple, True, check_sizes), atol)

@@ -54,7 +54,13 @@ from rsfm.colors import class_colors
 from rsfm.data.reader import ImageReader
 from rsfm.errors import ConfigError, DataError, UnknownNameError
 from rsfm.factory import check_model_config
-from rsfm.inference.checks import check_outputs, check_value_range, scene_reader
+from rsfm.inference.checks import (
+    check_outputs,
+    check_value_range,
+    is_rsfm_prediction,
+    output_targets,
+    scene_reader,
+)
 from rsfm.inference.gis import class_nodata, style_paths, to_cog, write_class_style
 from rsfm.inference.loading import OnnxModel, load_model, training_precision
 from rsfm.inference.outputs import argmax0, as_logits, probabilities
@@ -68,6 +74,7 @@ from rsfm.inference.precision import (
 )
 from rsfm.inference.show import preview_scene
 from rsfm.inference.vectorize import merge_tile_boxes, vectorize_raster, write_boxes
+from rsfm.io import FileSet, atomic_write_named
 from rsfm.saved import SavedConfig
 from rsfm.spec import ClassInfo, InputSpec
 
@@ -526,6 +533,7 @@ class _Engine:
                                                    **_profile(info, 1, "uint8", 255, block))
                 ds.set_band_description(1, "confidence")
                 ds.scales = [1 / 254]
+                ds.update_tags(**tags)
             for key, ds in files.items():
                 writers[key] = _BlockRowWriter(ds, block)
 
@@ -663,15 +671,22 @@ def _checked_reader(spec: InputSpec, paths: Sequence[Path]) -> ImageReader:
 
 def _prepare(inputs: PathLike | Sequence[PathLike], out: PathLike, spec: InputSpec, task: str,
              options: PredictOptions, vectors: PathLike | None,
-             preview: PathLike | None) -> _Scene:
-    """Every check of one scene that needs no model output (see :mod:`rsfm.inference.checks`)."""
+             preview: PathLike | None, *, read: FileSet | None = None,
+             model_dir: PathLike | None = None) -> _Scene:
+    """Every check of one scene that needs no model output (see :mod:`rsfm.inference.checks`).
+
+    ``read``: every file the command reads (all scenes, an exported model file; default: this
+    scene's); ``model_dir``: the model folder read. No output may overwrite either.
+    """
     paths = _scene_paths(inputs, spec)
     out = Path(out)
     options.tiling(spec)
-    check_outputs(task, out, inputs=paths, vectors=vectors, preview=preview,
+    check_outputs(task, out, inputs=read if read is not None else FileSet(paths),
+                  vectors=vectors, preview=preview,
                   num_classes=spec.num_classes or None, probabilities=options.probabilities,
                   confidence=options.confidence, threshold=options.threshold,
-                  min_object_size=options.min_object_size, max_hole_size=options.max_hole_size)
+                  min_object_size=options.min_object_size, max_hole_size=options.max_hole_size,
+                  model_dir=model_dir)
     reader = _checked_reader(spec, paths)
     return _Scene(paths, out, reader, Path(vectors) if vectors is not None else None,
                   Path(preview) if preview is not None else None)
@@ -724,9 +739,11 @@ def _run(model: Callable[..., Any], scene: _Scene, task: str, options: PredictOp
     result.seconds = time.perf_counter() - t0
     mpix = reader.info.width * reader.info.height / 1e6
     result.megapixels_per_second = mpix / max(result.seconds, 1e-9)
-    if scene.preview is not None:
-        result.preview = preview_scene(scene.paths[-1], result.classes or result.vectors,
-                                       scene.preview, spec=spec)
+    if scene.preview is not None:  # written under a temporary name, renamed into place
+        shown = result.classes or result.vectors
+        atomic_write_named(scene.preview, lambda tmp: preview_scene(
+            scene.paths[-1], shown, tmp, spec=spec))
+        result.preview = scene.preview
     log.info("%s: %d tiles, %.1f MPix in %.1f s (%.2f MPix/s, %s)", scene.paths[0],
              result.tiles, mpix, result.seconds, result.megapixels_per_second, precision)
     return result
@@ -777,6 +794,8 @@ def predict_scene(
 
 # ----------------------------------------------------------------------------- public entry point
 def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The input files: files as given, folders expanded to their rasters (without the
+    predictions rsfm wrote there, which a second run over the folder would otherwise read)."""
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     files: list[Path] = []
     for item in items:
@@ -785,12 +804,36 @@ def _expand_inputs(inputs: PathLike | Sequence[PathLike]) -> list[Path]:
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in _RASTER_SUFFIXES)
             if not found:
                 raise DataError(f"No raster files ({', '.join(_RASTER_SUFFIXES)}) in folder '{p}'.")
+            own = [q for q in found if is_rsfm_prediction(q)]
+            if own:
+                found = [q for q in found if q not in own]
+                log.info("'%s': skipping %d file(s) rsfm predict wrote (RSFM_TASK tag): %s", p,
+                         len(own), ", ".join(q.name for q in own[:5])
+                         + (", ..." if len(own) > 5 else ""))
+            if not found:
+                raise DataError(f"Folder '{p}' holds only predictions written by rsfm "
+                                f"({', '.join(q.name for q in own[:3])}...), no scene to "
+                                "predict.")
             files.extend(found)
         elif not p.exists():
             raise DataError(f"Input file not found: '{p}'.")
         else:
             files.append(p)
     return files
+
+
+def _unique_scenes(groups: list[list[Path]]) -> list[list[Path]]:
+    """``groups`` without repeats of the same scene (the same files, through any path): each
+    is predicted once, with a log line."""
+    seen: dict[tuple[str, ...], list[Path]] = {}
+    for group in groups:
+        key = tuple(os.path.normcase(os.path.realpath(p)) for p in group)
+        if key in seen:
+            log.info("'%s' is the same scene as '%s' (given twice): predicted once.",
+                     group[-1], seen[key][-1])
+            continue
+        seen[key] = group
+    return list(seen.values())
 
 
 def _check_tile(saved: SavedConfig, spec: InputSpec, options: PredictOptions) -> None:
@@ -870,8 +913,10 @@ def predict(
         model: An ``RsfmModel``, a run directory, saved model folder or Hub repo id, an
             exported ``.onnx`` / ``.pt2`` / TorchScript file, or any callable (then give
             ``spec`` and ``task``).
-        inputs: A GeoTIFF, several, or a folder of them. For a model with ``num_frames = T``,
-            consecutive groups of T files are the time steps of one scene, in time order.
+        inputs: A GeoTIFF, several, or a folder of them (without the predictions rsfm wrote
+            there: files with an ``RSFM_TASK`` tag are skipped, with a log line). For a model
+            with ``num_frames = T``, consecutive groups of T files are the time steps of one
+            scene, in time order. A scene given twice (through any path) is predicted once.
         out: Output file for a single scene, else a folder (default: next to the input,
             ``<stem>_pred.tif``).
         spec: What the model eats (default: the model's :class:`~rsfm.spec.InputSpec`).
@@ -889,7 +934,9 @@ def predict(
         One :class:`PredictionResult` for one scene, else a list.
 
     Raises:
-        ConfigError: Bad options or outputs (before any compute).
+        ConfigError: Bad options or outputs (before any compute): two scenes whose outputs
+            would have the same name, an output that would overwrite an input or a file of the
+            model folder.
         BandError: A scene lacks bands the model needs (before any compute).
         DataError: Missing or unreadable inputs.
     """
@@ -902,13 +949,17 @@ def predict(
             f"The model takes {frames} time steps per scene but {len(files)} files were given; "
             f"give the files of each scene in time order ({frames} per scene)."
         )
-    groups = [files[i : i + frames] for i in range(0, len(files), frames)]
+    groups = _unique_scenes([files[i : i + frames] for i in range(0, len(files), frames)])
     suffix = detection_format if task == "detection" else ".tif"
     single = len(groups) == 1 and out is not None and Path(out).suffix != ""
     if len(groups) > 1 and out is not None and Path(out).suffix.lower() in _RASTER_SUFFIXES:
         raise ConfigError(f"{len(groups)} scenes but one output file '{out}': give an output "
                           "folder (each scene writes <name>_pred.tif into it), or one scene.")
+    source = Path(model) if isinstance(model, (str, os.PathLike)) else None
+    model_dir = source if source is not None and source.is_dir() else None
+    read = FileSet([*files, *([source] if source is not None and source.is_file() else [])])
     scenes = []
+    written: dict[str, tuple[Path, list[Path]]] = {}  # output -> (file, the scene writing it)
     for group in groups:  # check everything before the first tile runs
         if single:
             target = Path(out)  # type: ignore[arg-type]
@@ -917,7 +968,19 @@ def predict(
             target = folder / f"{group[-1].stem}_pred{suffix}"
         vec = _per_scene(vectors, target, ".gpkg", len(groups))
         prev = _per_scene(preview, target, ".png", len(groups))
-        scenes.append(_prepare(group, target, spec, task, options, vec, prev))
+        for path in output_targets(task, target, vectors=vec, preview=prev,
+                                   probabilities=options.probabilities,
+                                   confidence=options.confidence):
+            key = os.path.normcase(os.path.realpath(path))
+            if key in written:
+                other = written[key][1]
+                raise ConfigError(
+                    f"'{other[-1]}' and '{group[-1]}' would both be written to "
+                    f"'{written[key][0]}' (the outputs are named after the scene file); predict "
+                    "them into separate output folders (-o), or rename one of them.")
+            written[key] = (path, group)
+        scenes.append(_prepare(group, target, spec, task, options, vec, prev, read=read,
+                               model_dir=model_dir))
     device = _device(options)
     precision = resolve_precision(options.precision, device, trained)
     results = [_run(net, scene, task, options, device, precision) for scene in scenes]

@@ -21,6 +21,7 @@ from rsfm.inference.gis import class_ids, class_legend
 from rsfm.inference.loading import load_model, saved_config_of
 from rsfm.inference.outputs import as_logits
 from rsfm.inference.vectorize import read_features
+from rsfm.io import save_figure
 from rsfm.spec import InputSpec
 
 __all__ = ["preview_scene", "show_results"]
@@ -141,7 +142,7 @@ def preview_scene(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -263,6 +264,6 @@ def show_results(
     fig.tight_layout(rect=(0, 0.04 if task != "detection" else 0, 1, 1))
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        save_figure(fig, path, dpi=100, bbox_inches="tight")
         plt.close(fig)
     return fig

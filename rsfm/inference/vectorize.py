@@ -37,7 +37,7 @@ from shapely.ops import unary_union
 
 from rsfm.errors import ConfigError
 from rsfm.inference.gis import class_legend
-from rsfm.io import atomic_write_json, atomic_write_text
+from rsfm.io import atomic_write_json, atomic_write_named, atomic_write_text
 
 __all__ = [
     "VECTOR_SUFFIXES",
@@ -148,7 +148,8 @@ def write_features(
     path: str | Path, records: Sequence[dict[str, Any]], crs: Any, properties: dict[str, str],
     backend: str | None = None,
 ) -> Path:
-    """Write polygon records ``{"geometry": shapely, "properties": {...}}`` (overwrites).
+    """Write polygon records ``{"geometry": shapely, "properties": {...}}``; an existing file
+    is replaced by renaming (atomic, never written through a hard link).
 
     Args:
         path: ``.geojson`` (RFC 7946, see the module docstring), ``.gpkg``, ``.fgb`` or ``.shp``.
@@ -171,7 +172,8 @@ def write_features(
         raise ConfigError(f"Writing '{path}' ({driver}) needs pyogrio or fiona: pip install "
                           "'rsfm[vector]', or write a .geojson.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove(path)
+    if path.suffix.lower() == ".shp":  # several files: stale sidecars of an older .shp go first
+        _remove(path)
     multi = any(r["geometry"].geom_type == "MultiPolygon" for r in records)
     geoms = [MultiPolygon([r["geometry"]]) if multi and r["geometry"].geom_type == "Polygon"
              else r["geometry"] for r in records]
@@ -181,21 +183,25 @@ def write_features(
     options = {"RFC7946": "YES"} if geojson and crs is not None else {}
     if backend == "json":
         _write_geojson(path, records, crs)
-    elif backend == "pyogrio":
-        from pyogrio.raw import write
+        return path
 
-        wkb = shapely.to_wkb(np.array(geoms, dtype=object)) if geoms else np.array([], object)
-        write(str(path), wkb, _field_arrays(records, properties), list(properties),
-              driver=driver, geometry_type=gtype, crs=crs_wkt, layer_options=options or None)
-    else:
+    def write(tmp: Path) -> None:  # a fresh file in a temporary folder, renamed into place
+        if backend == "pyogrio":
+            from pyogrio.raw import write
+
+            wkb = shapely.to_wkb(np.array(geoms, dtype=object)) if geoms else np.array([], object)
+            write(str(tmp), wkb, _field_arrays(records, properties), list(properties),
+                  driver=driver, geometry_type=gtype, crs=crs_wkt, layer_options=options or None)
+            return
         import fiona
 
         schema = {"geometry": gtype, "properties": properties}
-        with fiona.open(path, "w", driver=driver, schema=schema, crs_wkt=crs_wkt,
+        with fiona.open(tmp, "w", driver=driver, schema=schema, crs_wkt=crs_wkt,
                         **options) as f:
             for r in records:
                 f.write({"geometry": mapping(r["geometry"]), "properties": r["properties"]})
-    return path
+
+    return atomic_write_named(path, write)
 
 
 def read_features(path: str | Path) -> tuple[CRS | None, list[dict[str, Any]]]:

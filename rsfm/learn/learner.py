@@ -41,6 +41,7 @@ from rsfm.hub import (
 from rsfm.hub.push import push
 from rsfm.inference.predict import PredictionResult, predict
 from rsfm.inference.show import show_results as _show_results
+from rsfm.io import atomic_write_text
 from rsfm.learn.data import Data
 from rsfm.learn.lr_find import LRFindResult, lr_range_test, plot_lr_find, suggest_lr
 from rsfm.learn.picture import Picture
@@ -606,7 +607,7 @@ class Learner:
         for name in ("plots", ADAPTER_DIR):
             if (self.run_dir / name).is_dir():
                 shutil.copytree(self.run_dir / name, dest / name, dirs_exist_ok=True)
-        (dest / "recipe.yaml").write_text(recipe_to_yaml(self.recipe), encoding="utf-8")
+        atomic_write_text(dest / "recipe.yaml", recipe_to_yaml(self.recipe))
         config = read_saved_config(dest)
         model_card(config, str(dest), description=self.recipe.description).save(
             str(dest / "README.md"))
@@ -639,8 +640,7 @@ class Learner:
         import yaml
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-                          encoding="utf-8")
+        atomic_write_text(target, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         return self.recipe
 
 

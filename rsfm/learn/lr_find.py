@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from rsfm.errors import ConfigError
-from rsfm.io import atomic_write
+from rsfm.io import save_figure
 from rsfm.train.engine import to_device
 from rsfm.train.tasks import Task
 
@@ -206,5 +206,5 @@ def plot_lr_find(result: LRFindResult, path: str | Path) -> Path:
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"))
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
     return path

@@ -19,7 +19,10 @@ Layout::
 Before anything is written, :meth:`RunDir.prepare` decides between a fresh start and a resume:
 a resume is only accepted when the recipe's model architecture, bands, classes and
 normalisation equal the checkpoint's (else a :class:`~rsfm.errors.ConfigError` lists the keys
-that differ), and a damaged latest checkpoint falls back to the newest intact one.
+that differ), and a damaged latest checkpoint falls back to the newest intact one. A fresh start
+never replaces a ``recipe.yaml`` rsfm did not write: not the recipe being trained (``output.dir``
+is the recipe's own folder) and not any other hand-written one. The ``recipe*.yaml`` files rsfm
+writes start with :data:`RECIPE_HEADER`.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from typing import Any
 
 from rsfm.errors import ConfigError
 from rsfm.hub.save import LAST_WEIGHTS_NAME, WEIGHTS_NAME, save_pretrained, saved_config_of
-from rsfm.io import atomic_write_text
+from rsfm.io import atomic_write_text, same_file
 from rsfm.lora import is_lora
-from rsfm.preflight import check_writable_dir
+from rsfm.preflight import check_output_dir, check_writable_dir
 from rsfm.recipe import recipe_to_yaml
 from rsfm.saved import CONFIG_NAME, SavedConfig, architecture, read_saved_config, write_saved_config
 from rsfm.schema import Recipe
@@ -49,13 +52,33 @@ from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
 from rsfm.validation import dump
 
-__all__ = ["RunDir", "resume_differences"]
+__all__ = ["RECIPE_HEADER", "RunDir", "resume_differences"]
 
 log = logging.getLogger(__name__)
 
 _RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", WEIGHTS_NAME, CONFIG_NAME)
 # model keys that do not change the weights' shapes or meaning (a resume may change them)
 _FREE_MODEL_KEYS = ("pretrained", "weights", "freeze_backbone")
+# first line of the recipe*.yaml files a run writes (how a fresh start tells them from the user's)
+RECIPE_HEADER = "# rsfm run recipe: the resolved recipe of this run, written by rsfm (edit a copy)\n"
+# the top-level keys of a resolved recipe (runs written before RECIPE_HEADER existed)
+_RESOLVED_KEYS = {"name", "description", "model", "data", "train", "lora", "eval", "output",
+                  "source"}
+
+
+def _written_by_rsfm(path: Path) -> bool:
+    """Whether ``path`` is a recipe a run wrote (:data:`RECIPE_HEADER`, or the full resolved
+    mapping that older runs wrote without it)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if text.startswith(RECIPE_HEADER):
+            return True
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and set(data) >= _RESOLVED_KEYS
 
 
 def _fmt(value: Any) -> str:
@@ -110,8 +133,11 @@ class RunDir:
         Raises:
             ConfigError: ``--resume`` without an intact checkpoint, a recipe that does not match
                 the checkpoint (lists the keys), a fresh start over an existing run without
-                ``output.overwrite``, an output folder that cannot be created or written.
+                ``output.overwrite``, a fresh start that would replace the recipe being trained
+                or another ``recipe.yaml`` rsfm did not write, an empty ``output.dir``, an output
+                folder that cannot be created or written.
         """
+        check_output_dir(recipe)
         check_writable_dir(self.path, "output.dir")
         ckpt = self._resumable() if resume else None
         if resume is True and ckpt is None:
@@ -126,7 +152,28 @@ class RunDir:
                 "Resume it with --resume (train.resume=auto), choose another output.dir, or set "
                 "output.overwrite=true."
             )
+        self._check_recipe_file(recipe, holds_run=bool(leftovers))
         return None
+
+    def _check_recipe_file(self, recipe: Recipe, holds_run: bool) -> None:
+        """A fresh start writes ``recipe.yaml``: fail when that would replace the recipe being
+        trained, or a ``recipe.yaml`` that is not a run's (output.overwrite included)."""
+        target = self.path / "recipe.yaml"
+        if not os.path.lexists(target):
+            return
+        other = f"choose another output.dir (e.g. output.dir=runs/{recipe.name}); nothing was written"
+        if recipe.source and same_file(target, recipe.source):
+            raise ConfigError(
+                f"output.dir '{self.path}' is the folder of the recipe being trained: the run "
+                f"writes its resolved recipe to '{target}', which would replace yours (and its "
+                f"comments). Keep run folders apart from recipes: {other}."
+            )
+        if holds_run or _written_by_rsfm(target):
+            return
+        raise ConfigError(
+            f"output.dir '{self.path}' holds a recipe.yaml that rsfm did not write: the run "
+            f"would replace it with its resolved recipe. Move it, or {other}."
+        )
 
     def _resumable(self) -> Path | None:
         ckpt, skipped = ck.find_resumable(self.path)
@@ -170,7 +217,7 @@ class RunDir:
             while (self.path / f"recipe.resumed-{n}.yaml").exists():
                 n += 1
             name = f"recipe.resumed-{n}.yaml"
-        atomic_write_text(self.path / name, recipe_to_yaml(recipe))
+        atomic_write_text(self.path / name, RECIPE_HEADER + recipe_to_yaml(recipe))
 
     def clear(self) -> None:
         """Remove a previous run's outputs (``output.overwrite``)."""
