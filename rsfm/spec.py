@@ -31,6 +31,7 @@ __all__ = [
     "ClassInfo",
     "InputSpec",
     "Normalization",
+    "class_values",
     "parse_color",
     "resolve_bands_stated",
     "resolve_input_spec",
@@ -106,6 +107,11 @@ class ClassInfo:
         check(len(self.color) == 3 and all(0 <= c <= 255 for c in self.color), "color",
               f"must be (R, G, B) of 0..255 (got {list(self.color)})")
         check(self.value is None or self.value >= 0, "value", f"must be >= 0 (got {self.value})")
+
+
+def class_values(classes: Sequence[ClassInfo]) -> tuple[int, ...]:
+    """Pixel value of each class in class rasters: its ``value``, else its id (its position)."""
+    return tuple(i if c.value is None else c.value for i, c in enumerate(classes))
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,7 @@ class InputSpec:
     @property
     def class_values(self) -> tuple[int, ...]:
         """Pixel value of each class in class rasters (index = class id; see :class:`ClassInfo`)."""
-        return tuple(i if c.value is None else c.value for i, c in enumerate(self.classes))
+        return class_values(self.classes)
 
     @property
     def num_classes(self) -> int:

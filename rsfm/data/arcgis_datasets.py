@@ -23,8 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,24 +131,6 @@ def _known_classes(export: ArcGISExport) -> list[str]:
     return [f"{c.value}={c.name}" for c in export.classes]
 
 
-class _DropSizeWarning(logging.Filter):
-    """Drops ChipDataset's "Chips of N different sizes" warning: ArcGISChipDataset pads them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Chips of ")
-
-
-@contextmanager
-def _no_size_warning() -> Iterator[None]:
-    chips_log = logging.getLogger("rsfm.data.chips")
-    quiet = _DropSizeWarning()
-    chips_log.addFilter(quiet)
-    try:
-        yield
-    finally:
-        chips_log.removeFilter(quiet)
-
-
 def boxes_from_instances(ids: np.ndarray, nodata: float | None = None) -> np.ndarray:
     """One box per instance of an instance-id raster.
 
@@ -211,6 +192,8 @@ class ArcGISChipDataset(ChipDataset):
         DataError: See :class:`~rsfm.data.chips.ChipDataset`.
     """
 
+    pads_chips = True  # chips of several sizes are padded (_load), not a problem
+
     def __init__(self, export: ArcGISExport, spec: InputSpec, *,
                  chips: Sequence[ArcGISChip] | None = None,
                  label_rules: LabelRules | None = None, **kwargs: Any) -> None:
@@ -238,10 +221,9 @@ class ArcGISChipDataset(ChipDataset):
             raise ConfigError(f"model.head mask_rcnn needs instance masks, but '{export.root}' "
                               f"is a {export.metadata_format} export (boxes only); export with "
                               "the RCNN_Masks metadata format, or use faster_rcnn.")
-        with _no_size_warning():  # chips of several sizes are padded (below), not a problem
-            super().__init__([c.image for c in chips], labels, spec, task=task,
-                             label_format=fmt if fmt in ("raster", "voc") else None,
-                             label_rules=label_rules, **kwargs)
+        super().__init__([c.image for c in chips], labels, spec, task=task,
+                         label_format=fmt if fmt in ("raster", "voc") else None,
+                         label_rules=label_rules, **kwargs)
         self.instance_masks = instance_masks  # RCNN Masks: set after ChipDataset (box labels)
         rules = self.label_rules
         values = sorted(c.value for c in export.classes)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -147,6 +147,9 @@ class ChipDataset(GeoDataset):
         BandError: Bands of the spec not in a file.
         ConfigError: Inconsistent arguments.
     """
+
+    # Subclasses that pad chips of several sizes to one (ArcGIS exports) need no size warning.
+    pads_chips: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -340,7 +343,7 @@ class ChipDataset(GeoDataset):
                 f"least {MIN_CHIP_SIZE}x{MIN_CHIP_SIZE} pixels (models downsample by up to 32, "
                 "and a ResNet trained at data.batch_size 1 needs more than 32x32). Remove such "
                 "chips, or cut the images as scenes (data.kind: scenes with a data.tile_size).")
-        if len(sizes) > 1 and self.task != "none":
+        if len(sizes) > 1 and self.task != "none" and not self.pads_chips:
             shown = ", ".join(f"{w}x{h} ('{p}')" for (w, h), p in list(sizes.items())[:4])
             log.warning("Chips of %d different sizes: %s. Batches of more than one chip need one "
                         "size (data.batch_size: 1, or crop/pad the chips, or read them as scenes "

@@ -33,7 +33,7 @@ import numpy as np
 from rasterio.shutil import copy as rio_copy
 
 from rsfm.io import atomic_write, atomic_write_text
-from rsfm.spec import ClassInfo
+from rsfm.spec import ClassInfo, class_values
 
 __all__ = [
     "class_ids",
@@ -102,15 +102,11 @@ def style_paths(raster: str | os.PathLike[str]) -> tuple[Path, Path]:
     return raster.with_name(raster.name + ".aux.xml"), raster.with_suffix(".qml")
 
 
-def _values(classes: Sequence[ClassInfo]) -> list[int]:
-    return [i if c.value is None else c.value for i, c in enumerate(classes)]
-
-
 def _pam_xml(classes: Sequence[ClassInfo], counts: Sequence[int] | None) -> str:
     counts = list(counts) if counts is not None else [0] * len(classes)
     # GDAL category names are indexed by pixel value: values no class has get an empty name
     # (left out for values beyond _MAX_CATEGORY: the attribute table still names every class)
-    by_value = dict(zip(_values(classes), classes))
+    by_value = dict(zip(class_values(classes), classes))
     top = max(by_value, default=-1)
     cats = "".join(f"      <Category>{escape(by_value[v].name) if v in by_value else ''}</Category>\n"
                    for v in range(top + 1)) if top <= _MAX_CATEGORY else ""
@@ -119,7 +115,7 @@ def _pam_xml(classes: Sequence[ClassInfo], counts: Sequence[int] | None) -> str:
         f"        <Usage>{usage}</Usage>\n      </FieldDefn>\n"
         for i, (name, kind, usage) in enumerate(_RAT_FIELDS))
     rows = ""
-    for i, (c, value) in enumerate(zip(classes, _values(classes))):
+    for i, (c, value) in enumerate(zip(classes, class_values(classes))):
         values = (value, int(counts[i]), escape(c.name), *c.color)
         cells = "".join(f"        <F>{v}</F>\n" for v in values)
         rows += f'      <Row index="{i}">\n{cells}      </Row>\n'
@@ -133,7 +129,7 @@ def _qml(classes: Sequence[ClassInfo]) -> str:
     entries = "".join(
         f'        <paletteEntry value="{v}" label={quoteattr(c.name)} alpha="255" '
         f'color="#{c.color[0]:02x}{c.color[1]:02x}{c.color[2]:02x}"/>\n'
-        for v, c in zip(_values(classes), classes))
+        for v, c in zip(class_values(classes), classes))
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         '<qgis version="3.28.0" styleCategories="Symbology">\n'

@@ -76,7 +76,7 @@ from rsfm.inference.show import preview_scene
 from rsfm.inference.vectorize import merge_tile_boxes, vectorize_raster, write_boxes
 from rsfm.io import FileSet, atomic_write_named
 from rsfm.saved import SavedConfig
-from rsfm.spec import ClassInfo, InputSpec
+from rsfm.spec import ClassInfo, InputSpec, class_values
 
 __all__ = [
     "ArrayPrediction",
@@ -505,7 +505,7 @@ class _Engine:
         def open_outputs(k: int) -> None:
             classes = _output_classes(self.spec, k)
             names = [c.name for c in classes]
-            values = [i if c.value is None else c.value for i, c in enumerate(classes)]
+            values = list(class_values(classes))
             dtype, nodata = class_nodata(values, self.spec.ignore_index)
             tags = _tags(self.spec, self.task, names, T, ov, self.precision, values)
             # class id -> pixel value (None: the ids are the values)
