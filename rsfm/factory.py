@@ -156,10 +156,17 @@ def _agreeing_spec(config: ModelConfig, spec: InputSpec) -> InputSpec:
     return spec
 
 
+def _task_of(task: Any, head: str | None) -> Any:
+    """The task given as ``task=``, else the one task whose heads include ``head``."""
+    if task is not None:
+        return task
+    owners = [name for name, heads in TASKS.items() if head in heads]
+    return owners[0] if len(owners) == 1 else None
+
+
 def create_model(
     config_or_task: ModelConfig | Recipe | Mapping[str, Any] | str | None = None,
     backbone: str | None = None,
-    /,
     *,
     input_spec: InputSpec | None = None,
     head: str | None = None,
@@ -190,7 +197,8 @@ def create_model(
 
     Args:
         config_or_task: A ``ModelConfig``, a dict, a ``Recipe``, or the task name
-            (``segmentation``, ``detection``, ``classification``).
+            (``segmentation``, ``detection``, ``classification``; also ``task=``). Without it,
+            the task is the head's (``head="unet"`` is segmentation).
         backbone: Backbone name (``rsfm.list_backbones()``) in the keyword form.
         input_spec: What the model eats (e.g. ``model.input_spec``, or ``SavedConfig.input``);
             default: resolved from the config's bands/wavelengths/classes and the backbone's card
@@ -254,6 +262,8 @@ def create_model(
         config = (config_or_task if isinstance(config_or_task, ModelConfig)
                   else _model_config(config_or_task))
     else:
+        if config_or_task is None:
+            config_or_task = _task_of(head_kwargs.pop("task", None), head)
         if not isinstance(config_or_task, str) or backbone is None:
             raise ConfigError(
                 "create_model needs a ModelConfig, a dict, a Recipe, or (task, backbone, head=..., "

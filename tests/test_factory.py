@@ -209,3 +209,13 @@ def test_window_mode_is_a_model_option_kept_in_config_json(tmp_path):
     with pytest.raises(ConfigError, match=r"model\.window_mode vitdet applies to ViT backbones"):
         rsfm.create_model("segmentation", "resnet18", head="fcn", num_classes=2,
                           window_mode="vitdet")
+
+
+def test_create_model_takes_keywords_and_infers_the_task_from_the_head():
+    """``create_model(backbone=..., head="unet", ...)``: the keyword form notebooks write."""
+    by_keyword = rsfm.create_model(backbone="resnet18", head="unet", num_classes=2)
+    by_task = rsfm.create_model(task="detection", backbone="resnet18", head="fcos", num_classes=2)
+    assert by_keyword.config.task == "segmentation"
+    assert by_task.config.task == "detection"
+    with pytest.raises(ConfigError, match="Tasks"):
+        rsfm.create_model(backbone="resnet18", num_classes=2)
