@@ -116,3 +116,107 @@ def test_detection_boxes_geojson_in_lon_lat(tmp_path: Path) -> None:
     assert min(p[0] for p in ring) == pytest.approx(min(xs), abs=1e-6)
     assert max(p[1] for p in ring) == pytest.approx(max(ys), abs=1e-6)
     assert doc["features"][0]["properties"] == {"class_id": 0, "class": "tree", "score": 0.9}
+
+
+# ----------------------------------------------------------------------------- instance masks
+def _l_shape() -> np.ndarray:
+    """A 100 x 100 scene with an L-shaped building: rows 20-39, columns 30-59, less its
+    top-right corner (rows 20-29, columns 45-59)."""
+    a = np.zeros((100, 100), dtype=bool)
+    a[20:40, 30:60] = True
+    a[20:30, 45:60] = False
+    return a
+
+
+def _tile_view(scene_mask: np.ndarray, row: int, col: int, tile: int = 64) -> torch.Tensor:
+    """What a tile at scene pixel (row, col) sees of the mask: ``(1, 1, tile, tile)`` soft
+    probabilities (0.9 inside), zero outside the scene."""
+    out = torch.zeros(1, 1, tile, tile)
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + tile, scene_mask.shape[0]), min(col + tile, scene_mask.shape[1])
+    part = torch.from_numpy(scene_mask[r0:r1, c0:c1].astype(np.float32)) * 0.9
+    out[0, 0, r0 - row : r1 - row, c0 - col : c1 - col] = part
+    return out
+
+
+def test_instance_masks_follow_the_merged_boxes() -> None:
+    from rsfm.inference.postprocess import crop_instance_masks
+    from rsfm.inference.vectorize import Detections, merge_tile_detections
+
+    obj = _l_shape()
+    # three overlapping 64 px tiles: A sees the whole building; B (from column 48) sees it cut
+    # by its border; C (from row -16, in the reflect-padded margin) sees it whole, scoring lower
+    views = {"A": (0, 0, 0.8), "B": (0, 48, 0.7), "C": (-16, 0, 0.6)}
+    boxes, scores, masks = [], [], []
+    for row, col, score in views.values():
+        m = crop_instance_masks(_tile_view(obj, row, col), row, col, obj.shape)[0]
+        boxes.append([m.col, m.row, m.col + m.width, m.row + m.height])
+        scores.append(score)
+        masks.append(m)
+    dets = Detections(torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores),
+                      torch.zeros(3, dtype=torch.long), tuple(masks))
+    # C is A's duplicate (NMS); B's box lies inside A's (a view cut by a tile border)
+    merged = merge_tile_detections(dets, obj.shape)
+    assert len(merged) == 1 and merged.scores.tolist() == pytest.approx([0.8])
+    kept = merged.masks[0]
+    assert (kept.row, kept.col) == (20, 30)  # tile A's crop, in scene pixels
+    assert np.array_equal(kept.array(), obj[20:40, 30:60])
+    assert merged.boxes.tolist() == [[30.0, 20.0, 60.0, 40.0]]
+    # the cut view's mask is its own: columns 48-59 of the building only
+    assert (masks[1].col, masks[1].width) == (48, 12)
+    # box detectors (no masks) merge exactly as before
+    plain = merge_tile_detections(Detections(dets.boxes, dets.scores, dets.labels), obj.shape)
+    assert plain.masks is None and torch.equal(plain.boxes, merged.boxes)
+
+
+def test_crop_drops_the_reflect_padded_margin_and_empty_masks() -> None:
+    from rsfm.inference.postprocess import crop_instance_masks
+
+    soft = torch.zeros(2, 1, 32, 32)
+    soft[0, 0, 0:10, 0:10] = 0.7  # rows/cols 0-7 lie in the margin before the scene
+    soft[1, 0] = 0.3  # below the 0.5 threshold everywhere
+    full, empty = crop_instance_masks(soft, -8, -8, (50, 50))
+    assert (full.row, full.col, full.height, full.width) == (0, 0, 2, 2)
+    assert full.array().all() and empty.empty
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_instance_outlines_written_as_polygons(tmp_path: Path, suffix: str) -> None:
+    from rsfm.inference.postprocess import InstanceMask
+    from rsfm.inference.vectorize import Detections, write_instances
+    from rsfm.spec import ClassInfo
+
+    obj = _l_shape()
+    donut = np.ones((12, 12), dtype=bool)
+    donut[4:8, 4:8] = False  # a courtyard: a hole in the outline
+    stray = np.zeros((12, 12), dtype=bool)
+    stray[:, :6] = True
+    stray[0, 11] = True  # an isolated pixel of a soft mask: not part of the outline
+    masks = (InstanceMask.from_array(obj[20:40, 30:60], 20, 30),
+             InstanceMask.from_array(donut, 60, 60), InstanceMask.from_array(stray, 80, 10),
+             InstanceMask.from_array(np.zeros((0, 0), bool), 0, 0))
+    boxes = torch.tensor([[30, 20, 60, 40], [60, 60, 72, 72], [10, 80, 22, 92], [1, 2, 5, 9.0]])
+    dets = Detections(boxes, torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([0, 1, 1, 0]),
+                      masks)
+    t = Affine(2, 0, ORIGIN[0], 0, -2, ORIGIN[1])
+    classes = [ClassInfo("building", (255, 0, 0), value=5), ClassInfo("tree", (0, 255, 0))]
+    out = tmp_path / f"inst{suffix}"
+    summary = write_instances(out, dets, t, rasterio.crs.CRS.from_epsg(32616), classes)
+    assert summary == {"objects": 4, "area_unit": "m2", "classes": {"building": 2, "tree": 2}}
+    crs, feats = read_features(out)
+    props = [f["properties"] for f in feats]
+    assert [p["class_value"] for p in props] == [5, 1, 1, 5]
+    assert [p["pixels"] for p in props] == [obj.sum(), 144 - 16, 72, 0]
+    if suffix == ".geojson":
+        check_rfc7946(json.loads(out.read_text()))
+        assert crs == "EPSG:4326"
+        return
+    assert crs == "EPSG:32616"
+    building, court, strayed, boxed = (f["geometry"] for f in feats)
+    assert building.area == pytest.approx(obj.sum() * 4)  # 2 m pixels
+    assert not building.equals(building.envelope)  # an L, not its box
+    assert building.bounds == (ORIGIN[0] + 60, ORIGIN[1] - 80, ORIGIN[0] + 120, ORIGIN[1] - 40)
+    assert len(court.interiors) == 1 and court.area == pytest.approx(128 * 4)
+    assert strayed.area == pytest.approx(72 * 4)
+    # no mask pixel passed the threshold: the detection keeps its box
+    assert boxed.equals(boxed.envelope) and boxed.area == pytest.approx(4 * 7 * 4)

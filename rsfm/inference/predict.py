@@ -28,6 +28,11 @@ software reads them (:mod:`rsfm.inference.gis`).
 The same engine runs without files: :class:`ScenePredictor` (and :func:`predict_array`) return
 the classes, probabilities or boxes as arrays, row strip by row strip for large scenes; this is
 what :func:`rsfm.evaluate` scores, so its metrics are those of the maps ``predict`` writes.
+
+Detection keeps each tile's detections above the score threshold (a Mask R-CNN's masks
+thresholded and cropped to their pixels as they arrive), merges them across tiles once the
+scene is done, and writes boxes, or instance outlines when the model returned masks
+(:mod:`rsfm.inference.vectorize`).
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from rsfm.inference.checks import (
 from rsfm.inference.gis import class_nodata, style_paths, to_cog, write_class_style
 from rsfm.inference.loading import OnnxModel, load_model, training_precision
 from rsfm.inference.outputs import argmax0, as_logits, probabilities
-from rsfm.inference.postprocess import clean_array, clean_raster
+from rsfm.inference.postprocess import InstanceMask, clean_array, clean_raster, crop_instance_masks
 from rsfm.inference.precision import (
     PRECISIONS,
     PrecisionReport,
@@ -73,7 +78,13 @@ from rsfm.inference.precision import (
     resolve_precision,
 )
 from rsfm.inference.show import preview_scene
-from rsfm.inference.vectorize import merge_tile_boxes, vectorize_raster, write_boxes
+from rsfm.inference.vectorize import (
+    Detections,
+    merge_tile_detections,
+    vectorize_raster,
+    write_boxes,
+    write_instances,
+)
 from rsfm.io import FileSet, atomic_write_named
 from rsfm.saved import SavedConfig
 from rsfm.spec import ClassInfo, InputSpec, class_values
@@ -188,7 +199,8 @@ class PredictionResult:
         classes: Class raster (segmentation) or ``None``.
         probabilities: Per-class probability raster when asked for.
         confidence: Confidence (max probability) raster when asked for.
-        vectors: GeoJSON / GeoPackage of polygons (segmentation) or boxes (detection).
+        vectors: GeoJSON / GeoPackage of polygons (segmentation), boxes (detection) or
+            instance outlines (Mask R-CNN).
         preview: Quicklook image.
         style: QGIS style of the class raster (``.qml``; GDAL category names and the attribute
             table are in ``<classes>.aux.xml``).
@@ -592,41 +604,56 @@ class _Engine:
         return result
 
     # -- detection
-    def detect(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scene-pixel xyxy boxes, scores and 0-based labels, merged across tiles."""
+    def detect(self) -> Detections:
+        """Scene-pixel detections (boxes, scores, 0-based labels; instance masks when the model
+        returns ``masks``), merged across tiles."""
         info = self.reader.info
+        size = (info.height, info.width)
         boxes, scores, labels = [], [], []
+        masks: list[InstanceMask] | None = None
         bar = self._bar()
         for r0, tiles, _bad in self._strips():
             for i, batch in self._batches(tiles):
                 x = torch.from_numpy(np.stack(batch)).to(self.device, non_blocking=True)
                 for j, d in enumerate(self._forward(x, self.precision)):
+                    c0 = self.cols[i + j]
                     keep = d["scores"] >= self.options.score_threshold
                     b = d["boxes"][keep].float().cpu().clone()
-                    b[:, [0, 2]] += self.cols[i + j]
+                    b[:, [0, 2]] += c0
                     b[:, [1, 3]] += r0
                     boxes.append(b)
                     scores.append(d["scores"][keep].float().cpu())
                     # torchvision detectors reserve label 0 for background: classes are 1..K
                     labels.append(d["labels"][keep].cpu() - 1)
+                    if "masks" in d:  # Mask R-CNN: (N, 1, T, T) soft masks, cropped now
+                        masks = masks if masks is not None else []
+                        masks += crop_instance_masks(d["masks"][keep], r0, c0, size)
                 bar.update(len(batch))
         bar.close()
         if boxes:
             b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
         else:
             b, s, lab = torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long)
+        if masks is not None and len(masks) != len(b):
+            raise DataError(f"The model returned {len(masks)} instance masks for {len(b)} "
+                            "boxes: every tile's output needs 'masks' or none does.")
+        dets = Detections(b, s, lab, None if masks is None else tuple(masks))
         # tiles are reflect-padded at the scene edge: drop mirrored detections centred outside it
         cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
         inside = (cx >= 0) & (cx < info.width) & (cy >= 0) & (cy < info.height)
-        b, s, lab = b[inside], s[inside], lab[inside]
-        return merge_tile_boxes(b, s, lab, (info.height, info.width))
+        return merge_tile_detections(dets.select(inside), size)
 
     def run_detection(self, out: Path) -> PredictionResult:
         info = self.reader.info
-        b, s, lab = self.detect()
+        dets = self.detect()
+        lab = dets.labels
         k = max(self.spec.num_classes, int(lab.max()) + 1 if len(lab) else 0)
-        names = [c.name for c in _output_classes(self.spec, k)]
-        summary = write_boxes(out, b, s, lab, info.transform, info.crs, names)
+        classes = _output_classes(self.spec, k)
+        if dets.masks is not None:
+            summary = write_instances(out, dets, info.transform, info.crs, classes)
+        else:
+            summary = write_boxes(out, dets.boxes, dets.scores, lab, info.transform, info.crs,
+                                  [c.name for c in classes])
         return PredictionResult(vectors=out, summary=summary, tiles=self.n_tiles,
                                 precision=self.precision)
 
@@ -766,9 +793,11 @@ def predict_scene(
     Args:
         model: A callable taking ``(B, C, H, W)`` (``(B, C, T, H, W)`` for time stacks) float
             tensors. Segmentation: returns logits ``(B, K, h, w)``; detection: torchvision-style
-            list of dicts with ``boxes`` (tile pixels, xyxy), ``labels`` (1-based), ``scores``.
+            list of dicts with ``boxes`` (tile pixels, xyxy), ``labels`` (1-based), ``scores``
+            and, for instance outlines, ``masks`` (``(N, 1, h, w)`` probabilities, cut at 0.5).
         inputs: The scene GeoTIFF, or the time steps of one scene in time order.
-        out: Segmentation: the class GeoTIFF; detection: a ``.geojson``/``.gpkg``/``.fgb``.
+        out: Segmentation: the class GeoTIFF; detection: a ``.geojson``/``.gpkg``/``.fgb``
+            of boxes, or of instance outlines when the model returns masks (Mask R-CNN).
         spec: What the model eats and emits (bands, normalisation, classes, ignore index...).
         task: ``segmentation`` or ``detection``.
         vectors: Segmentation: also vectorise the classes into this file.
@@ -1006,6 +1035,9 @@ class ArrayPrediction:
         boxes: Detection: ``(N, 4)`` float32 scene-pixel xyxy boxes.
         scores: Detection: ``(N,)`` float32.
         labels: Detection: ``(N,)`` int64, 0-based class ids.
+        masks: Detection with instance masks (Mask R-CNN): one
+            :class:`~rsfm.inference.postprocess.InstanceMask` per box (thresholded at 0.5,
+            cropped to its pixels, scene offsets).
         tiles: Tiles run through the model.
         seconds: Wall time.
         precision: The precision the model ran in.
@@ -1019,6 +1051,7 @@ class ArrayPrediction:
     boxes: np.ndarray | None = None
     scores: np.ndarray | None = None
     labels: np.ndarray | None = None
+    masks: list[InstanceMask] | None = None
     tiles: int = 0
     seconds: float = 0.0
     precision: str = "fp32"
@@ -1144,9 +1177,11 @@ class ScenePredictor:
             info = engine.reader.info
             out = ArrayPrediction(self.task, tiles=engine.n_tiles, precision=self.precision)
             if self.task == "detection":
-                b, s, lab = engine.detect()
-                out.boxes, out.scores = b.numpy().astype(np.float32), s.numpy().astype(np.float32)
-                out.labels = lab.numpy().astype(np.int64)
+                dets = engine.detect()
+                out.boxes = dets.boxes.numpy().astype(np.float32)
+                out.scores = dets.scores.numpy().astype(np.float32)
+                out.labels = dets.labels.numpy().astype(np.int64)
+                out.masks = None if dets.masks is None else list(dets.masks)
             elif self.task == "classification":
                 img, _bad = engine.reader._read(Window(0, 0, info.width, info.height))
                 x = torch.from_numpy(np.ascontiguousarray(img[None])).to(self.device)

@@ -1,9 +1,14 @@
-"""Vector outputs: class rasters to polygons, and detection boxes to map-coordinate polygons.
+"""Vector outputs: class rasters to polygons, detection boxes and instance outlines (Mask R-CNN)
+to map-coordinate polygons.
 
 Polygons are traced by GDAL (``rasterio.features.shapes``) strip by strip; polygons cut by a strip
 border are merged back with shapely at the end, so memory holds one strip plus the cut polygons.
 Areas are in square metres: planar for projected CRSs in metres, geodesic (WGS84 ellipsoid) for
 geographic CRSs, and in squared CRS units otherwise (the summary says which).
+
+Detections of overlapping tiles are merged on their boxes (:func:`merge_tile_detections`); a
+kept detection keeps the instance mask of the tile it came from, and only the kept masks are
+traced (:func:`write_instances`).
 
 Files are written with pyogrio when it is installed, else fiona. ``.geojson`` follows RFC 7946:
 WGS84 longitude/latitude, no ``crs`` member, exterior rings counter-clockwise and holes clockwise,
@@ -19,6 +24,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +43,23 @@ from shapely.ops import unary_union
 
 from rsfm.errors import ConfigError
 from rsfm.inference.gis import class_legend
+from rsfm.inference.postprocess import InstanceMask
 from rsfm.io import atomic_write_json, atomic_write_named, atomic_write_text
+from rsfm.spec import ClassInfo, class_values
 
 __all__ = [
     "VECTOR_SUFFIXES",
+    "Detections",
+    "instance_polygon",
     "merge_tile_boxes",
+    "merge_tile_detections",
     "read_features",
     "vector_backend",
     "vector_driver",
     "vectorize_raster",
     "write_boxes",
     "write_features",
+    "write_instances",
 ]
 
 log = logging.getLogger(__name__)
@@ -347,6 +359,52 @@ def _suppress_contained(boxes: torch.Tensor, scores: torch.Tensor, labels: torch
     return keep
 
 
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value
+class Detections:
+    """Detections of one scene, in scene pixels.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 xyxy boxes.
+        scores: ``(N,)`` float32.
+        labels: ``(N,)`` int64, 0-based class ids.
+        masks: One :class:`~rsfm.inference.postprocess.InstanceMask` per detection (Mask
+            R-CNN), else ``None`` (box detectors).
+    """
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    masks: tuple[InstanceMask, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def select(self, index: torch.Tensor) -> Detections:
+        """The detections at ``index`` (int indices or a bool mask), masks included."""
+        if index.dtype == torch.bool:
+            index = torch.nonzero(index).flatten()
+        masks = None if self.masks is None else tuple(self.masks[i] for i in index.tolist())
+        return Detections(self.boxes[index], self.scores[index], self.labels[index], masks)
+
+
+def _merge_index(
+    boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, size: tuple[int, int],
+    iou_threshold: float, contained_ratio: float, max_contained_check: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(boxes clipped to the scene, indices of the kept detections)``: see
+    :func:`merge_tile_boxes`."""
+    from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+
+    boxes = clip_boxes_to_image(boxes, size)
+    idx = remove_small_boxes(boxes, 1.0)
+    idx = idx[batched_nms(boxes[idx], scores[idx], labels[idx], iou_threshold)]
+    if 0 < len(idx) <= max_contained_check and contained_ratio < 1:
+        idx = idx[_suppress_contained(boxes[idx], scores[idx], labels[idx], contained_ratio)]
+    elif len(idx) > max_contained_check:
+        log.info("%d boxes: skipping the contained-box check (NMS only).", len(idx))
+    return boxes, idx
+
+
 def merge_tile_boxes(
     boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, size: tuple[int, int],
     iou_threshold: float = 0.5, contained_ratio: float = 0.8, max_contained_check: int = 50_000,
@@ -358,21 +416,24 @@ def merge_tile_boxes(
     the same class (objects cut by a tile border) are dropped (skipped above
     ``max_contained_check`` boxes, where the pairwise test would be slow).
     """
-    from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
-
     if len(boxes) == 0:
         return boxes, scores, labels
-    boxes = clip_boxes_to_image(boxes, size)
-    ok = remove_small_boxes(boxes, 1.0)
-    boxes, scores, labels = boxes[ok], scores[ok], labels[ok]
-    keep = batched_nms(boxes, scores, labels, iou_threshold)
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    if 0 < len(boxes) <= max_contained_check and contained_ratio < 1:
-        k = _suppress_contained(boxes, scores, labels, contained_ratio)
-        boxes, scores, labels = boxes[k], scores[k], labels[k]
-    elif len(boxes) > max_contained_check:
-        log.info("%d boxes: skipping the contained-box check (NMS only).", len(boxes))
-    return boxes, scores, labels
+    boxes, idx = _merge_index(boxes, scores, labels, size, iou_threshold, contained_ratio,
+                              max_contained_check)
+    return boxes[idx], scores[idx], labels[idx]
+
+
+def merge_tile_detections(
+    detections: Detections, size: tuple[int, int], iou_threshold: float = 0.5,
+    contained_ratio: float = 0.8, max_contained_check: int = 50_000,
+) -> Detections:
+    """:func:`merge_tile_boxes` for :class:`Detections`: the kept detections keep their masks
+    (each from the tile that saw the kept box)."""
+    if len(detections) == 0:
+        return detections
+    boxes, idx = _merge_index(detections.boxes, detections.scores, detections.labels, size,
+                              iou_threshold, contained_ratio, max_contained_check)
+    return replace(detections, boxes=boxes).select(idx)
 
 
 def write_boxes(
@@ -394,3 +455,67 @@ def write_boxes(
             "class_id": int(lab), "class": name, "score": round(float(s), 4)}})
     write_features(out, feats, crs, {"class_id": "int", "class": "str", "score": "float"})
     return {"objects": len(feats), "classes": dict(counts)}
+
+
+def instance_polygon(mask: InstanceMask) -> Polygon | None:
+    """The outline of an instance mask in scene pixel coordinates (x = column, y = row, pixel
+    corners): its largest 4-connected part with its holes (an instance is one object; stray
+    pixels of a soft mask are not), or ``None`` for an empty mask."""
+    if mask.empty:
+        return None
+    arr = mask.array()
+    px = rasterio.Affine(1, 0, mask.col, 0, 1, mask.row)
+    parts = [shape(g) for g, _ in shapes(arr.astype(np.uint8), mask=arr, connectivity=4,
+                                         transform=px)]
+    return max(parts, key=lambda p: p.area)
+
+
+def write_instances(
+    out: str | Path, detections: Detections, transform: Any, crs: Any,
+    classes: Sequence[ClassInfo],
+) -> dict[str, Any]:
+    """Write instance outlines (Mask R-CNN) as map-coordinate polygons, one per detection.
+
+    Each feature has ``class_id``, ``class``, ``class_value`` (the class's label value, see
+    :class:`~rsfm.spec.ClassInfo`), ``score``, ``area`` (see the module docstring) and
+    ``pixels`` (mask pixels inside the outline). A detection whose mask has no pixel at the
+    threshold keeps its box as geometry, with ``pixels`` 0.
+
+    Args:
+        out: ``.geojson`` (RFC 7946), ``.gpkg``, ``.fgb`` or ``.shp``.
+        detections: Scene-pixel detections with ``masks``.
+        transform: The scene's affine transform (pixel -> map coordinates).
+        crs: The scene's CRS.
+        classes: The model's output classes (index = class id).
+
+    Returns:
+        ``{"objects": n, "area_unit": "m2", "classes": {name: count}}``.
+
+    Raises:
+        ConfigError: ``detections`` has no masks, or a format that cannot be written.
+    """
+    if detections.masks is None:
+        raise ConfigError("write_instances needs detections with instance masks; use "
+                          "write_boxes for box detectors.")
+    names, values = [c.name for c in classes], class_values(classes)
+    meter = _AreaMeter(crs)
+    coeffs = [transform.a, transform.b, transform.d, transform.e, transform.xoff, transform.yoff]
+    feats = []
+    counts: dict[str, int] = defaultdict(int)
+    rows = zip(detections.boxes.tolist(), detections.scores.tolist(),
+               detections.labels.tolist(), detections.masks, strict=True)
+    for (x0, y0, x1, y1), s, lab, mask in rows:
+        outline = instance_polygon(mask)
+        pixels = 0 if outline is None else round(outline.area)
+        if outline is None:  # nothing passed the threshold: the box is all there is
+            outline = Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        geom = affine_transform(outline, coeffs)
+        known = 0 <= lab < len(names)
+        name = names[lab] if known else f"class_{lab}"
+        counts[name] += 1
+        feats.append({"geometry": geom, "properties": {
+            "class_id": int(lab), "class": name, "class_value": int(values[lab] if known else lab),
+            "score": round(float(s), 4), "area": round(float(meter(geom)), 3), "pixels": pixels}})
+    write_features(out, feats, crs, {"class_id": "int", "class": "str", "class_value": "int",
+                                     "score": "float", "area": "float", "pixels": "int"})
+    return {"objects": len(feats), "area_unit": meter.unit, "classes": dict(counts)}
