@@ -62,7 +62,7 @@ def preview_scene(
 
     Args:
         image: The input scene.
-        prediction: Class raster (segmentation) or vector file of boxes (detection).
+        prediction: Class raster (segmentation) or vector file of boxes or instance outlines (detection).
         path: PNG to write.
         spec: The model's input spec (its bands find red/green/blue in unnamed files).
         max_size: Longest side of the quicklook in pixels.
@@ -133,7 +133,7 @@ def preview_scene(
                 ys = np.array([p[1] for p in pts]) * h / info.height
                 axes[0, 1].plot(xs, ys, color="#ff3b30", linewidth=1.0)
             n += 1
-        title = f"detections: {n} boxes"
+        title = f"detections: {n} objects"
     else:
         axes[0, 1].imshow(over)
     axes[0, 1].set_title(title)
