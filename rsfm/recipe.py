@@ -225,7 +225,11 @@ def _arcgis_defaults(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(section, Mapping) or not isinstance(section.get("train"), Mapping):
         return data
     kind, images = section.get("kind", "chips"), section["train"].get("images")
-    if kind == "chips" and isinstance(images, str) and arcgis.detect(images):
+    labels = section["train"].get("labels")
+    # the export itself, a folder inside it (images/) or a parent of exports (the reader names them)
+    if kind == "chips" and isinstance(images, str) and (
+            arcgis.detect(images) or (labels is None and (arcgis.detect(images, inside=True)
+                                                          or arcgis.exports_in(images)))):
         log.info("data.train.images '%s' holds %s: reading it as an ArcGIS export "
                  "(data.kind: arcgis).", images, arcgis.EMD_NAME)
         kind = "arcgis"

@@ -200,7 +200,7 @@ def test_format_rsfm_cannot_train_is_a_clear_error(tmp_path):
     for doc in ("esri_model_definition.emd", "esri_accumulated_stats.json"):
         edit_json(folder / doc, MetaDataMode="MultiLabeled_Tiles")
     assert read_arcgis_export(folder).task is None
-    with pytest.raises(ConfigError, match="MultiLabeled_Tiles export; rsfm trains Classified"):
+    with pytest.raises(ConfigError, match=r"MultiLabeled_Tiles export, which holds several classes per chip.*rsfm trains Classified"):
         load(folder, head="classification")
 
 

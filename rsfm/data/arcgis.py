@@ -25,6 +25,11 @@ Imagenet                 none; chips in ``images/<class>/``      classification
 MultiLabeled_Tiles, Export_Tiles, CycleGAN, Panoptic_Segmentation: read, not trainable (clear error)
 ======================== ======================================= ===============================
 
+Also refused by name: Classified Tiles or Export Tiles with ``images2/`` (change detection,
+Pix2Pix) and CycleGAN exports written as ``A/`` + ``B/`` (one export per domain). The folder
+given may be the export or a folder/file inside it (``images/``, ``labels/``, the ``.emd``,
+``map.txt``); the parent of export folders is an error naming them (:func:`exports_in`).
+
 Decisions (following ``arcgis.learn``, Esri's own reader, unless said otherwise):
 
 * **Pairs** come from globbing ``images/`` and taking ``labels/<stem>.<ext>`` by file name;
@@ -37,10 +42,13 @@ Decisions (following ``arcgis.learn``, Esri's own reader, unless said otherwise)
 * **Format** comes from ``esri_accumulated_stats.json["MetaDataMode"]`` (old ``.emd`` files lack
   it), else from the ``.emd``.
 * **Classes**: ``.emd["Classes"]`` is the one required key (``ClassValue``/``ClassName`` spellings
-  and the stats file's list are accepted). Class ids follow ascending class value. Value 0 is
-  NoData/background in Classified Tiles, RCNN Masks and Panoptic exports (label rasters), so it
-  is no class there (its name and colour name the NoData class); in the box and tile formats it
-  is a class like any other, as in ``arcgis.learn``.
+  and the stats file's list are accepted; colours ``[r, g, b]``, ``"#RRGGBB"`` or none; numbers
+  may be strings). Export Tiles and CycleGAN exports need none; an Imagenet export without them
+  takes its ``images/<class>/`` folders (values 1, 2, ... as ``arcgis.learn`` numbers them).
+  Class ids follow ascending class value. Value 0 is NoData/background in Classified Tiles,
+  RCNN Masks and Panoptic exports (label rasters), so it is no class there (its name and
+  colour name the NoData class); in the box and tile formats it is a class like any other, as
+  in ``arcgis.learn``.
 * **Pixel value 0 (NoData) in Classified Tiles is class 0, "NoData"**, trained like any class,
   exactly what ``arcgis.learn`` users get (its class list is ``["NoData"] + names``; a model
   predicts NoData where no training feature was). Values ``1, 5, 20`` become ids ``1, 2, 3``.
@@ -54,16 +62,21 @@ Decisions (following ``arcgis.learn``, Esri's own reader, unless said otherwise)
 * **RCNN Masks** become one box per instance (rsfm's detection data carries boxes, not masks).
 * **Band names** (``InputRastersProps.BandNames``, may be empty strings) map onto rsfm's band
   catalog (``NearInfrared`` -> ``NIR_NARROW``...); 3 unnamed 8-bit bands are read as RGB, like
-  ``arcgis.learn``. ``InputRastersProps.SensorName`` (``Landsat-8``, ``Sentinel 2``...) becomes
-  ``data.sensor``, so sensor band names resolve on that sensor (Landsat 8's ``B5`` is NIR, not
-  Sentinel-2's red edge). Wavelengths (micrometres) come from an ``.emd``'s
+  ``arcgis.learn``. Esri's repeated ``VRE`` (Sentinel-2) become ``RED_EDGE_1..3``, and ``NIR``
+  next to ``NarrowNIR`` is the broad NIR (B8 vs B8A). A chip with one band more than the
+  export describes, alpha last (RGBA PNG), gets an ``Alpha`` band that is not read; any other
+  count wins over the files (names and statistics dropped, noted).
+  ``InputRastersProps.SensorName`` (``Landsat-8``, ``Sentinel 2``...) becomes ``data.sensor``,
+  so sensor band names resolve on that sensor (Landsat 8's ``B5`` is NIR, not Sentinel-2's red
+  edge). Wavelengths (micrometres) come from an ``.emd``'s
   ``ModelParameters.wavelengths`` when present (saved-model ``.emd``), else from the catalog.
 * **Chip size**: the ``.emd``/stats size, checked against the first chip; the chip wins when they
   disagree. ``CropTileMode: Variable_Size`` exports (Labeled Tiles) have chips of many sizes:
   each chip is resized (bilinear) to the tile size, as ``arcgis.learn`` does. Classified Tiles
   and box chips of different sizes are padded to the largest (nodata, ignored in the loss).
 * **Statistics**: ``BandStatsState`` mean ``M1`` and std ``sqrt(M2 / Num)`` (its ``Mean``/``StdDev``
-  fields are written as 0), else the ``.emd``'s ``AllTilesStats``.
+  fields are written as 0), else the ``.emd``'s ``AllTilesStats`` (keys in any casing).
+* **Text files**: UTF-8 with or without BOM, or UTF-16 (BOM); CRLF and blank lines in ``map.txt``.
 * **Leniency**: every ``.emd`` key except ``Classes`` is optional and type-checked; values of
   the wrong type (the old template's ``"ImageHeight": "e.g. 256"``) are ignored. Missing folders,
   unreadable JSON and unknown formats are :class:`~rsfm.errors.DataError` naming the file and
@@ -103,6 +116,7 @@ __all__ = [
     "BandStats",
     "catalog_sensor",
     "detect",
+    "exports_in",
     "read_arcgis_export",
     "recipe_defaults",
 ]
@@ -176,9 +190,29 @@ _ESRI_BANDS: dict[str, str] = {
     "panchromatic": "PANCHROMATIC", "pan": "PANCHROMATIC",
     "thermal": "THERMAL_INFRARED_1", "thermalinfrared": "THERMAL_INFRARED_1",
     "thermal1": "THERMAL_INFRARED_1", "thermal2": "THERMAL_INFRARED_2",
+    "thermalinfrared1": "THERMAL_INFRARED_1", "thermalinfrared2": "THERMAL_INFRARED_2",
+    "tir1": "THERMAL_INFRARED_1", "tir2": "THERMAL_INFRARED_2",
 }
+# unnumbered names an export repeats in wavelength order (Esri's Sentinel-2 "VRE", "VRE", "VRE")
+_ESRI_SERIES = {"vre": "RED_EDGE", "rededge": "RED_EDGE", "vegetationrededge": "RED_EDGE"}
+# with a narrow NIR band next to it, an unnumbered NIR is the broad one (Sentinel-2 B8 vs B8A)
+_NARROW_NIR = ("narrownir", "nirnarrow", "nir08")
+_PLAIN_NIR = ("nir", "nearinfrared", "infrared")
 # arcgis.learn wavelengths for names rsfm's catalog lacks
 _ESRI_EXTRA_WAVELENGTHS = {"yellow": 0.585}
+# formats without labels (and often without Classes in the .emd)
+_UNLABELED = ("Export_Tiles", "CycleGAN")
+# what the formats rsfm cannot train hold (for the refusal)
+_UNTRAINABLE = {
+    "MultiLabeled_Tiles": "several classes per chip (multi-label classification)",
+    "Export_Tiles": "image chips without labels (Pix2Pix, super-resolution)",
+    "CycleGAN": "two unlabelled image domains (image translation)",
+    "Panoptic_Segmentation": "semantic + instance labels (panoptic segmentation)",
+}
+_TRAINABLE = ("Classified_Tiles (segmentation), PASCAL_VOC_rectangles, KITTI_rectangles and "
+              "RCNN_Masks (detection), Labeled_Tiles and Imagenet (classification)")
+# files and folders inside an export: a path to one of them names the export
+_INSIDE = ("images", "labels", "images2", "labels2", EMD_NAME, STATS_NAME, MAP_NAME, "stats.txt")
 # formats whose labels are rasters with 0 = NoData: arcgis.learn deletes class value 0 for these
 # only (VOC/KITTI/Labeled Tiles/Imagenet keep a value-0 class as a class)
 _ZERO_IS_NODATA = ("Classified_Tiles", "RCNN_Masks", "Panoptic_Segmentation")
@@ -344,35 +378,82 @@ def catalog_sensor(sensor_name: str | None) -> str | None:
     return next((v for k, v in _ESRI_SENSORS.items() if len(k) > 3 and key.startswith(k)), None)
 
 
-def detect(folder: str | os.PathLike[str]) -> bool:
-    """True when ``folder`` looks like an ArcGIS export: it has ``esri_model_definition.emd``
-    and at least one of ``images/``, ``map.txt``, ``esri_accumulated_stats.json``."""
+def detect(folder: str | os.PathLike[str], *, inside: bool = False) -> bool:
+    """True when ``folder`` is an ArcGIS export (it has ``esri_model_definition.emd`` and one of
+    ``images/``, ``map.txt``, ``esri_accumulated_stats.json``) or a CycleGAN export (``A/`` and
+    ``B/``, each an export), which :func:`read_arcgis_export` refuses by name.
+
+    Args:
+        folder: The folder.
+        inside: Also True for a folder or file inside an export (``images/``, ``labels/``, the
+            ``.emd``...), which :func:`read_arcgis_export` reads as the export. Off by default:
+            ``images: <export>/images`` with ``labels: <export>/labels`` is a chip folder pair.
+    """
     root = Path(folder)
+    return (_is_export(root) or _cyclegan_sides(root) is not None
+            or (inside and _export_of(root) is not None))
+
+
+def _is_export(root: Path) -> bool:
     if not (root / EMD_NAME).is_file():
         return False
     return any((root / n).exists() for n in ("images", MAP_NAME, STATS_NAME))
 
 
+def _export_of(path: Path) -> Path | None:
+    """The export a path inside it belongs to (``<export>/images``, ``<export>/map.txt``...)."""
+    if path.name in _INSIDE and path.exists() and _is_export(path.parent):
+        return path.parent
+    return None
+
+
+def _cyclegan_sides(root: Path) -> tuple[Path, Path] | None:
+    """``(A/, B/)`` when ``root`` is a CycleGAN export (one export per image domain)."""
+    sides = (root / "A", root / "B")
+    if not (root / EMD_NAME).is_file() and all(_is_export(p) for p in sides):
+        return sides
+    return None
+
+
+def exports_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """The export folders directly inside ``folder`` (a user who named their parent), sorted;
+    :func:`read_arcgis_export` of the parent raises a :class:`~rsfm.errors.DataError` naming
+    them."""
+    try:
+        return sorted(p for p in Path(folder).iterdir() if p.is_dir() and _is_export(p))
+    except OSError:
+        return []
+
+
 def read_arcgis_export(folder: str | os.PathLike[str]) -> ArcGISExport:
     """Read an ArcGIS "Export Training Data For Deep Learning" folder.
 
-    ``folder`` may also be the export's ``images/`` folder. Reading lists files and parses the
-    JSON/text files; of the chips, only the first one's header is read (its size is checked
-    against the stated chip size; three unnamed bands might be RGB). Results are cached until a
-    file or folder changes.
+    ``folder`` may also be a folder or file inside the export (``images/``, ``labels/``, the
+    ``.emd``, ``map.txt``). Reading lists files and parses the JSON/text files; of the chips,
+    only the first one's header is read (its size is checked against the stated chip size;
+    three unnamed bands might be RGB). Results are cached until a file or folder changes.
 
     Raises:
         DataError: Missing ``.emd`` or ``images/``/``labels/`` folder, unreadable JSON, no
             classes, an unknown metadata format, no chip with a label (the message names the file
-            and the expected layout).
+            and the expected layout); a CycleGAN export (``A/`` + ``B/``), which rsfm cannot
+            train; the parent of export folders (the message names them).
     """
     root = Path(folder).expanduser()
-    if not (root / EMD_NAME).is_file() and root.name == "images" and \
-            (root.parent / EMD_NAME).is_file():
-        root = root.parent  # the export's images/ folder was given
+    root = _export_of(root) or root  # the export's images/, labels/, .emd... was given
     if not root.is_dir():
         raise DataError(f"ArcGIS export folder not found: '{root}'. Expected {EXPECTED_LAYOUT}.")
+    if (sides := _cyclegan_sides(root)) is not None:
+        raise DataError(f"'{root}' is a CycleGAN export ({sides[0].name}/ and {sides[1].name}/, "
+                        f"one export per domain), which holds {_UNTRAINABLE['CycleGAN']}; rsfm "
+                        f"trains {_TRAINABLE}. Export again with one of those.")
     if not (root / EMD_NAME).is_file():
+        below = exports_in(root)
+        if below:
+            names = ", ".join(f"'{p.name}'" for p in below[:6])
+            raise DataError(f"'{root}' is not an ArcGIS export but holds ArcGIS exports in "
+                            f"{names}: point data.train.images (and val/test) at one export "
+                            f"folder, the one holding {EMD_NAME}.")
         raise DataError(f"'{root / EMD_NAME}' not found: '{root}' is not {EXPECTED_LAYOUT} "
                         "(written by ArcGIS Pro's Export Training Data For Deep Learning tool).")
     root = root.resolve()
@@ -427,6 +508,9 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
     _cross_check_map(root, map_entries, chips, unlabeled, notes)
     variable = emd.get("CropTileMode") == "Variable_Size"
     chip_size = _chip_size(emd, stats, chips or unlabeled, variable, notes)
+    if num_bands is not None and wavelengths is None:
+        num_bands, band_names, band_stats = _check_chip_bands(
+            chips or unlabeled, num_bands, band_names, band_stats, notes)
     space = emd.get("ImageSpaceUsed")
     export = ArcGISExport(
         root=root, metadata_format=fmt, classes=classes, chip_size=chip_size,
@@ -450,7 +534,10 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Windows tools may write a BOM
+        raw = path.read_bytes()
+        # Windows tools may write a BOM, or UTF-16 (Notepad's "Unicode")
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"Cannot read '{path}': {err}. Expected {EXPECTED_LAYOUT}.") from None
     try:
@@ -478,9 +565,23 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    """A finite float from JSON (``12.5`` or ``"12.5"``); None otherwise."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _key(entry: Mapping[str, Any], name: str) -> Any:
+    """``entry[name]`` in any casing (``StdDev``, ``stddev``, ``STDDEV``); None when absent."""
+    if name in entry:
+        return entry[name]
+    lower = name.lower()
+    return next((v for k, v in entry.items() if isinstance(k, str) and k.lower() == lower), None)
 
 
 def _canonical_format(value: str) -> str | None:
@@ -514,6 +615,14 @@ def _metadata_format(root: Path, emd: Mapping, stats: Mapping, notes: list[str])
 
 
 def _color(value: Any) -> tuple[int, int, int] | None:
+    """``[r, g, b]`` (numbers or numeric strings), ``"#RRGGBB"`` or ``"r,g,b"``; None for
+    ``[-1, -1, -1]`` (no colour) and anything else."""
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"#?[0-9a-fA-F]{6}", text):
+            text = text.lstrip("#")
+            return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+        value = [v for v in re.split(r"[,;\s]+", text) if v]
     if isinstance(value, (list, tuple)) and len(value) >= 3:
         rgb = [_int(v) for v in value[:3]]
         if all(v is not None and 0 <= v <= 255 for v in rgb):
@@ -528,6 +637,15 @@ def _classes(root: Path, emd: Mapping, stats: Mapping, fmt: str,
     if not entries and isinstance(stats.get("Classes"), list) and stats["Classes"]:
         source, entries = STATS_NAME, stats["Classes"]
         notes.append(f"the .emd lists no Classes; using the {STATS_NAME} list.")
+    if (not isinstance(entries, list) or not entries) and fmt in _UNLABELED:
+        return (), None  # chips without labels: Export_Tiles, CycleGAN write no classes
+    folders = sorted(p.name for p in (root / "images").iterdir() if p.is_dir()) \
+        if fmt == "Imagenet" and (root / "images").is_dir() else []
+    if (not isinstance(entries, list) or not entries) and folders:
+        # arcgis.learn names Imagenet classes by their folders (values 1, 2, ... in name order)
+        notes.append(f"the .emd lists no Classes; the classes are the folders of images/ "
+                     f"{folders[:10]}.")
+        return tuple(ArcGISClass(i, n) for i, n in enumerate(folders, start=1)), None
     if not isinstance(entries, list) or not entries:
         raise DataError(f"'{root / EMD_NAME}' has no \"Classes\" list "
                         "([{\"Value\": 1, \"Name\": \"...\", \"Color\": [r, g, b]}, ...]); the "
@@ -589,35 +707,38 @@ def _band_names(emd: Mapping, stats: Mapping) -> tuple[tuple[str, ...], str | No
 
 
 def _band_stats(emd: Mapping, stats: Mapping, notes: list[str]) -> tuple[BandStats, ...]:
+    """``BandStatsState`` (mean ``M1``, std ``sqrt(M2 / Num)``), else the .emd's ``AllTilesStats``
+    (``Mean``/``StdDev``); keys in any casing, numbers or numeric strings."""
     out = []
-    state = stats.get("BandStatsState")
+    state = _key(stats, "BandStatsState")
     if isinstance(state, list) and state:
         for i, s in enumerate(state):
             if not isinstance(s, Mapping):
                 return ()
-            m1, m2, num = _float(s.get("M1")), _float(s.get("M2")), _float(s.get("Num"))
+            m1, m2, num = (_float(_key(s, k)) for k in ("M1", "M2", "Num"))
             if m1 is not None and m2 is not None and num and num > 0 and m2 >= 0:
                 mean, std = m1, math.sqrt(m2 / num)
             else:
-                mean, std = _float(s.get("Mean")), _float(s.get("StdDev"))
+                mean, std = _float(_key(s, "Mean")), _float(_key(s, "StdDev"))
                 if mean is None or std is None or (mean == 0 and std == 0):
                     notes.append(f"BandStatsState[{i}] has no usable M1/M2/Num; band statistics "
                                  "are not used.")
                     out = []
                     break
-            out.append(BandStats(str(s.get("BandName") or ""), mean, std,
-                                 _float(s.get("Min")), _float(s.get("Max"))))
+            out.append(BandStats(str(_key(s, "BandName") or ""), mean, std,
+                                 _float(_key(s, "Min")), _float(_key(s, "Max"))))
         if out:
             return tuple(out)
-    tiles = emd.get("AllTilesStats")
+    tiles = _key(emd, "AllTilesStats")
     if isinstance(tiles, list) and tiles:
         for s in tiles:
-            mean = _float(s.get("Mean")) if isinstance(s, Mapping) else None
-            std = _float(s.get("StdDev")) if isinstance(s, Mapping) else None
+            if not isinstance(s, Mapping):
+                return ()
+            mean, std = _float(_key(s, "Mean")), _float(_key(s, "StdDev"))
             if mean is None or std is None:
                 return ()
-            out.append(BandStats(str(s.get("BandName") or ""), mean, std,
-                                 _float(s.get("Min")), _float(s.get("Max"))))
+            out.append(BandStats(str(_key(s, "BandName") or ""), mean, std,
+                                 _float(_key(s, "Min")), _float(_key(s, "Max"))))
     return tuple(out)
 
 
@@ -662,6 +783,38 @@ def _chip_size(emd: Mapping, stats: Mapping, chips: Sequence[ArcGISChip] | Seque
     return found or stated  # type: ignore[return-value]
 
 
+def _check_chip_bands(chips: Sequence[ArcGISChip] | Sequence[Path], count: int,
+                      names: tuple[str, ...], stats: tuple[BandStats, ...], notes: list[str],
+                      ) -> tuple[int, tuple[str, ...], tuple[BandStats, ...]]:
+    """The band count, names and statistics checked against the first chip's header. A chip
+    with one band more whose last band is alpha (RGBA PNG) gets an ``Alpha`` band (dropped from
+    the bands read); any other difference: the chip's count wins, names and statistics are not
+    used (bands read by position)."""
+    if not chips:
+        return count, names, stats
+    import rasterio  # one header
+
+    first = chips[0]
+    path = first.image if isinstance(first, ArcGISChip) else first
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PNG/JPEG chips without georeferencing
+            with rasterio.open(path) as ds:
+                found, interp = int(ds.count), ds.colorinterp
+    except rasterio.errors.RasterioIOError:
+        return count, names, stats  # the dataset names the unreadable chip
+    if found == count:
+        return count, names, stats
+    if found == count + 1 and interp[-1] == rasterio.enums.ColorInterp.alpha:
+        notes.append(f"chip '{path.name}' has an alpha band after the export's {count} bands; "
+                     "it is not read.")
+        return found, (*names, "Alpha") if names else (*[""] * count, "Alpha"), stats
+    notes.append(f"the export's files describe {count} bands {list(names) or ''} but chip "
+                 f"'{path.name}' has {found}; its {found} bands are read by position (band "
+                 "names and statistics are not used).")
+    return found, (), ()
+
+
 def _first_chip_size(chips: Sequence[ArcGISChip] | Sequence[Path]) -> tuple[int, int] | None:
     if not chips:
         return None
@@ -691,7 +844,9 @@ def _read_map(path: Path, notes: list[str]) -> list[tuple[str, str | None]]:
         notes.append(f"'{path}' is missing: chips are paired by file name only.")
         return []
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        raw = path.read_bytes()
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")  # as _read_json
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig", errors="replace")
     except OSError as err:
         raise DataError(f"Cannot read '{path}': {err}") from None
     rows: list[tuple[str, str | None]] = []
@@ -876,14 +1031,16 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool,
     n = export.num_bands or (3 if rgb_hint else 0)
     waves = list(export.wavelengths) if export.wavelengths else [None] * n
     names = list(export.band_names) if export.band_names else [""] * n
-    if not any(names) and n == 3 and rgb_hint:
-        names = ["Red", "Green", "Blue"]  # arcgis.learn: three 8-bit bands are RGB
+    if rgb_hint and names in ([""] * 3, ["", "", "", "Alpha"]):
+        names[:3] = ["Red", "Green", "Blue"]  # arcgis.learn: three 8-bit bands are RGB
     named = any(names)
     out: list[_ExportBand] = []
     used: set[str] = set()
     guessed: list[str] = []
-    for i, (esri, wave) in enumerate(zip(names, waves), start=1):
-        key = re.sub(r"[^a-z0-9]", "", esri.lower())
+    keys = [re.sub(r"[^a-z0-9]", "", n.lower()) for n in names]
+    narrow = any(k in _NARROW_NIR for k in keys)
+    series: dict[str, int] = {}
+    for i, (esri, wave, key) in enumerate(zip(names, waves, keys), start=1):
         if not esri:
             out.append(_ExportBand(f"band{i}", wave, False, esri))
             continue
@@ -891,6 +1048,11 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool,
             out.append(_ExportBand("ALPHA", None, False, esri, alpha=True))
             continue
         name, catalog = _ESRI_BANDS.get(key), True
+        if key in _ESRI_SERIES and 1 < keys.count(key) <= 3:  # the n-th "VRE" is RED_EDGE_n
+            series[key] = series.get(key, 0) + 1
+            name = f"{_ESRI_SERIES[key]}_{series[key]}"
+        elif key in _PLAIN_NIR and narrow:
+            name = "NIR_BROAD"
         if name is None:
             try:
                 band = get_band(esri, sensor)
@@ -901,6 +1063,8 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool,
                 name, catalog = esri, False
         if name.upper() in used:  # two export bands on one catalog band: keep the export's name
             name, catalog = esri, False
+            if name.upper() in used:  # the same export name twice: number it
+                name = f"{esri}_{i}"
         used.add(name.upper())
         if wave is None and not catalog:
             wave = _ESRI_EXTRA_WAVELENGTHS.get(key)
@@ -911,7 +1075,9 @@ def _export_bands(export: ArcGISExport, rgb_hint: bool,
 def _rgb_hint(export: ArcGISExport) -> bool:
     """Three unnamed 8-bit bands (the first chip's data type, as arcgis.learn checks it; the
     statistics' range when the chip cannot be opened)."""
-    if export.num_bands not in (None, 3) or any(export.band_names) or not export.chips:
+    names = export.band_names
+    rgba = names == ("", "", "", "Alpha")  # an unnamed RGB export with an alpha band
+    if not export.chips or (not rgba and (export.num_bands not in (None, 3) or any(names))):
         return False
     import rasterio  # only for exports that do not name their bands
 
@@ -919,7 +1085,7 @@ def _rgb_hint(export: ArcGISExport) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PNG/JPEG chips without georeferencing
             with rasterio.open(export.chips[0].image) as ds:
-                return ds.count == 3 and ds.dtypes[0] == "uint8"
+                return ds.count == (4 if rgba else 3) and ds.dtypes[0] == "uint8"
     except rasterio.errors.RasterioIOError:
         stats = export.band_stats
         return bool(stats) and all(s.minimum is not None and s.minimum >= 0 and
@@ -934,6 +1100,10 @@ def _band_entry(b: _ExportBand) -> str | dict[str, Any]:
         entry["description"] = (f"ArcGIS band {b.esri!r}" if b.esri else
                                 f"band {b.name[4:]} of the ArcGIS export (unnamed)")
     return entry
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _stated(section: Mapping[str, Any] | None, key: str) -> bool:
@@ -997,10 +1167,10 @@ def recipe_defaults(
     filled: list[str] = []
     model_out: dict[str, Any] = {}
     if task is None:
+        what = _UNTRAINABLE.get(fmt, "labels rsfm does not read")
         raise ConfigError(
-            f"data.train.images: '{root}' is a {fmt} export; rsfm trains Classified_Tiles "
-            "(segmentation), PASCAL_VOC_rectangles, KITTI_rectangles and RCNN_Masks (detection "
-            "boxes), Labeled_Tiles and Imagenet (classification). Export again with one of those.")
+            f"data.train.images: '{root}' is {_article(fmt)} {fmt} export, which holds {what}; "
+            f"rsfm trains {_TRAINABLE}. Export again with one of those.")
     if export.change_detection:
         raise ConfigError(f"data.train.images: '{root}' has images2/ (a bi-temporal change "
                           "detection export); rsfm reads single-date chips only. Export the "

@@ -379,6 +379,9 @@ def _unrecognised(folder: Path, why: str) -> DataError:
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()
                      if not p.name.startswith("."))
     shown = ", ".join(entries[:12]) + (", ..." if len(entries) > 12 else "")
+    if below := arcgis.exports_in(folder):
+        why += (f"; it holds the ArcGIS export(s) {[p.name for p in below]}: "
+                "prepare_data('<that folder>')")
     return DataError(f"prepare_data: '{folder}' is not a training data folder rsfm recognises "
                      f"({why}; it holds: {shown or 'nothing'}). Expected one of:\n"
                      f"{EXPECTED_LAYOUTS}")
@@ -388,7 +391,7 @@ def _find_layout(root: Path, images: str | None, labels: str | os.PathLike[str] 
                  chip_size: int | None, task: str | None) -> _Layout:
     if root.is_file():
         return _scene_file(root, labels, task)
-    if arcgis.detect(root):
+    if arcgis.detect(root) or (labels is None and arcgis.detect(root, inside=True)):
         return _Layout("arcgis", "", root, {"train": {"images": str(root)}})
     split_dirs = {s: _child(root, names) for s, names in SPLIT_DIRS.items()}
     if split_dirs["train"] is not None:
