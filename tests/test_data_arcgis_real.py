@@ -451,3 +451,19 @@ def test_default_kind_reads_a_folder_inside_an_export_and_names_exports_in_a_par
     assert prepare_data(folder / "images", batch_size=2).layout == "arcgis"
     with pytest.raises(RsfmError, match="Roads Export"):
         prepare_data(tmp_path / "parent", batch_size=2)
+
+
+def test_dofa_leaves_a_qa_band_out_as_arcgis_learn_does(tmp_path, caplog):
+    """A Landsat export with its QA band: DOFA embeds bands by wavelength, and QA has none."""
+    from rsfm.cards import get_card
+
+    names = ["Blue", "Green", "Red", "NearInfrared", "QA_PIXEL"]
+    folder = make_export(tmp_path / "export", bands=5, dtype="uint16", band_names=names)
+    export = read_arcgis_export(folder)
+    out = recipe_defaults(export, {}, {"backbone": "dofa_base"}, get_card("dofa_base"))["data"]
+    assert [b if isinstance(b, str) else b["name"] for b in out["bands"]] == [
+        "BLUE", "GREEN", "RED", "NIR_NARROW"]
+    assert "QA_PIXEL" in caplog.text and len(out["file_bands"]) == 5
+    # other backbones read every band; a stated band list is the user's
+    out = recipe_defaults(export, {}, {"backbone": "resnet18"}, get_card("resnet18"))["data"]
+    assert len(out["bands"]) == 5

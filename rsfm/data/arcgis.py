@@ -1263,6 +1263,14 @@ def recipe_defaults(
         filled.append("file_bands")
     user_bands = data.get("bands") if _stated(data, "bands") else model.get("bands")
     if user_bands is None and read:
+        if card is not None and card.family == "dofa":
+            # as arcgis.learn does for DOFA: a quality band has no wavelength to embed
+            qa = [b for b in read if b.wavelength is None and not b.catalog and _is_qa(b.esri)]
+            if qa:
+                log.warning("ArcGIS export '%s': quality band(s) %s left out of the model's "
+                            "bands (DOFA embeds bands by wavelength, as arcgis.learn does); "
+                            "set data.bands to choose them.", root, [b.esri for b in qa])
+                read = [b for b in read if b not in qa]
         out["bands"] = [_band_entry(b) for b in read]
         filled.append("bands")
     if not _stated(data, "tile_size") and export.tile_size is not None:
@@ -1279,6 +1287,13 @@ def recipe_defaults(
     if model_out:
         result["model"] = model_out
     return result
+
+
+def _is_qa(name: str) -> bool:
+    """A quality-assessment band by its export name (``QA``, ``PixelQA``, ``QA_PIXEL``, ``BQA``,
+    ``QA60``)."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return bool(re.fullmatch(r"(pixel|radsat|b)?qa(pixel|radsat|\d*)?", key))
 
 
 def _normalization(export: ArcGISExport, data: Mapping[str, Any], card: AdapterCard | None,
