@@ -146,7 +146,7 @@ class GeoDataset(Dataset):
         self.items: list[Any] = []
         # set by check_labels_sample while it reads: (label file, LabelCount) per target
         self._label_log: list[tuple[str, LabelCount]] | None = None
-        self._grey_labels: set[str] = set()  # labels of 3+ equal bands (checked once)
+        self._grey_labels: set[str] = set()  # labels of 2+ equal bands (checked once)
         self._classes_seen: set[int] = set()
 
     # -- public attributes other modules rely on
@@ -189,9 +189,10 @@ class GeoDataset(Dataset):
                             "band(s); colour masks need R, G, B.")
 
     def _check_colour_mask(self, label: RasterInfo, size: int = 512) -> None:
-        """A label raster of 3 or more bands read without ``color_map``: band 1 holds the class
+        """A label raster of 2 or more bands read without ``color_map``: band 1 holds the class
         values when its first three bands are equal (a grey mask saved as RGB); when they differ
-        it is a colour mask, and band 1 alone would label every pixel by its red value.
+        it is a colour mask, and band 1 alone would label every pixel by its red value. Two bands
+        that differ are refused too (band 2 would be dropped without a word).
 
         Reads a decimated view (at most ``size`` pixels a side), once per file and process: it
         runs at the first read of each label (:meth:`_read_label`), so ``check_labels_sample``
@@ -200,15 +201,23 @@ class GeoDataset(Dataset):
         Raises:
             DataError: Names the file, its band count, the colours found and data.color_map.
         """
-        if (self.label_rules.color_map or label.count < 3 or self.task != "segmentation"
+        if (self.label_rules.color_map or label.count < 2 or self.task != "segmentation"
                 or label.path in self._grey_labels):
             return
         step = max(1, -(-max(label.width, label.height) // size))
-        rgb = read_window(label.path, None, [1, 2, 3],
+        rgb = read_window(label.path, None, [1, 2, 3][:min(label.count, 3)],
                           out_shape=(max(1, label.height // step), max(1, label.width // step)))
-        if (rgb[0] == rgb[1]).all() and (rgb[1] == rgb[2]).all():
+        if all((rgb[0] == b).all() for b in rgb[1:]):
             self._grey_labels.add(label.path)
             return
+        if label.count == 2:
+            if not np.array_equal(rgb[0], np.round(rgb[0])):
+                return  # not class ids at all (an image given as labels): reported per value
+            raise DataError(
+                f"Label '{label.path}' has 2 bands that differ: only band 1 would be read as "
+                "class values and band 2 silently dropped. Give single-band labels of class ids "
+                "(e.g. keep band 1 with 'gdal_translate -b 1'), or a 3-band colour mask with "
+                "data.color_map.")
         colours = ""
         if np.issubdtype(rgb.dtype, np.integer) and rgb.min() >= 0 and rgb.max() <= 255:
             found = np.unique(rgb.reshape(3, -1).T, axis=0)

@@ -7,6 +7,7 @@ This is what ArcGIS "Export Training Data" and most public datasets give.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -80,13 +81,47 @@ def _read_split_file(path: PathLike) -> set[str]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"Split file not found: '{path}'.")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"Split file '{path}' is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as e:
+        raise DataError(f"Cannot read split file '{path}': {e.strerror or e}.") from None
     names = set()
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip().split(",")[0].strip()
         if line and not line.startswith("#"):
             names.add(Path(line).name)
             names.add(Path(line).stem)
     return names
+
+
+def _read_manifest(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str | None]]]]:
+    """The header and the rows of a manifest CSV, each row with its line number (the header is
+    line 1, as row 1 in a spreadsheet). UTF-8, with or without the byte-order mark Excel writes.
+
+    Raises:
+        DataError: The file is not UTF-8 text (names the file and the line).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"Cannot read manifest '{path}': {e.strerror or e}.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"Manifest '{path}' is not UTF-8 text (byte 0x{raw[e.start]:02x} on row {line}); "
+            "save it as UTF-8 CSV (in Excel: 'CSV UTF-8').") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for r in reader:  # header cells stripped (' label' is 'label'); extra cells dropped
+            rows.append((reader.line_num, {k.strip(): v for k, v in r.items() if k is not None}))
+    except csv.Error as e:
+        raise DataError(f"Manifest '{path}', row {reader.line_num}: not valid CSV ({e}).") from None
+    return [f.strip() for f in reader.fieldnames or []], rows
 
 
 def _box_kind(box: Sequence[float], width: int, height: int, min_size: float = 1.0) -> str:
@@ -218,23 +253,41 @@ class ChipDataset(GeoDataset):
     def _from_manifest(self, path: Path, split: str | None):
         if not path.exists():
             raise DataError(f"Manifest file not found: '{path}'.")
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows or "image" not in rows[0]:
+        header, rows = _read_manifest(path)
+        if "image" not in header:
             raise DataError(f"Manifest '{path}' needs a header with an 'image' column "
-                            f"(and optional 'label', 'split'); got {list(rows[0]) if rows else []}.")
+                            f"(and optional 'label', 'split'); got {header}.")
+        if not rows:
+            raise DataError(f"Manifest '{path}' lists no images (only its header).")
         if split is not None:
-            if "split" not in rows[0]:
+            if "split" not in header:
                 raise DataError(f"Manifest '{path}' has no 'split' column to select {split!r}.")
-            rows = [r for r in rows if r["split"].strip() == split]
+            empty = next((n for n, r in rows if not (r.get("split") or "").strip()), None)
+            if empty is not None:
+                raise DataError(f"Manifest '{path}', row {empty}: the 'split' cell is empty; "
+                                f"write the split of every row (e.g. {split!r}).")
+            found = sorted({(r["split"] or "").strip() for _, r in rows})
+            rows = [(n, r) for n, r in rows if (r["split"] or "").strip() == split]
+            if not rows:
+                raise DataError(f"Manifest '{path}' has no row with split {split!r}; its 'split' "
+                                f"column holds {found}.")
         base = path.parent
         pairs = []
-        for r in rows:
-            ims = [base / p.strip() for p in r["image"].split(";") if p.strip()]
-            lab = r.get("label", "").strip() if self.task != "none" else ""
-            pairs.append((ims, base / lab if lab else None))
-        if self.task != "none" and any(lab is None for _, lab in pairs):
-            raise DataError(f"Manifest '{path}' has rows without a 'label' for task {self.task!r}.")
+        for n, r in rows:
+            image = (r.get("image") or "").strip()
+            if not image:
+                raise DataError(f"Manifest '{path}', row {n}: the 'image' cell is empty.")
+            ims = [base / p.strip() for p in image.split(";") if p.strip()]
+            if self.task == "none":
+                pairs.append((ims, None))
+                continue
+            lab = (r.get("label") or "").strip()
+            if not lab:
+                raise DataError(
+                    f"Manifest '{path}', row {n}: no 'label' cell for image '{image}' (task "
+                    f"{self.task!r} needs a label on every row; a row with fewer cells than the "
+                    "header leaves the last ones empty).")
+            pairs.append((ims, base / lab))
         return pairs
 
     def _pair(self, image_items, labels, image_suffix, label_suffix):
@@ -268,6 +321,7 @@ class ChipDataset(GeoDataset):
                     unlabeled.append(im[0])
                     continue
                 if k not in table:
+                    self._wrong_format(folder, k, label_suffix, suffixes)
                     raise DataError(
                         f"No label for image '{im[0]}' in '{folder}' (looked for a file named "
                         f"'{k}{label_suffix}.*'). Set image_suffix/label_suffix if the names "
@@ -282,6 +336,27 @@ class ChipDataset(GeoDataset):
         if len(labels) != len(image_items):
             raise ConfigError(f"{len(image_items)} images but {len(labels)} labels were given.")
         return list(zip(image_items, labels))
+
+    def _wrong_format(self, folder: Path, key: str, label_suffix: str,
+                      suffixes: Sequence[str]) -> None:
+        """Raise when the label of ``key`` is in ``folder`` in a format label_format does not
+        read (``ann/X.xml`` with label_format yolo)."""
+        other = next((p for p in sorted(folder.iterdir()) if _key(p, label_suffix) == key
+                      and p.suffix.lower() not in suffixes), None)
+        if other is None or self.label_format not in _LABEL_SUFFIXES:
+            return
+        known = {".xml": "voc", ".txt": "yolo", ".json": "coco"}
+        fmt = known.get(other.suffix.lower(),
+                        "raster" if other.suffix.lower() in IMAGE_SUFFIXES else None)
+        kinds = {"voc": "PASCAL VOC XML", "yolo": "YOLO txt", "raster": "raster"}
+        holds = f"{other.suffix} ({kinds.get(fmt, 'another format')})" if fmt else other.suffix
+        hint = (f" Set data.label_format: {fmt} (label_format={fmt!r}), or leave it out to "
+                "guess it from the files." if fmt in ("voc", "yolo") or (
+                    fmt == "raster" and self.task == "segmentation") else "")
+        raise DataError(
+            f"label_format {self.label_format} reads {'/'.join(_LABEL_SUFFIXES[self.label_format])}"
+            f" files but label folder '{folder}' holds {holds} files (e.g. '{other.name}' for "
+            f"this image).{hint}")
 
     def _guess_format(self, label: Path) -> str:
         if self.label_format:

@@ -29,6 +29,7 @@ __all__ = [
     "LabelRules",
     "VectorLabels",
     "apply_label_rules",
+    "check_areas",
     "count_boxes",
     "is_vector_file",
     "read_coco",
@@ -581,6 +582,37 @@ def read_vector(
     return VectorLabels(str(path), geoms, np.asarray(ids, dtype=np.int64), crs)
 
 
+def check_areas(vectors: VectorLabels, task: str) -> None:
+    """Refuse points and lines as segmentation or detection labels: they have no area, so they
+    burn into single pixels or 1-pixel lines (segmentation) and give no box (detection).
+
+    Raises:
+        DataError: No feature has an area (names the file and the geometry types found). When
+            some do, a warning counts the others.
+    """
+    if task not in ("segmentation", "detection"):
+        return
+    flat: dict[str, int] = {}
+    for g in vectors.geometries:
+        if g.geom_type not in ("Polygon", "MultiPolygon") and g.area == 0:
+            flat[g.geom_type] = flat.get(g.geom_type, 0) + 1
+    if not flat:
+        return
+    n = sum(flat.values())
+    kinds = ", ".join(f"{k} ({v})" for k, v in sorted(flat.items()))
+    effect = ("burn into single pixels or 1-pixel lines, so the masks would be (almost) all "
+              "background" if task == "segmentation" else "give no box to learn")
+    if n == len(vectors.geometries):
+        raise DataError(
+            f"Vector label file '{vectors.path}' holds no polygon, only {kinds} features: "
+            f"{task} labels need areas (Polygon, MultiPolygon); points and lines {effect}. Draw "
+            "the objects as polygons, or buffer the points/lines to the objects' size in a GIS "
+            "(QGIS: Vector > Geoprocessing Tools > Buffer).")
+    log.warning("'%s': %d of %d features are not polygons (%s); as %s labels they %s. Buffer "
+                "them to polygons in a GIS, or remove them.", vectors.path, n,
+                len(vectors.geometries), kinds, task, effect)
+
+
 # --------------------------------------------------------------------------- detection files
 
 
@@ -654,34 +686,78 @@ def read_coco(
         map to empty arrays).
 
     Raises:
-        DataError: Missing file, invalid JSON, missing keys, unknown category.
+        DataError: Missing file, invalid JSON, missing keys; an annotation without a bbox of 4
+            numbers, or with an unknown image or category id (names the annotation id).
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"COCO annotation file not found: '{path}'.")
     try:
-        doc = json.loads(path.read_text())
-        cats = sorted(doc["categories"], key=lambda c: c["id"])
-        images = {im["id"]: im["file_name"] for im in doc["images"]}
-        anns = doc.get("annotations", [])
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"'{path}' is not valid JSON: {err}") from None
+    except OSError as err:
+        raise DataError(f"Cannot read COCO file '{path}': {err.strerror or err}.") from None
+    if not isinstance(doc, Mapping):
+        raise DataError(f"'{path}' is not COCO detection JSON: it is a JSON "
+                        f"{type(doc).__name__}, not an object with 'images', 'categories' and "
+                        "'annotations'.")
+    try:
+        cats = sorted(doc["categories"], key=lambda c: c["id"])
+        images = {im["id"]: im["file_name"] for im in doc["images"]}
+        anns = doc.get("annotations") or []
+        names = list(classes) if classes is not None else [c["name"] for c in cats]
+        cat_to_cls = {c["id"]: _class_id(c["name"], names, path) for c in cats}
     except (KeyError, TypeError) as err:
         raise DataError(f"'{path}' is not COCO detection JSON (missing {err}).") from None
-    names = list(classes) if classes is not None else [c["name"] for c in cats]
-    cat_to_cls = {c["id"]: _class_id(c["name"], names, path) for c in cats}
+    if not isinstance(anns, list):
+        raise DataError(f"'{path}': 'annotations' is a {type(anns).__name__}, not a list.")
     per: dict[str, tuple[list, list]] = {fn: ([], []) for fn in images.values()}
-    for a in anns:
-        x, y, w, h = a["bbox"]
-        fn = images.get(a["image_id"])
-        if fn is None:
-            raise DataError(f"'{path}': annotation {a.get('id')} refers to unknown image "
-                            f"{a['image_id']}.")
-        per[fn][0].append([x, y, x + w, y + h])
-        per[fn][1].append(cat_to_cls[a["category_id"]])
+    for i, a in enumerate(anns):
+        box, fn, cls = _coco_annotation(a, i, images, cat_to_cls, path)
+        per[fn][0].append(box)
+        per[fn][1].append(cls)
     out = {fn: (np.asarray(b, np.float32).reshape(-1, 4), np.asarray(lab, np.int64))
            for fn, (b, lab) in per.items()}
     return names, out
+
+
+def _coco_annotation(a: Any, index: int, images: Mapping[Any, str], cat_to_cls: Mapping[Any, int],
+                     path: Path) -> tuple[list[float], str, int]:
+    """(xyxy box, image file name, class id) of one COCO annotation.
+
+    Raises:
+        DataError: Names the file and the annotation id (its position when it has none).
+    """
+    if not isinstance(a, Mapping):
+        raise DataError(f"'{path}': annotation #{index + 1} is a {type(a).__name__}, not an "
+                        "object with 'image_id', 'category_id' and 'bbox'.")
+    which = (f"annotation {a['id']!r}" if a.get("id") is not None
+             else f"annotation #{index + 1} (it has no 'id')")
+    if "bbox" not in a:
+        has = " (it has a 'segmentation' only)" if "segmentation" in a else ""
+        raise DataError(f"'{path}': {which} has no 'bbox'{has}; rsfm reads COCO boxes "
+                        "[x, y, width, height] in pixels. Add a bbox to every annotation.")
+    bbox = a["bbox"]
+    numbers = (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and np.isfinite(v) for v in bbox))
+    if not numbers:
+        raise DataError(f"'{path}': {which} has bbox {_short(bbox)}; a COCO bbox is 4 numbers "
+                        "[x, y, width, height] in pixels.")
+    for key in ("image_id", "category_id"):
+        if key not in a:
+            raise DataError(f"'{path}': {which} has no {key!r}.")
+    fn = images.get(a["image_id"])
+    if fn is None:
+        raise DataError(f"'{path}': {which} refers to unknown image {a['image_id']!r} (image ids "
+                        f"in 'images': {_short(sorted(images, key=str)[:20])}).")
+    cat = a["category_id"]
+    if cat not in cat_to_cls:
+        raise DataError(f"'{path}': {which} has category_id {cat!r}, which is not in "
+                        f"'categories' (ids {_short(sorted(cat_to_cls, key=str)[:20])}).")
+    x, y, w, h = (float(v) for v in bbox)
+    return [x, y, x + w, y + h], fn, cat_to_cls[cat]
 
 
 def read_kitti(path: str | Path, class_ids: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,14 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsfm.data.base import GeoDataset, window_meta
-from rsfm.data.labels import BoxCount, LabelRules, VectorLabels, is_vector_file, read_vector
+from rsfm.data.labels import (
+    BoxCount,
+    LabelRules,
+    VectorLabels,
+    check_areas,
+    is_vector_file,
+    read_vector,
+)
 from rsfm.data.rasters import inspect_raster, invalid_mask, outside_mask, read_window
 from rsfm.errors import ConfigError, DataError
 from rsfm.spec import InputSpec
@@ -167,6 +174,7 @@ class SceneDataset(GeoDataset):
                 )
             default = 1 if self.task == "segmentation" else 0
             self.vectors = read_vector(labels, class_attribute, self.classes, class_map, default)
+            check_areas(self.vectors, self.task)
             return
         if self.task == "detection":
             raise ConfigError(f"Scene detection needs vector labels (polygons -> boxes), not "
