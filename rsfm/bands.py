@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from rsfm.config import is_wavelength
 from rsfm.errors import BandError
 
 __all__ = [
@@ -304,10 +305,21 @@ def wavelengths(names: Iterable[str | Band], sensor: str | None = None) -> list[
     return [b.wavelength_um for b in resolve_bands(names, sensor)]
 
 
+def _wavelength(name: str, value: float) -> float:
+    if not is_wavelength(value):
+        raise BandError(f"Band {name!r}: wavelength {value!r} is not a finite number > 0 "
+                        "(micrometres).")
+    return float(value)
+
+
 def custom_band(name: str, wavelength_um: float, common_name: str | None = None) -> Band:
-    """A band the catalog does not know (e.g. a hyperspectral channel), usable with DOFA."""
+    """A band the catalog does not know (e.g. a hyperspectral channel), usable with DOFA.
+
+    Raises:
+        BandError: A wavelength that is not a finite number > 0.
+    """
     return replace(
-        Band(name, common_name or _key(name), float(wavelength_um)), sensor="custom"
+        Band(name, common_name or _key(name), _wavelength(name, wavelength_um)), sensor="custom"
     )
 
 
@@ -330,9 +342,9 @@ def declared_band(name: str, wavelength_um: float | None = None, description: st
         known = None
     if known is not None:
         if wavelength_um is not None:
-            known = replace(known, wavelength_um=float(wavelength_um))
+            known = replace(known, wavelength_um=_wavelength(name, wavelength_um))
         return replace(known, description=description) if description else known
-    wave = None if wavelength_um is None else float(wavelength_um)
+    wave = None if wavelength_um is None else _wavelength(name, wavelength_um)
     return Band(name.strip(), None, wave, sensor="custom", description=description)
 
 

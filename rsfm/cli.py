@@ -4,9 +4,9 @@ A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``; 
 only when its subcommand runs, so ``rsfm --help`` stays fast.
 
 No raw traceback reaches a user: :func:`run_guarded` turns an :class:`~rsfm.errors.RsfmError`
-(or an OS error about a named file) into one line on stderr and exit code 2, and any other
-exception into a short message plus the path of a saved traceback file (``--debug`` prints the
-traceback inline instead).
+(or an OS error about a named file, or a full disk) into one line on stderr and exit code 2,
+and any other exception into a short message plus the path of a saved traceback file
+(``--debug`` prints the traceback inline instead).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rsfm import __version__
 from rsfm.errors import RsfmError
+from rsfm.io import disk_full_reason
 
 __all__ = ["COMMANDS", "build_parser", "main", "run_guarded", "setup_logging"]
 
@@ -31,7 +32,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "run_guarded", "setup_logging"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rsfm.commands.demo", "train the bundled Sen1Floods11 flood demo and predict a held-out chip"),
     "backbones": ("rsfm.commands.backbones", "list registered backbones (name, family, params, bands...)"),
-    "stats": ("rsfm.data.stats", "exact per-band mean/std of rasters or chip folders (nodata excluded) -> YAML"),
+    "stats": ("rsfm.commands.stats", "exact per-band mean/std of rasters or chip folders (nodata excluded) -> YAML"),
     "train": ("rsfm.commands.train", "train a YAML recipe (same as accelerate launch -m rsfm.train)"),
     "check": ("rsfm.commands.check", "validate a recipe (and its data with --data) without training"),
     "schema": ("rsfm.commands.schema", "print the JSON schema of recipes (editor completion)"),
@@ -71,7 +72,8 @@ def run_guarded(command: str, fn: Callable[[], int | None],
     """Run ``fn`` and turn every exception into a message and an exit code.
 
     Returns:
-        ``fn``'s code; 2 for user errors (``RsfmError``, an OS error naming a file); 130 on
+        ``fn``'s code; 2 for user errors (``RsfmError``, an OS error naming a file, a full disk
+        or file size limit); 130 on
         Ctrl-C; 1 for anything else (its traceback is saved, or printed with ``debug``, which may
         be a callable read when the error happens).
     """
@@ -91,13 +93,18 @@ def run_guarded(command: str, fn: Callable[[], int | None],
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except OSError as err:
-        if err.filename is None or debugging():
+    except Exception as err:  # noqa: BLE001 - the point: no raw traceback for users
+        full = disk_full_reason(err)
+        if full is not None and not debugging():  # a full disk no rsfm writer has named
+            where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
+            print(f"error: cannot write{where}: disk full / file size limit reached ({full}). "
+                  "Free some space (or raise the file size limit, ulimit -f), or write to "
+                  "another disk.", file=sys.stderr)
+            return 2
+        if not isinstance(err, OSError) or err.filename is None or debugging():
             return _unexpected(command, err, debugging())
         print(f"error: {err.strerror or err} ({err.filename})", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - the point: no raw traceback for users
-        return _unexpected(command, err, debugging())
 
 
 def _unexpected(command: str, err: BaseException, debug: bool) -> int:

@@ -12,6 +12,9 @@ what every consumer reads.
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +23,7 @@ from rsfm.errors import ConfigError
 __all__ = [
     "AUGMENTATIONS",
     "HEADS",
+    "HEAD_OPTIONS",
     "TASKS",
     "BandDecl",
     "ClassDecl",
@@ -27,6 +31,8 @@ __all__ = [
     "ModelConfig",
     "NeckConfig",
     "freeze_sequences",
+    "is_wavelength",
+    "wavelength_problem",
 ]
 
 Task = Literal["segmentation", "detection", "classification"]
@@ -40,6 +46,34 @@ TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classification",),
 }
 HEADS = tuple(h for heads in TASKS.values() for h in heads)
+_SEG_AUX = ("aux_head", "aux_index")
+_DET_OWN = ("anchor_sizes", "aspect_ratios", "min_size", "max_size", "size_divisible")
+_RCNN = (
+    "rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train",
+    "rpn_post_nms_top_n_test", "rpn_nms_thresh", "rpn_fg_iou_thresh", "rpn_bg_iou_thresh",
+    "rpn_batch_size_per_image", "rpn_positive_fraction", "rpn_score_thresh", "rpn_head",
+    "box_score_thresh", "box_nms_thresh", "box_detections_per_img", "box_fg_iou_thresh",
+    "box_bg_iou_thresh", "box_batch_size_per_image", "box_positive_fraction", "bbox_reg_weights",
+    "box_head", "box_predictor",
+)
+# The options of each head (model.head_kwargs; torch-free, so `rsfm check` reads the same table
+# as the builders). Segmentation and classification: the keyword arguments of rsfm's head classes
+# (rsfm.models.heads.check_kwargs keeps both equal). Detection: rsfm's anchors and batch padding,
+# then torchvision's detector options (less those rsfm sets: backbone, num_classes, image_mean,
+# image_std, the anchor generators and the RoI pools).
+HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "deeplabv3": ("aspp_rates", "aspp_channels", *_SEG_AUX),
+    "deeplabv3plus": ("aspp_rates", "aspp_channels", "low_level_channels", "separable", *_SEG_AUX),
+    "unet": ("decoder_channels", *_SEG_AUX),
+    "fcn": _SEG_AUX,
+    "classification": ("pool", "dropout"),
+    "faster_rcnn": (*_DET_OWN, *_RCNN),
+    "mask_rcnn": (*_DET_OWN, *_RCNN, "mask_head", "mask_predictor"),
+    "retinanet": (*_DET_OWN, "score_thresh", "nms_thresh", "detections_per_img", "fg_iou_thresh",
+                  "bg_iou_thresh", "topk_candidates", "head", "proposal_matcher"),
+    "fcos": (*_DET_OWN, "center_sampling_radius", "score_thresh", "nms_thresh",
+             "detections_per_img", "topk_candidates", "head"),
+}
 # The recipe's data.augment keys (rsfm.data.transforms builds them; a test keeps both equal).
 AUGMENTATIONS = ("hflip", "vflip", "rot90", "resized_crop", "band_jitter", "noise", "haze")
 FORBID: dict[str, Any] = {"extra": "forbid"}
@@ -52,6 +86,28 @@ def freeze_sequences(obj: Any, *names: str) -> None:
         value = getattr(obj, name)
         if isinstance(value, list):
             object.__setattr__(obj, name, tuple(value))
+
+
+def is_wavelength(value: Any) -> bool:
+    """True for a central wavelength in micrometres: a finite number > 0 (not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def wavelength_problem(values: Any) -> str | None:
+    """Why ``values`` are not wavelengths (one per band: finite numbers > 0, micrometres), or None.
+
+    The one rule for every wavelength a user gives: a declared band's, ``model.wavelengths``,
+    ``create_backbone(wavelengths=...)``.
+    """
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        return f"must be a list of wavelengths in micrometres, one per band (got {values!r})"
+    values = list(values)
+    bad = [v for v in values if not is_wavelength(v)]
+    if bad:
+        return (f"wavelength {bad[0]!r} in {list(values)} is not a finite number > 0 "
+                "(micrometres)")
+    return None
 
 
 def check(ok: bool, key: str, message: str) -> None:
@@ -79,8 +135,8 @@ class BandDecl:
 
     def __post_init__(self) -> None:
         check(bool(self.name and self.name.strip()), "name", "must be a non-empty band name")
-        check(self.wavelength is None or self.wavelength > 0, "wavelength",
-              f"must be > 0 micrometres or null (got {self.wavelength!r})")
+        check(self.wavelength is None or is_wavelength(self.wavelength), "wavelength",
+              f"must be a finite number > 0 (micrometres) or null (got {self.wavelength!r})")
 
 
 @dataclass(frozen=True)
@@ -192,6 +248,9 @@ class ModelConfig:
               "is an empty list: list the bands, or leave the key out")
         if isinstance(self.bands, str):
             check(False, "bands", f"must be a list of band names, e.g. [{self.bands!r}]")
+        if self.wavelengths is not None:
+            problem = wavelength_problem(self.wavelengths)
+            check(problem is None, "wavelengths", str(problem))
         if self.wavelengths is not None and self.bands is not None:
             check(len(self.wavelengths) == len(self.bands), "wavelengths",
                   f"{len(self.wavelengths)} values for {len(self.bands)} bands")

@@ -56,8 +56,8 @@ from rsfm.data.rasters import IMAGE_SUFFIXES, inspect_raster, read_aligned, read
 from rsfm.data.reader import ImageReader
 from rsfm.data.scenes import SceneDataset
 from rsfm.datasets import base_dataset, build_split, check_split, label_rules
+from rsfm.devices import check_device
 from rsfm.errors import ConfigError, DataError, RsfmError
-from rsfm.inference.precision import check_device
 from rsfm.inference.predict import PredictOptions, ScenePredictor
 from rsfm.io import (
     FileSet,
@@ -467,6 +467,27 @@ def _load_recipe(recipe: Any, model: Any, overrides: Sequence[str],
     return loaded, source
 
 
+def _check_overrides(overrides: Any) -> list[str]:
+    """``overrides`` as a list of ``key.path=value`` strings.
+
+    Raises:
+        ConfigError: A single string (it would be read character by character), or items that
+            are not strings (names the argument and the value).
+    """
+    if isinstance(overrides, str):
+        raise ConfigError(f"evaluate: overrides must be a list of 'key.path=value' strings, got "
+                          f"the string {overrides!r}; pass [{overrides!r}].", key="overrides")
+    if isinstance(overrides, Mapping) or not isinstance(overrides, Iterable):
+        raise ConfigError(f"evaluate: overrides must be a list of 'key.path=value' strings, got "
+                          f"{overrides!r}.", key="overrides")
+    items = list(overrides)
+    wrong = [o for o in items if not isinstance(o, str)]
+    if wrong:
+        raise ConfigError(f"evaluate: overrides must be 'key.path=value' strings; {wrong[0]!r} "
+                          f"is a {type(wrong[0]).__name__}.", key="overrides")
+    return items
+
+
 def _check_classes(recipe: Recipe | None, spec: InputSpec) -> None:
     stated = recipe.data.classes if recipe is not None else None
     if not stated:
@@ -537,17 +558,20 @@ def evaluate(
         An :class:`EvaluationResult` (``result.metrics["miou"]``...).
 
     Raises:
-        ConfigError: A device this machine does not have, a split the recipe does not define
+        ConfigError: A device this machine does not have, ``overrides`` given as one string
+            instead of a list, a split the recipe does not define
             (names the key to set), no recipe and no folders, contradicting arguments, an output
             folder that cannot be written or holds result files evaluate did not write, a
             result that would overwrite an input.
         DataError: Folders missing, given as files or not pairing (names the folder and the
             first unmatched files), unreadable images or labels, folders without any labelled
-            pixel.
+            pixel, segmentation labels mostly outside the classes (0/255 masks: the rule of
+            ``rsfm check --data``, with the label_map to set), all before predicting.
         BandError: An image lacks a band the model needs.
     """
     t0 = time.perf_counter()
     check_device(device)  # before the model and the data are loaded
+    overrides = _check_overrides(overrides)
     folders = images is not None or labels is not None
     if labels is not None and images is None:
         raise ConfigError("--labels needs --images (the folder of the images they label).")
@@ -590,6 +614,8 @@ def evaluate(
     if not items:
         raise DataError(f"The {name} split has no images to evaluate.")
     readers = [predictor.check(item.paths) for item in items]  # bands etc., before compute
+    if task == "segmentation" and hasattr(base, "check_labels_sample"):
+        base.check_labels_sample()  # the rule of `rsfm check --data`: 0/255 masks, 1/2 labels...
     if write:  # no result may overwrite an image, a label or the recipe
         read = FileSet([p for item in items for p in item.paths]
                        + (list(pairs[1]) if pairs else [])

@@ -10,10 +10,16 @@ or the new file, never half of one; and a target that is a hard link (a run's
 (its inputs, through symlinks and hard links) and never an existing file of the model folder it
 reads (weights, config, recipe, metrics, checkpoints), unless the command says the file is its
 own earlier output.
+
+A write that fails because the disk is full or the file size limit (``ulimit -f``) is reached
+becomes a :class:`~rsfm.errors.ConfigError` naming the output (:func:`disk_full_error`), and
+:func:`check_free_space` refuses, before writing, a file that cannot fit (``torch.export.save``
+aborts the process on a short write instead of raising).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, RsfmError
 
 __all__ = [
     "FileSet",
@@ -30,7 +36,10 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_named",
     "atomic_write_text",
+    "check_free_space",
     "check_output_path",
+    "disk_full_error",
+    "disk_full_reason",
     "same_file",
     "save_figure",
     "save_safetensors",
@@ -55,9 +64,12 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], None]) ->
             os.fsync(fh.fileno())
         _publish_mode(tmp)  # mkstemp creates 0600; published files get normal modes
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = disk_full_error(err, path) if isinstance(err, Exception) else None
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if full is not None:
+            raise full from None
         raise
     return path
 
@@ -91,9 +103,109 @@ def atomic_write_named(path: str | os.PathLike[str], writer: Callable[[Path], No
                 os.fsync(fh.fileno())
             _publish_mode(p)
             os.replace(p, path.parent / p.name)
+    except Exception as err:
+        full = disk_full_error(err, path, probe=tmpdir)
+        if full is not None:
+            raise full from None
+        raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return path
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+# what libraries that wrap the OS error in their own (safetensors, GDAL/libtiff) say
+_FULL_TEXTS = ("no space left on device", "file too large", "disk quota exceeded")
+_PROBE_BYTES = 1 << 20
+
+
+def _probe_full(folder: Path) -> str | None:
+    """Why writing 1 MiB into ``folder`` fails for lack of space (an unnamed temporary file,
+    gone when closed); None when it does not."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as fh:
+            fh.write(b"\0" * _PROBE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        if err.errno in _FULL_ERRNOS:
+            return err.strerror or os.strerror(err.errno or 0)
+    return None
+
+
+def disk_full_reason(err: BaseException) -> str | None:
+    """What ``err`` says when it comes from a full disk or the file size limit (``ENOSPC``,
+    ``EFBIG``, ``EDQUOT``, or a library's message such as safetensors' ``File too large``);
+    None otherwise."""
+    if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+        return err.strerror or os.strerror(err.errno or 0)
+    if any(t in str(err).lower() for t in _FULL_TEXTS):
+        return str(err).strip().splitlines()[0][:200]
+    return None
+
+
+def disk_full_error(err: BaseException, path: str | os.PathLike[str], *,
+                    probe: str | os.PathLike[str] | None = None) -> ConfigError | None:
+    """The error to raise instead of ``err``, raised while writing ``path``, when the disk is full
+    or the file size limit is reached; None when ``err`` is something else.
+
+    ``err`` says so itself (``ENOSPC``, ``EFBIG``, ``EDQUOT``, or a library's message such as
+    safetensors' ``File too large``), or, since some libraries only say that a write or a read
+    back failed (GDAL's ``IReadBlock failed``), a 1 MiB test write into ``probe`` (default:
+    ``path``'s folder) fails with one of those errors.
+    """
+    if isinstance(err, RsfmError):  # already says what is wrong (a nested write's own error)
+        return None
+    path = Path(path)
+    reason = disk_full_reason(err)
+    vague = isinstance(err, (OSError, RuntimeError, ValueError)) or (
+        type(err).__module__.startswith("rasterio"))
+    if reason is None and vague:
+        folder = Path(probe) if probe is not None else path.parent
+        reason = _probe_full(folder) if folder.is_dir() else None
+    if reason is None:
+        return None
+    return ConfigError(f"Cannot write '{path}': disk full / file size limit reached ({reason}). "
+                       "Free some space (or raise the file size limit, ulimit -f), or choose an "
+                       "output on another disk.")
+
+
+def _file_size_limit() -> int | None:
+    """The soft RLIMIT_FSIZE in bytes (None: unlimited, or no such limit on this platform)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if limit in (resource.RLIM_INFINITY, -1) else int(limit)
+
+
+def check_free_space(path: str | os.PathLike[str], nbytes: int, what: str = "Output") -> None:
+    """Fail unless a file of about ``nbytes`` fits at ``path``: the free space of its file
+    system and the file size limit (``ulimit -f``, RLIMIT_FSIZE).
+
+    Raises:
+        ConfigError: Names ``path``, the size needed and the space or limit there is.
+    """
+    path = Path(path)
+    need = f"about {nbytes / 1e6:.1f} MB"
+    limit = _file_size_limit()
+    if limit is not None and nbytes > limit:
+        raise ConfigError(f"{what} '{path}' needs {need} but the file size limit (ulimit -f) is "
+                          f"{limit} bytes: disk full / file size limit. Raise the limit, or "
+                          "choose a smaller model.")
+    folder = path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if nbytes > free:
+        raise ConfigError(f"{what} '{path}' needs {need} but '{folder}' has only "
+                          f"{free / 1e6:.1f} MB free: disk full / file size limit. Free some "
+                          "space, or choose an output on another disk.")
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

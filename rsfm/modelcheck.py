@@ -12,19 +12,21 @@ It sits below :mod:`rsfm.models` in the import layers, so the builders share the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rsfm.bands import SPECTRAL_INDICES, Band
 from rsfm.cards import EXTRA_ARGS, MULTI_FRAME, SHAPE_SAFE, VIT_FAMILIES, AdapterCard, get_card
-from rsfm.config import ModelConfig
+from rsfm.config import HEAD_OPTIONS, ModelConfig
 from rsfm.errors import ConfigError, UnknownNameError
 from rsfm.spec import InputSpec
 
 __all__ = [
     "NECK_KINDS",
     "check_architecture",
+    "check_head_kwargs",
     "check_model_config",
     "check_overrides",
     "check_training_tiles",
@@ -91,6 +93,28 @@ def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bo
                 f"{what}: overrides {unsafe} change the architecture of {card.name!r}, so its "
                 f"pretrained weights cannot load. Use pretrained=False for a randomly initialised variant."
             )
+
+
+def check_head_kwargs(head: str, kwargs: Mapping[str, Any], what: str | None = None) -> None:
+    """Reject head options that ``head`` does not take (the table is
+    :data:`rsfm.config.HEAD_OPTIONS`; the head builders run the same check).
+
+    Args:
+        head: The head kind (``unet``, ``faster_rcnn``...).
+        kwargs: The head options (``model.head_kwargs``, ``create_model(**head_kwargs)``).
+        what: How the caller names the options in messages (default: ``head=<head>``).
+
+    Raises:
+        ConfigError: Unknown options, with close matches and the allowed ones.
+    """
+    allowed = HEAD_OPTIONS[head]
+    unknown = sorted(str(k) for k in set(kwargs) - set(allowed))
+    if unknown:
+        close = sorted({c for k in unknown for c in difflib.get_close_matches(k, allowed, n=2)})
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"{what or f'head={head!r}'}: unknown option(s) {unknown} for head "
+                          f"{head!r}.{hint} Allowed {head} options: {list(allowed)}.",
+                          key="head_kwargs")
 
 
 def dofa_wavelengths(bands: Sequence[Band]) -> list[float]:
@@ -196,6 +220,7 @@ def check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) 
     if spec.classes and spec.num_classes != config.num_classes:
         raise ConfigError(f"The input spec has {spec.num_classes} classes {spec.class_names} but "
                           f"model.num_classes is {config.num_classes}.", key="num_classes")
+    check_head_kwargs(config.head, config.head_kwargs, what="model.head_kwargs")
     if family == "dofa":
         dofa_wavelengths(spec.channels)
     try:
@@ -250,6 +275,10 @@ def check_weights_source(config: ModelConfig) -> None:
                                   "hf://ORG/REPO/PATH/IN/REPO[@REVISION].", key="weights")
             return
         path = Path(text).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"model.weights {text!r} is a folder, not a weights file; give the "
+                              "checkpoint file in it (.pt, .pth, .ckpt or .safetensors).",
+                              key="weights")
         if not path.is_file():
             raise ConfigError(f"model.weights {text!r} does not exist (a local file, or "
                               "hf://ORG/REPO/FILE[@REVISION]).", key="weights")

@@ -40,6 +40,7 @@ __all__ = [
     "apply_overrides",
     "deep_merge",
     "load_recipe",
+    "read_text_file",
     "recipe_schema",
     "recipe_to_dict",
     "recipe_to_yaml",
@@ -74,22 +75,32 @@ def _check_unique_keys(node: Any) -> None:
             _check_unique_keys(value)
 
 
-def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
-    import yaml
-
+def read_text_file(path: Path, what: str = "Recipe file") -> str:
+    """The UTF-8 text of a YAML file, or a ConfigError naming the file and what is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: '{path}'.") from None
     except IsADirectoryError:
         hint = (f" (a run folder: its recipe is '{path / 'recipe.yaml'}')"
                 if (path / "recipe.yaml").is_file() else "")
         raise ConfigError(f"'{path}' is a folder, not a YAML file{hint}.") from None
+    except OSError as err:
+        raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
+    if b"\0" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        kind = " (a TIFF image?)" if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") else ""
+        raise ConfigError(f"'{path}' is a binary file{kind}, not a YAML {what.lower()}.")
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}); save "
                           "it with the UTF-8 encoding (not UTF-16).") from None
-    except OSError as err:
-        raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
+
+
+def _read_yaml(path: Path, what: str = "Recipe file") -> Any:
+    import yaml
+
+    text = read_text_file(path, what)
     try:
         _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))  # nodes only, no objects
         return yaml.safe_load(text)

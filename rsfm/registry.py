@@ -19,6 +19,7 @@ from torch import nn
 
 from rsfm.bands import Band, custom_band, resolve_bands
 from rsfm.cards import AdapterCard, get_card, match_names
+from rsfm.config import wavelength_problem
 from rsfm.errors import ConfigError
 from rsfm.modelcheck import check_overrides
 from rsfm.models.backbones import FAMILIES
@@ -108,8 +109,13 @@ def create_backbone(
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
     if wavelengths is not None and card.family != "dofa":
         raise ConfigError(f"wavelengths= is for DOFA backbones; {card.name!r} maps bands by name (bands=...).")
+    if wavelengths is not None and (problem := wavelength_problem(wavelengths)):
+        raise ConfigError(f"create_backbone(wavelengths=...): {problem}.")
     if isinstance(bands, str):
         raise ConfigError(f"bands must be a list of band names, e.g. [{bands!r}], got the string {bands!r}.")
+    if bands is not None and len(bands) == 0:
+        raise ConfigError(f"bands=[] is empty: list the input bands, or leave bands out for the "
+                          f"pretraining bands of {card.name!r} {card.band_names}.")
     pretrained_bands = tuple(card.catalog_bands())
     target = pretrained_bands if bands is None else tuple(resolve_bands(bands))
     if wavelengths is not None and len(wavelengths) != len(target):

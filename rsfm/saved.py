@@ -141,9 +141,32 @@ def read_saved_config(path: str | os.PathLike[str]) -> SavedConfig:
                           "(train with rsfm, or save with model.save_pretrained).") from None
     except (OSError, ValueError) as err:
         raise ConfigError(f"Cannot read '{path}': {err}") from None
+    _check_format(data, path)
     if isinstance(data, dict) and "input" not in data and "data" in data:
         data = _from_v1(data, path)
     return validate(SavedConfig, data, f"'{path}'")
+
+
+def _check_format(data: Any, path: Path) -> None:
+    """Refuse a ``config.json`` of a newer format than this rsfm reads (a wrong reading of a
+    newer file would predict nonsense without a word).
+
+    Raises:
+        ConfigError: ``format`` above :data:`SAVED_FORMAT` (names the file and both versions).
+    """
+    if not isinstance(data, dict):
+        return  # validate() names what is wrong
+    fmt = data.get("format")
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > SAVED_FORMAT:
+        from rsfm import __version__
+
+        written = data.get("rsfm_version")
+        raise ConfigError(
+            f"'{path}': format {fmt} was written by a newer rsfm"
+            + (f" ({written})" if isinstance(written, str) and written not in ("", __version__)
+               else "")
+            + f"; this rsfm ({__version__}) reads config.json formats up to {SAVED_FORMAT}. "
+            "Upgrade rsfm (pip install -U rsfm) to load this model.", key="format")
 
 
 def _from_v1(old: dict[str, Any], path: Path) -> dict[str, Any]:

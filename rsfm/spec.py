@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from rsfm.bands import SPECTRAL_INDICES, Band, declared_band, match_bands, resolve_band
+from rsfm.bands import (
+    SPECTRAL_INDICES,
+    Band,
+    declared_band,
+    match_bands,
+    resolve_band,
+    sensor_bands,
+)
 from rsfm.colors import class_colors
 from rsfm.config import FORBID, BandDecl, ClassDecl, ModelConfig, check, freeze_sequences
 from rsfm.errors import BandError, ConfigError
@@ -313,6 +320,11 @@ def resolve_input_spec(model: ModelConfig, card: AdapterCard,
             bands, statistics that do not fit the bands, an ignore index that is a class id.
     """
     sensor = data.sensor if data is not None else None
+    if sensor is not None:
+        try:
+            sensor_bands(sensor)
+        except BandError as err:
+            raise ConfigError(f"data.sensor: {err}", key="sensor") from None
     model_bands = (resolve_bands_stated(model.bands, sensor, "model.bands")
                    if model.bands is not None else None)
     data_bands = (resolve_bands_stated(data.bands, sensor, "data.bands")

@@ -508,3 +508,21 @@ def test_the_feature_pyramid_computes_only_the_levels_the_head_reads(head, aux):
     else:
         assert {i for i, f in enumerate(skipped) if f is not None} == set(levels)
         assert len(levels) < len(full)
+
+
+def test_detection_head_options_follow_torchvision():
+    """``rsfm.config.HEAD_OPTIONS`` (torch-free, read by ``rsfm check``) lists every keyword of
+    torchvision's detectors that a recipe can give, and nothing else but rsfm's own."""
+    import inspect
+
+    from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
+
+    from rsfm.config import HEAD_OPTIONS
+
+    built_by_rsfm = {"self", "kwargs", "backbone", "num_classes", "image_mean", "image_std",
+                     "rpn_anchor_generator", "anchor_generator", "box_roi_pool", "mask_roi_pool"}
+    own = {"anchor_sizes", "aspect_ratios", "size_divisible"}  # rsfm's, or the transform's
+    for head, cls in [("faster_rcnn", FasterRCNN), ("mask_rcnn", MaskRCNN),
+                      ("retinanet", RetinaNet), ("fcos", FCOS)]:
+        params = set(inspect.signature(cls.__init__).parameters) - built_by_rsfm
+        assert set(HEAD_OPTIONS[head]) - own == params, head

@@ -12,6 +12,9 @@ import logging
 import os
 import sys
 
+from rsfm.errors import ConfigError
+from rsfm.io import disk_full_reason
+from rsfm.recipe import load_recipe
 from rsfm.train.launch import relaunch_if_single
 from rsfm.train.loop import train
 
@@ -56,7 +59,19 @@ def run(args: argparse.Namespace) -> int:
     show_status_lines()
     relaunch_if_single()
     resume = True if args.resume else ("auto" if args.auto_resume else None)
-    result = train(args.recipe, args.overrides, resume=resume)
+    try:
+        result = train(args.recipe, args.overrides, resume=resume)
+    except Exception as err:
+        full = disk_full_reason(err)
+        if full is None:
+            raise
+        # the writers (accelerate, safetensors) do not name the file: name the run directory
+        run_dir = load_recipe(args.recipe, args.overrides).output_dir().absolute()
+        raise ConfigError(f"Cannot write the run directory '{run_dir}': disk full / file size "
+                          f"limit reached ({full}). Free some space (or raise the file size "
+                          "limit, ulimit -f) and run again (--resume continues from the last "
+                          "saved checkpoint, if any), or set output.dir on another disk."
+                          ) from None
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     test = ""
     if result.test_metrics:

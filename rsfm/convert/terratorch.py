@@ -75,7 +75,7 @@ from rsfm import __version__
 from rsfm.bands import get_band, match_bands, resolve_band
 from rsfm.cards import VIT_FAMILIES, all_cards, get_card
 from rsfm.errors import ConfigError, RsfmError, UnknownNameError
-from rsfm.recipe import validate_recipe
+from rsfm.recipe import read_text_file, validate_recipe
 from rsfm.schema import TASK_METRICS
 
 __all__ = ["ConversionResult", "convert_terratorch", "terratorch_backbone"]
@@ -206,8 +206,10 @@ class _Config:
         self.raw = raw
         self.leaves = list(_leaves(raw, ""))
         self.used: set[str] = set()
+        self.last = ""  # the key read last: named when a value of an odd type stops the conversion
 
     def get(self, path: str, default: Any = None) -> Any:
+        self.last = path
         node: Any = self.raw
         for part in _parts(path):
             if isinstance(part, int):
@@ -335,6 +337,21 @@ def _nums(values: Any, key: str) -> list[float]:
     return [_num(v, f"{key}[{i}]") for i, v in enumerate(values)]
 
 
+def _ints(values: Any, key: str) -> list[int]:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list of integers, got {values!r}.")
+    return [_int(v, f"{key}[{i}]") for i, v in enumerate(values)]
+
+
+def _strs(values: Any, key: str) -> list[str]:
+    """A list of names (a single name is a list of one)."""
+    if isinstance(values, str):
+        return [values]
+    if not isinstance(values, (list, tuple)) or any(isinstance(v, (Mapping, list)) for v in values):
+        raise ConfigError(f"{key}: expected a list of names, got {values!r}.")
+    return [str(v) for v in values]
+
+
 def _listed(value: Any) -> Any:
     """A string holding a YAML list (``means: "[0.1, 0.2]"``) as that list; else ``value``."""
     if isinstance(value, str):
@@ -417,7 +434,8 @@ def terratorch_backbone(name: str) -> tuple[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------- bands
-_BAND_FIXES = {"THEMRAL_INFRARED_1": "THERMAL_INFRARED_1", "THEMRAL_INFRARED_2": "THERMAL_INFRARED_2"}
+_BAND_FIXES = {"THEMRAL_INFRARED_1": "THERMAL_INFRARED_1", "THEMRAL_INFRARED_2": "THERMAL_INFRARED_2",
+               "COASTAL AEROSOL": "COASTAL_AEROSOL"}  # Landslide4Sense's spelling
 
 
 def _band_tokens(values: Any, key: str) -> list[int | str]:
@@ -543,6 +561,21 @@ _LAYOUTS: dict[str, _Layout] = {
         defaults={"expand_temporal_dimension": True, "reduce_zero_label": True,
                   "no_data_replace": 0, "no_label_replace": -1}, num_frames=3,
         stats=_CROP_STATS, stats_module="multi_temporal_crop_classification.py"),
+}
+# Dataset modules rsfm has no folder layout for (their files are HDF5, or are downloaded by the
+# module), whose files' band order and built-in statistics are still known: data.file_bands and
+# data.normalization stay right for when the files are exported as GeoTIFFs.
+# Landslide4Sense: MEANS/STDS of terratorch/datamodules/landslide4sense.py (the files' units).
+_LANDSLIDE_STATS = {
+    "COASTAL_AEROSOL": (-0.4914, 0.9325), "BLUE": (-0.3074, 0.8775), "GREEN": (-0.1277, 0.8860),
+    "RED": (-0.0625, 0.8869), "RED_EDGE_1": (0.0439, 0.8857), "RED_EDGE_2": (0.0803, 0.8418),
+    "RED_EDGE_3": (0.0644, 0.8354), "NIR_BROAD": (0.0802, 0.8491),
+    "WATER_VAPOR": (0.3000, 0.9061), "CIRRUS": (0.4082, 1.6072), "SWIR_1": (0.0823, 0.8848),
+    "SWIR_2": (0.0516, 0.9232), "SLOPE": (0.3338, 0.9018), "DEM": (0.7819, 1.2913),
+}
+_MODULE_FILES: dict[str, tuple[tuple[str, ...], Mapping[str, tuple[float, float]], str]] = {
+    "Landslide4SenseNonGeoDataModule": (tuple(_LANDSLIDE_STATS), _LANDSLIDE_STATS,
+                                        "landslide4sense.py"),
 }
 _GENERIC_SEG = {"GenericNonGeoSegmentationDataModule", "GenericNonGeoPixelwiseRegressionDataModule"}
 _GENERIC_CLS = {"GenericNonGeoClassificationDataModule"}
@@ -846,7 +879,7 @@ class _Converter:
         if frames is not None and _int(frames, "model_args.backbone_num_frames") != 1:
             self.model["num_frames"] = _int(frames, "model_args.backbone_num_frames")
         taps = args.take("backbone_out_indices")
-        self.out_indices = [int(i) for i in taps] if taps else None
+        self.out_indices = _ints(taps, "model_args.backbone_out_indices") if taps else None
         kwargs: dict[str, Any] = {}
         for key in ("backbone_drop_path", "backbone_drop_path_rate"):
             drop = args.get(key)
@@ -867,7 +900,7 @@ class _Converter:
                 self.in_chans = (_int(args.take(key), f"model_args.{key}"), key)
         coords = args.get("backbone_coords_encoding")
         if coords:
-            self.note(f"backbone_coords_encoding {list(coords)}: rsfm's -TL backbones take "
+            self.note(f"backbone_coords_encoding {coords!r}: rsfm's -TL backbones take "
                       "temporal/location coordinates per call (not from the data); not mapped")
 
     # ------------------------------------------------------------------------------- classes
@@ -905,7 +938,7 @@ class _Converter:
                       "sorted sub-folders); rsfm's data.classes must equal the sub-folder names, "
                       "so check them against the folders")
         if names is not None:
-            names = [str(c) for c in names]
+            names = _strs(names, "model.class_names")
             if len(names) == n:
                 self.data["classes"] = names
             else:
@@ -919,7 +952,7 @@ class _Converter:
         self.note(f"detection: TerraTorch's num_classes counts the background; rsfm's does not "
                   f"(model.num_classes: {n})")
         if names is not None:
-            names = [str(c) for c in names]
+            names = _strs(names, "model.class_names")
             if names and names[0].lower().strip("_ ") in ("background", "bg"):
                 self.note(f"detection class_names: {names[0]!r} dropped (rsfm's detection classes "
                           "exclude the background)")
@@ -949,9 +982,13 @@ class _Converter:
         output = d.take("output_bands")
         if output is None:
             output = d.take("bands")  # dataset-specific modules and TorchGeo dict_kwargs
+        dataset, output = self._modal_lists(dataset, "dataset_bands"), \
+            self._modal_lists(output, "output_bands")
         db = _band_tokens(dataset, "data.dataset_bands") if dataset is not None else None
         if db is None and self.layout is not None:
             db = list(self.layout.file_bands)
+        elif db is None and d.name in _MODULE_FILES:
+            db = list(_MODULE_FILES[d.name][0])
         ob = _band_tokens(output, "data.output_bands") if output is not None else None
         self.multi_temporal = bool(d.take("expand_temporal_dimension",
                                          (self.layout.defaults if self.layout else {}).get(
@@ -989,8 +1026,16 @@ class _Converter:
             except ConfigError:
                 model_tokens = tokens  # names the data does not have: compared below
 
-        if data_tokens and all(isinstance(t, int) for t in data_tokens):
+        if data_tokens and all(isinstance(t, int) or str(t).isdigit() for t in data_tokens):
             data_tokens, db = self._name_numbered_bands(data_tokens, db, model_src)
+        else:
+            tokens = data_tokens if data_tokens is not None else model_tokens
+            declared = [str(t) for t in tokens or () if _catalog_name(t) is None]
+            if declared:
+                self.note(f"bands {declared} are not in rsfm's band catalog: declared bands "
+                          "without wavelength, each with a new, randomly initialised filter "
+                          "(no pretrained filter matches them by name); name catalog bands "
+                          "(e.g. B04 or RED) where they are ones")
         if data_tokens is not None:
             self.band_names = [_band_name(t) for t in data_tokens]
             self.data["bands"] = [_band_entry(t) for t in data_tokens]
@@ -1017,6 +1062,30 @@ class _Converter:
             self.note("DOFA wavelengths come from rsfm's band catalog by band name; TerraTorch's "
                       "own table differs by up to 0.01 um for a few bands (e.g. NIR_BROAD, "
                       "SWIR_2); set model.wavelengths to pin them")
+
+    def _modalities(self) -> list[str]:
+        """GenericMultiModalDataModule's modality order (the order concat_bands stacks them)."""
+        mods = self.data_block.get("modalities")
+        return _strs(mods, "data.modalities") if mods else []
+
+    def _modal_lists(self, value: Any, key: str) -> Any:
+        """A per-modality mapping (GenericMultiModalDataModule) as one list, concatenated in
+        ``modalities`` order (TerraTorch's concat_bands); other values unchanged."""
+        if not isinstance(value, Mapping):
+            return value
+        where = self.data_block.where(key) or f"data.{key}"
+        order = [m for m in self._modalities() if m in value] or [str(m) for m in value]
+        out: list[Any] = []
+        for m in order:
+            part = _listed(value[m])
+            if not isinstance(part, list):
+                raise ConfigError(f"{where}.{m}: expected a list, got {value[m]!r}.")
+            out += part
+        missing = [m for m in self._modalities() if m not in value]
+        if missing:
+            self.note(f"data.{key} gives no values for modalities {missing}; the list is the "
+                      f"other modalities' {order} stacked")
+        return out
 
     def _name_numbered_bands(
         self, data_tokens: list[int | str], db: list[int | str] | None,
@@ -1079,6 +1148,15 @@ class _Converter:
                 head = "faster_rcnn"
                 self.note(f"detector framework {framework!r} is not an rsfm head; using "
                           "faster_rcnn")
+            elif head == "mask_rcnn":
+                # rsfm's mask_rcnn needs instance outlines, which chip labels (what TerraTorch's
+                # datamodules become) do not carry: the recipe would not validate
+                head = "faster_rcnn"
+                self.note(f"framework {framework!r}: rsfm's mask_rcnn learns outlines from "
+                          "polygon labels over scenes (data.kind: scenes) or an ArcGIS "
+                          "RCNN_Masks export, which a TerraTorch datamodule does not give; using "
+                          "faster_rcnn (the same detector without the mask branch). Set "
+                          "model.head: mask_rcnn once the labels have outlines")
             self.model["head"] = head
             head_kwargs: dict[str, Any] = {}
             for tt, ours in (("framework_min_size", "min_size"), ("framework_max_size", "max_size")):
@@ -1109,7 +1187,7 @@ class _Converter:
             weights = self.task_block.take("aux_loss")
             self.note(f"aux_heads -> head_kwargs.aux_head: an FCN head on the level before the "
                       f"deep level, weighted 0.4 in the loss (TerraTorch aux_loss: "
-                      f"{dict(weights) if weights else 'unset'}; decoder choices of the aux heads "
+                      f"{weights if weights else 'unset'}; decoder choices of the aux heads "
                       "are not mapped)")
         if self.head_kwargs:
             self.model["head_kwargs"] = self.head_kwargs
@@ -1151,12 +1229,12 @@ class _Converter:
                 if name == "SelectIndices":
                     idx = self.cfg.take(f"{path}.indices")
                     if idx is not None:
-                        self.out_indices = [int(i) for i in idx]
+                        self.out_indices = _ints(idx, f"{path}.indices")
                 elif name == "ReshapeTokensToImage":
                     self.cfg.take(f"{path}.remove_cls_token")
                     etd = self.cfg.take(f"{path}.effective_time_dim")
                     frames = self.model.get("num_frames", 1)
-                    if etd is not None and int(etd) != frames:
+                    if etd is not None and _int(etd, f"{path}.effective_time_dim") != frames:
                         self.note(f"ReshapeTokensToImage effective_time_dim {etd} differs from "
                                   f"backbone_num_frames {frames}; rsfm merges all {frames} frames "
                                   "(model.temporal_reduction: concat)")
@@ -1231,7 +1309,7 @@ class _Converter:
             if head in ("deeplabv3plus", "deeplabv3") and not isinstance(channels, list):
                 args.take(key)
                 self.head_kwargs["aspp_channels"] = _int(channels, f"model_args.{key}")
-            elif head == "unet" and isinstance(channels, list):
+            elif head == "unet" and isinstance(channels, list) and channels:
                 args.take(key)
                 widths = [_int(c, f"model_args.{key}") for c in channels]
                 need = self._unet_blocks()
@@ -1296,8 +1374,7 @@ class _Converter:
         targets = cfg.take(f"{kw}.target_modules")
         replace_qkv = cfg.take(f"{where}.replace_qkv")
         if targets:
-            if isinstance(targets, str):
-                targets = [targets]
+            targets = _strs(targets, f"{kw}.target_modules")
             mapped: list[str] = []
             split_qkv = []
             for t in targets:
@@ -1410,10 +1487,15 @@ class _Converter:
     def _generic_sources(self) -> None:
         d = self.data_block
         sources: dict[str, dict[str, Any]] = {}
+        stacked: list[str] = []  # modalities TerraTorch stacks per sample, when it does
         for split in ("train", "val", "test"):
-            images = d.take(f"{split}_data_root")
+            images = d.get(f"{split}_data_root")
             if images is None:
                 continue
+            if isinstance(images, Mapping):  # GenericMultiModalDataModule: a folder per modality
+                images, stacked = self._first_modality(f"{split}_data_root", images)
+            else:
+                images = d.take(f"{split}_data_root")
             labels = d.take(f"{split}_label_data_root")
             split_file = d.take(f"{split}_split")
             if split_file is not None and self.task == "classification":
@@ -1433,14 +1515,44 @@ class _Converter:
                               f"take no split file; data.{split} left out (set it, or "
                               "data.val_fraction)")
         self.data.update(sources)
-        if d.get("allow_substring_split_file", True) and any("split_file" in s for s in sources.values()):
+        if stacked:
+            concat = d.take("concat_bands")
+            d.take("modalities")
+            self.note(f"{d.name}: TerraTorch reads one file per modality {stacked} for each "
+                      f"sample{' and stacks their bands (concat_bands)' if concat else ''}; rsfm "
+                      f"reads one raster per sample: write files holding the bands of "
+                      f"{' then '.join(stacked)} in that order and point data.train/val at them. "
+                      f"The recipe points at the {stacked[0]} folders for now; the other "
+                      "modalities' folders and patterns are listed as not mapped")
+            if not concat:
+                self.note("concat_bands is not true: TerraTorch feeds the modalities to a "
+                          "multi-modal backbone separately; rsfm's backbones take one stack")
+        splits = any("split_file" in s for s in sources.values())
+        for key in ("allow_substring_split_file", "allow_substring_file_names"):
+            if d.get(key) is not None and not splits:
+                d.take(key)  # no split file: nothing to match
+        if d.get("allow_substring_split_file", True) and splits:
             d.take("allow_substring_split_file")
+            d.take("allow_substring_file_names")
             self.note("split files: rsfm keeps the images whose file name, stem, or stem without "
                       "image_suffix is a line of the file; TerraTorch also matched substrings")
         d.take("ignore_split_file_extensions")
-        for key, ours in (("img_grep", "image_suffix"), ("label_grep", "label_suffix")):
+        for key, ours in (("img_grep", "image_suffix"), ("image_grep", "image_suffix"),
+                          ("label_grep", "label_suffix")):
             grep = d.get(key)
             if grep is None:
+                continue
+            if isinstance(grep, Mapping):  # per modality: the one data.train reads
+                mod = stacked[0] if stacked and stacked[0] in grep else None
+                if mod is None:
+                    self.note(f"{key} {dict(grep)} is per modality; not mapped (set "
+                              f"data.{ours} by hand)")
+                    continue
+                self.cfg.use(f"{d.where(key)}.{mod}")
+                grep = grep[mod]
+                suffix = self._grep_suffix(str(grep))
+                if suffix:
+                    self.data[ours] = suffix
                 continue
             suffix = self._grep_suffix(str(grep))
             if suffix is None:
@@ -1459,6 +1571,16 @@ class _Converter:
             self.note("images and labels share one folder: rsfm lists every raster there as an "
                       "image, so data.missing_labels: skip leaves out the label files (and any "
                       "image without a label, with a warning); separate folders avoid that")
+
+    def _first_modality(self, key: str, roots: Mapping[Any, Any]) -> tuple[Any, list[str]]:
+        """The folder of the first modality (in ``modalities`` order) of a per-modality
+        ``<split>_data_root`` (only that entry is marked used), and the modality order."""
+        order = [m for m in self._modalities() if m in roots] or [str(m) for m in roots]
+        where = self.data_block.where(key)
+        if not order:
+            raise ConfigError(f"{where}: expected a path (or one per modality), got {{}}.")
+        self.cfg.use(f"{where}.{order[0]}")
+        return roots[order[0]], order
 
     @staticmethod
     def _grep_suffix(grep: str) -> str | None:
@@ -1484,7 +1606,7 @@ class _Converter:
         scale = d.take("constant_scale", self.layout.defaults.get("constant_scale")
                        if self.layout else None)
         scale = _num(scale, "data.constant_scale") if scale is not None else 1.0
-        means, stds = _listed(d.get("means")), _listed(d.get("stds"))
+        means, stds = self._stats_values("means"), self._stats_values("stds")
         norm: dict[str, Any] = {"mode": "per_tile"}
         if isinstance(means, list) and isinstance(stds, list):
             mean, std = _nums(means, "data.means"), _nums(stds, "data.stds")
@@ -1513,25 +1635,54 @@ class _Converter:
                       "depend on the scale")
         self.data["normalization"] = norm
 
+    def _stats_values(self, key: str) -> Any:
+        """``means``/``stds`` as a list when TerraTorch would read one: a list, a string holding
+        a YAML list, a per-modality mapping (stacked in ``modalities`` order), or the path of a
+        text file of numbers (``load_from_file_or_attribute``: ``np.genfromtxt``)."""
+        value = self.data_block.get(key)
+        if isinstance(value, Mapping):
+            return self._modal_lists(value, key)
+        value = _listed(value)
+        if not isinstance(value, str) or (self.config_dir is None and not os.path.isabs(value)):
+            return value
+        path = Path(os.path.expanduser(value))
+        path = path if path.is_absolute() else self.config_dir / path  # type: ignore[operator]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return value
+        try:
+            numbers = [float(x) for line in text.splitlines()
+                       for x in line.split("#", 1)[0].replace(",", " ").split()]
+        except ValueError:
+            return value
+        self.note(f"data.{key}: read from the file {value} ({len(numbers)} values), as TerraTorch "
+                  "does")
+        return numbers
+
     def _builtin_stats(self, scale: float) -> dict[str, Any] | None:
         """A dataset module's fixed per-band statistics (TerraTorch normalises with them when
         the config gives no means/stds), for the bands it reads, in their order."""
-        layout = self.layout
-        if layout is None or layout.stats is None:
+        layout, name = self.layout, self.data_block.name
+        if layout is not None and layout.stats is not None:
+            stats, module = layout.stats, layout.stats_module
+        elif name in _MODULE_FILES:
+            _, stats, module = _MODULE_FILES[name]
+        else:
             return None
-        missing = [b for b in self.band_names if b not in layout.stats]
+        missing = [b for b in self.band_names if b not in stats]
         if missing:
             self.note(f"{self.data_block.name}'s built-in statistics have no value for bands "
                       f"{missing}; not used")
         if missing or not self.band_names:
             return None
         norm: dict[str, Any] = {"mode": "stats",
-                                "mean": [layout.stats[b][0] for b in self.band_names],
-                                "std": [layout.stats[b][1] for b in self.band_names]}
+                                "mean": [stats[b][0] for b in self.band_names],
+                                "std": [stats[b][1] for b in self.band_names]}
         if scale != 1.0:
             norm["value_scale"] = scale
         self.note(f"{self.data_block.name} normalises with its built-in per-band statistics "
-                  f"(MEANS/STDS in terratorch/datamodules/{layout.stats_module}) -> "
+                  f"(MEANS/STDS in terratorch/datamodules/{module}) -> "
                   f"data.normalization mode: stats for {self.band_names}"
                   + (f" after value_scale {_clean(scale)} (constant_scale)" if scale != 1.0 else ""))
         return norm
@@ -1685,12 +1836,13 @@ class _Converter:
             size = arg("size")
             if size is None:
                 size = [arg("height"), arg("width")]
-            size = [int(s) for s in size] if isinstance(size, (list, tuple)) else int(size)
+            where = f"{path}.init_args.size"
+            size = _ints(size, where) if isinstance(size, (list, tuple)) else _int(size, where)
             if isinstance(size, list) and len(set(size)) == 1:
                 size = size[0]
             crop: dict[str, Any] = {"size": size}
             scale = arg("scale", (0.08, 1.0))  # albumentations' default (rsfm's is 0.5..1)
-            crop["scale"] = [float(s) for s in scale]
+            crop["scale"] = _nums(scale, f"{path}.init_args.scale")
             ratio = arg("ratio")
             if ratio is not None:
                 crop["ratio"] = [float(r) for r in ratio]
@@ -1821,7 +1973,8 @@ class _Converter:
         if name == "CosineAnnealingLR":
             sched["name"] = "cosine"
             t_max = get("T_max")
-            if t_max is not None and epochs is not None and int(t_max) != int(epochs):
+            if t_max is not None and epochs is not None and \
+                    _num(t_max, f"{where}.T_max") != _num(epochs, "trainer.max_epochs"):
                 self.note(f"CosineAnnealingLR T_max {t_max} != max_epochs {epochs}: rsfm's cosine "
                           "decays once over the whole run (train.epochs)")
             self._eta_min(get, where, sched)
@@ -1876,7 +2029,7 @@ class _Converter:
     def _eta_min(self, get: Callable[[str], Any], where: str, sched: dict[str, Any]) -> None:
         eta = get("eta_min")
         if eta is not None:
-            ratio = _num(eta, f"{where}.eta_min") / self.lr
+            ratio = _num(eta, f"{where}.eta_min") / self.lr if self.lr > 0 else 0.0
             if ratio:
                 sched["min_lr_ratio"] = min(1.0, float(f"{ratio:.12g}"))
 
@@ -1893,7 +2046,7 @@ class _Converter:
         elif seed is not None:
             train["seed"] = _int(seed, "seed_everything")
         epochs = cfg.take("trainer.max_epochs")
-        if epochs is not None and int(epochs) > 0:
+        if epochs is not None and _int(epochs, "trainer.max_epochs") > 0:
             train["epochs"] = _int(epochs, "trainer.max_epochs")
         elif epochs is None:
             self.note("trainer.max_epochs is not set (Lightning then stops after 1000 epochs); "
@@ -1902,7 +2055,7 @@ class _Converter:
             self.note(f"trainer.max_epochs {epochs} (no epoch limit): rsfm's default train.epochs "
                       "applies; use train.max_steps or train.max_time to bound the run")
         steps = cfg.get("trainer.max_steps")
-        if steps is not None and int(steps) > 0:
+        if steps is not None and _int(steps, "trainer.max_steps") > 0:
             train["max_steps"] = _int(cfg.take("trainer.max_steps"), "trainer.max_steps")
         max_time = cfg.get("trainer.max_time")
         if max_time is not None:
@@ -2085,6 +2238,41 @@ class _Converter:
 
 
 # ------------------------------------------------------------------------------------ public
+_SECTIONS = ("data", "model", "trainer", "optimizer", "lr_scheduler")
+
+
+def _follow_section_files(raw: Mapping[str, Any], config_dir: Path) -> tuple[dict[str, Any],
+                                                                           list[str]]:
+    """Sections given as the path of another YAML file (``data: ../datamodules/x.yaml``, which
+    LightningCLI loads as that section) replaced by the file's mapping, with one note each."""
+    import yaml
+
+    out, notes = dict(raw), []
+    for section in _SECTIONS:
+        value = raw.get(section)
+        if not (isinstance(value, str) and value.strip().endswith((".yaml", ".yml", ".json"))):
+            continue
+        path = Path(os.path.expanduser(value.strip()))
+        path = path if path.is_absolute() else config_dir / path
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{section} refers to the file {value!r}, which was not found (looked "
+                              f"for '{path}'); LightningCLI reads that file as the {section} "
+                              "section: put it there, or copy its class_path and init_args under "
+                              f"{section}:.") from None
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{section}: cannot read the file {value!r}: {err}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{section}: the file {value!r} does not hold a mapping "
+                              "({class_path, init_args}).")
+        out[section] = loaded
+        notes.append(f"{section}: read from the file {value} (LightningCLI loads it as the "
+                     f"{section} section); its relative paths are taken as relative to the "
+                     "config's folder too (TerraTorch reads them from the working directory)")
+    return out, notes
+
+
 def convert_terratorch(
     source: str | os.PathLike[str] | Mapping[str, Any],
     *,
@@ -2121,11 +2309,10 @@ def convert_terratorch(
         raw: Any = source
     else:
         path = Path(source)
+        text = read_text_file(path, "TerraTorch config")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"TerraTorch config not found: '{path}'.") from None
-        except (OSError, yaml.YAMLError) as err:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as err:
             raise ConfigError(f"Cannot read TerraTorch config '{path}': {err}") from None
         config_dir = path.resolve().parent
         where = str(path)
@@ -2134,11 +2321,28 @@ def convert_terratorch(
         raise ConfigError(f"A TerraTorch config must be a YAML mapping, got {type(raw).__name__}"
                           + (f" ('{where}')." if where else "."))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "terratorch").strip("_") or "terratorch"
+    followed: list[str] = []
+    try:
+        if config_dir is not None:
+            raw, followed = _follow_section_files(raw, config_dir)
+    except ConfigError as err:
+        raise ConfigError(f"TerraTorch config '{where}': {err}") from None
     converter = _Converter(raw, config_dir,
                            Path(recipe_dir).resolve() if recipe_dir is not None else None, name,
                            absolute_paths)
+    converter.notes.extend(followed)
     try:
-        result = converter.run()
+        try:
+            result = converter.run()
+        except RsfmError:
+            raise
+        except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError) as err:
+            # a value of a type no TerraTorch class accepts there (a mapping for a number, ...)
+            last = converter.cfg.last
+            raise ConfigError(f"a value has a type the converter cannot read (last key read: "
+                              f"{last!r} = {converter.cfg.get(last)!r}; {type(err).__name__}: "
+                              f"{err}). Check that key against the TerraTorch class it "
+                              "configures.") from None
     except ConfigError as err:  # name the file: the key paths inside are the config's
         if where is None:
             raise

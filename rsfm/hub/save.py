@@ -18,6 +18,7 @@ Tokens are passed to ``huggingface_hub`` only; they are never printed or written
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import sys
@@ -31,11 +32,13 @@ from torch import Tensor, nn
 from rsfm import __version__
 from rsfm.cards import get_card
 from rsfm.config import LoraSettings, ModelConfig
-from rsfm.errors import ConfigError, WeightsError
+from rsfm.devices import check_device
+from rsfm.errors import ConfigError, UnknownNameError, WeightsError
 from rsfm.factory import create_model
 from rsfm.io import atomic_write_text, save_safetensors
 from rsfm.lora import is_lora, load_adapter, merge_lora
 from rsfm.lora import save_adapter as save_lora_adapter
+from rsfm.modelcheck import model_card
 from rsfm.models.model import RsfmModel
 from rsfm.recipe import recipe_to_yaml
 from rsfm.saved import (
@@ -321,6 +324,20 @@ def _base_config(config: SavedConfig) -> ModelConfig:
     return replace(model, pretrained=False, weights=url)
 
 
+def _no_weights(folder: Path, weights: str, name: str) -> str:
+    """The message for ``weights`` naming no file of ``folder``: what exists, what is allowed."""
+    found = sorted(p.name for p in folder.glob("*.safetensors"))
+    if weights in ("best", "last"):
+        what = f"No {name}" + (" and no LoRA adapter" if weights == "best" else "")
+        return (f"{what} in '{folder}' (weights={weights!r}); the folder holds "
+                f"{found or 'no .safetensors file'}.")
+    close = difflib.get_close_matches(weights, ["best", "last", *found], n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (f"from_pretrained: weights={weights!r} is not 'best' ({WEIGHTS_NAME}), 'last' "
+            f"({LAST_WEIGHTS_NAME}) or a file in '{folder}' (it holds "
+            f"{found or 'no .safetensors file'}).{hint}")
+
+
 def from_pretrained(
     path_or_repo_id: str | os.PathLike[str],
     revision: str | None = None,
@@ -347,7 +364,7 @@ def from_pretrained(
         cache_dir: Hub cache override.
         weights: ``best`` (``model.safetensors``), ``last`` (``last_model.safetensors``, run
             directories only) or a file name in the folder.
-        device: Move the model there.
+        device: Move the model there (checked first: ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         merge: LoRA-only folders: merge the adapter into the backbone (plain model).
         token: Hub token for private repos (never printed).
         force_download: Download the repo again even when cached.
@@ -358,14 +375,25 @@ def from_pretrained(
         The model, with ``model.saved_config`` (the :class:`SavedConfig` read).
 
     Raises:
-        WeightsError: No such folder/repo, or weights that do not fit the saved config.
-        ConfigError: An invalid ``config.json``.
+        WeightsError: No such folder/repo, no such weights file (lists the allowed values), or
+            weights that do not fit the saved config.
+        ConfigError: A device this machine does not have, an invalid ``config.json`` (names
+            the file; an unknown backbone with close matches).
     """
     from safetensors.torch import load_file
 
+    check_device(device, "from_pretrained: device")  # before anything is read or downloaded
+    if not isinstance(weights, str) or not weights.strip():
+        raise ConfigError(f"from_pretrained: weights {weights!r} must be 'best', 'last' or the "
+                          "name of a weights file in the folder.", key="weights")
     folder = resolve_folder(path_or_repo_id, revision, cache_dir, token,
                             force_download=force_download, local_files_only=local_files_only)
     config = read_saved_config(folder)
+    try:
+        model_card(config.model.backbone)  # a hand-edited or newer config.json: name the file
+    except UnknownNameError as err:
+        raise ConfigError(f"Invalid '{folder / CONFIG_NAME}':\n  {err}",
+                          key="model.backbone") from None
     name = {"best": WEIGHTS_NAME, "last": LAST_WEIGHTS_NAME}.get(weights, weights)
     full = folder / name
     adapter = adapter_folder(folder, config) if weights == "best" else None
@@ -395,8 +423,7 @@ def from_pretrained(
         if merge:
             merge_lora(model)
     else:
-        raise WeightsError(f"No {name}" + (" and no LoRA adapter" if weights == "best" else "")
-                           + f" in '{folder}'.")
+        raise WeightsError(_no_weights(folder, weights, name))
     model.config = config.model  # the recipe as saved (e.g. pretrained: true), not the rebuild's
     model.saved_config = config
     model.eval()

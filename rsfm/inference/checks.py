@@ -3,7 +3,8 @@
 - outputs: the format fits the task (detection writes vectors, segmentation a GeoTIFF), options
   fit the task, no output overwrites an input or a file of the model folder being read (its
   weights, config, recipe, metrics, checkpoints; an earlier rsfm prediction there may be
-  replaced), an existing ``.json`` is replaced only when it is GeoJSON, every output folder can
+  replaced), an existing GeoTIFF is replaced only when rsfm predict wrote it (a user's raster
+  never is), an existing ``.json`` is replaced only when it is GeoJSON, every output folder can
   be created and written;
 - inputs: each scene has the bands the model needs (the message names the file, the model's
   bands and the file's bands), time steps are co-registered;
@@ -129,7 +130,7 @@ def check_outputs(
 
     Raises:
         ConfigError: Names the output and the format or option at fault, or the input / model
-            file an output would overwrite.
+            file an output would overwrite, or an existing GeoTIFF rsfm predict did not write.
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -178,6 +179,12 @@ def check_outputs(
             raise ConfigError(f"Output '{target}' is a folder; give a file name.")
         check_output_path(target, inputs=inputs, model_dir=model_dir, what="Output",
                           replaceable=is_rsfm_prediction, hint="choose another output name")
+        if (target.suffix.lower() in RASTER_SUFFIXES and os.path.lexists(target)
+                and not is_rsfm_prediction(target)):
+            raise ConfigError(f"Output '{target}' exists and is not a prediction written by rsfm "
+                              "(it carries no RSFM_TASK tag); predict only replaces its own "
+                              "earlier rasters: choose another output name, or delete the file "
+                              "first.")
         if (vectors is not None and target == Path(vectors) and target.suffix.lower() == ".json"
                 and target.is_file() and not _looks_like_geojson(target)):
             raise ConfigError(f"Output '{target}' exists and is not GeoJSON; vectors never "

@@ -41,6 +41,7 @@ from rsfm import __version__
 from rsfm.errors import ConfigError
 from rsfm.inference.loading import (
     CONFIG_KEY,
+    FORMAT_SUFFIXES,
     TORCHSCRIPT_DEPRECATION,
     ExportedModel,
     OnnxModel,
@@ -48,7 +49,7 @@ from rsfm.inference.loading import (
     load_model,
 )
 from rsfm.inference.outputs import as_logits
-from rsfm.io import atomic_write_named, check_output_path
+from rsfm.io import atomic_write_named, check_free_space, check_output_path
 from rsfm.lora import is_lora
 from rsfm.lora import merge_lora as _merge
 from rsfm.preflight import check_writable_dir
@@ -87,6 +88,7 @@ class ExportResult:
         passed: All differences are within the tolerance.
         dynamic: Batch, height and width are dynamic (else the file takes the example shape).
         notes: Limits found while exporting (e.g. a static shape).
+        atol: The parity tolerance the differences were held to.
     """
 
     path: Path
@@ -95,6 +97,7 @@ class ExportResult:
     passed: bool = True
     dynamic: bool = True
     notes: list[str] = field(default_factory=list)
+    atol: float | None = None
 
 
 def merge_lora(model: torch.nn.Module) -> torch.nn.Module:
@@ -194,6 +197,7 @@ def _parity(result: ExportResult, net: torch.nn.Module, run: Callable[[torch.Ten
                 first = str(err).strip().splitlines()[0][:200] if str(err).strip() else repr(err)
                 result.notes.append(f"shape {tuple(xi.shape)} fails: {first}")
         result.max_abs_diff[str(tuple(xi.shape))] = diff
+    result.atol = atol
     result.passed = all(d <= atol for d in result.max_abs_diff.values())
 
 
@@ -258,12 +262,54 @@ def check_export_output(model: Any, path: str | Path, format: str | None = None)
     return path
 
 
-def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None, fmt: str
-           ) -> tuple[torch.nn.Module, SavedConfig, Path, int, int, torch.Tensor]:
+def _check_options(path: Path, fmt: str, size: int | None, multiple: int | None,
+                   atol: float) -> None:
+    """Fail, before the model is loaded, on a suffix of another format and on sizes or a
+    tolerance that cannot be."""
+    suffix = path.suffix.lower()
+    other = [f for f, suffixes in FORMAT_SUFFIXES.items() if f != fmt and suffix in suffixes]
+    if other:
+        raise ConfigError(
+            f"Export output '{path}' is named as a {other[0]} file but the format is {fmt}: rsfm "
+            f"predict reads an exported model's format from its suffix. Name it "
+            f"'{path.with_suffix(FORMATS[fmt])}', or drop the format (--format) to export "
+            f"{other[0]}.")
+    if size is not None and size < 1:
+        raise ConfigError(f"Export size {size} (--size) must be a positive number of pixels: a "
+                          f"multiple of the patch size, at least {_MIN_SIDE} (default: the "
+                          "model's tile size).", key="size")
+    if multiple is not None and multiple < 1:
+        raise ConfigError(f"Export multiple {multiple} (--multiple) must be >= 1: height and "
+                          "width are exported as multiples of it (default: the patch size).",
+                          key="multiple")
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise ConfigError(f"Parity tolerance atol (--atol) must be a number >= 0, got {atol!r}: "
+                          "it is the largest difference allowed between PyTorch's and the "
+                          "exported file's logits (e.g. 1e-4).", key="atol")
+
+
+def _file_bytes(net: torch.nn.Module) -> int:
+    """About the size of an exported file: the weights and buffers (each storage once), plus
+    1 MB for the graph."""
+    seen: set[int] = set()
+    total = 0
+    for t in net.state_dict(keep_vars=False).values():
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total + (1 << 20)
+
+
+def _setup(model: Any, path: str | Path, size: int | None, multiple: int | None, fmt: str,
+           atol: float) -> tuple[torch.nn.Module, SavedConfig, Path, int, int, torch.Tensor]:
+    _check_options(Path(path), fmt, size, multiple, atol)
     path = check_export_output(model, path, fmt)  # before the model is loaded
     net, config = _prepare(model)
-    multiple = int(multiple or _patch_multiple(net))
-    size = int(size or config.input.tile_size or 224)
+    # a short write makes torch.export.save abort the process: check the space first
+    check_free_space(path, _file_bytes(net), what="Export output")
+    multiple = int(multiple if multiple is not None else _patch_multiple(net))
+    size = int(size if size is not None else config.input.tile_size or 224)
     if size % multiple or size < _MIN_SIDE:
         low = _min_blocks(multiple) * multiple
         near = sorted({max(low, size // multiple * multiple),
@@ -298,10 +344,12 @@ def export_pt2(
         check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
 
     Raises:
-        ConfigError: An output that cannot take the export (:func:`check_export_output`, before
-            the model is loaded), not a segmentation model, or a size that is not a multiple.
+        ConfigError: An output that cannot take the export (:func:`check_export_output`, a
+            suffix of another format), a size, multiple or tolerance below its range (all before
+            the model is loaded), not a segmentation model, a size that is not a multiple, or
+            too little free space (or file size limit) for the file.
     """
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "pt2")
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "pt2", atol)
     program, dynamic, notes = _program(net, x, multiple)
     extra = {f"{CONFIG_KEY}.json": config_json(config)}
     atomic_write_named(path, lambda tmp: torch.export.save(program, str(tmp), extra_files=extra))
@@ -337,12 +385,14 @@ def export_onnx(
         check_sizes: ``(batch, H, W)`` shapes of the parity check besides the export shape.
 
     Raises:
-        ConfigError: An output that cannot take the export (:func:`check_export_output`, before
-            the model is loaded), not a segmentation model, or a size that is not a multiple.
+        ConfigError: An output that cannot take the export (:func:`check_export_output`, a
+            suffix of another format), a size, multiple or tolerance below its range (all before
+            the model is loaded), not a segmentation model, a size that is not a multiple, or
+            too little free space (or file size limit) for the file.
     """
     import onnx
 
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "onnx")
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "onnx", atol)
     program, dynamic, notes = _program(net, x, multiple)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -383,7 +433,8 @@ def export_torchscript(
     """
     log.warning("TorchScript is deprecated in PyTorch; .pt2 (torch.export) and .onnx are the "
                 "supported export formats.")
-    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "torchscript")
+    net, config, path, size, multiple, x = _setup(model, path, size, multiple, "torchscript",
+                                                  atol)
     notes: list[str] = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=TORCHSCRIPT_DEPRECATION, category=FutureWarning)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from rsfm.validation import dump, validate
 __all__ = [
     "CONFIG_KEY",
     "EXPORT_SUFFIXES",
+    "FORMAT_SUFFIXES",
     "TORCHSCRIPT_DEPRECATION",
     "ExportedModel",
     "OnnxModel",
@@ -50,6 +52,8 @@ _ONNX = (".onnx",)
 _PT2 = (".pt2",)
 _SCRIPT = (".pt", ".pth", ".ts", ".torchscript", ".jit")
 EXPORT_SUFFIXES: tuple[str, ...] = _ONNX + _PT2 + _SCRIPT
+# export format -> the suffixes load_model reads as that format
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"pt2": _PT2, "onnx": _ONNX, "torchscript": _SCRIPT}
 # PyTorch's FutureWarning on every torch.jit call: silenced where TorchScript is asked for
 TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
 
@@ -170,6 +174,31 @@ class OnnxModel:
         return self
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else repr(err)
+
+
+class _Captured(logging.Filter):
+    """Keeps what ``torch.export.load`` logs (a whole traceback, as a warning) off the
+    terminal, as a filter of its logger (torch gives that logger its own handler); its error
+    becomes the reason in rsfm's one-line message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def reason(self) -> str | None:
+        for record in reversed(self.records):
+            if record.exc_info and record.exc_info[1] is not None:
+                return _first_line(record.exc_info[1])
+        return None
+
+
 class ExportedModel(torch.nn.Module):
     """A ``torch.export`` program (``.pt2`` written by ``rsfm export``) as a module.
 
@@ -181,11 +210,20 @@ class ExportedModel(torch.nn.Module):
         super().__init__()
         self.path = Path(path)
         extra = {f"{CONFIG_KEY}.json": ""}
+        if not zipfile.is_zipfile(self.path):  # torch's own error comes with a logged traceback
+            raise WeightsError(f"'{self.path}' is not a torch.export (.pt2) file rsfm can load: "
+                               "it is not a ZIP archive (a .pt2 file is one). Give a file "
+                               "written by `rsfm export`.")
+        logged = _Captured()
+        torch_log = logging.getLogger("torch.export")
+        torch_log.addFilter(logged)
         try:
             program = torch.export.load(str(self.path), extra_files=extra)
         except Exception as err:  # noqa: BLE001 - torch raises many types for foreign files
             raise WeightsError(f"'{self.path}' is not a torch.export (.pt2) file rsfm can load: "
-                               f"{str(err).splitlines()[0] if str(err) else err!r}") from None
+                               f"{logged.reason() or _first_line(err)}") from None
+        finally:
+            torch_log.removeFilter(logged)
         self.program = program
         self.graph_module = program.module()
         self.metadata = {CONFIG_KEY: extra[f"{CONFIG_KEY}.json"]}

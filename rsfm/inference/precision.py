@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 
+from rsfm.devices import check_device
 from rsfm.errors import ConfigError
 
 __all__ = [
@@ -56,36 +57,6 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
-
-
-def check_device(device: str | None, option: str = "--device") -> torch.device | None:
-    """The torch device named by ``device`` (None: the default), checked before any compute.
-
-    Raises:
-        ConfigError: Not a device name, or a device this machine does not have (names the
-            option, the value and what is available).
-    """
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"{option} {device!r} is not a device; use cpu, cuda, cuda:N or "
-                          "mps.") from None
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise ConfigError(f"{option} {device!r}: this machine has no CUDA GPU that torch can "
-                              f"use (torch {torch.__version__}, CUDA build "
-                              f"{torch.version.cuda or 'none'}); use {option} cpu.")
-        if dev.index is not None and dev.index >= n:
-            raise ConfigError(f"{option} {device!r}: this machine has {n} CUDA GPU(s) "
-                              f"(cuda:0..cuda:{n - 1}).")
-    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                    and torch.backends.mps.is_available()):
-        raise ConfigError(f"{option} {device!r}: Apple MPS is not available here; use "
-                          f"{option} cpu.")
-    return dev
 
 
 def device_supports(precision: str, device: torch.device) -> tuple[bool, str]:

@@ -59,6 +59,7 @@ from rsfm.colors import class_colors
 from rsfm.data.reader import ImageReader
 from rsfm.errors import ConfigError, DataError, UnknownNameError
 from rsfm.factory import check_model_config
+from rsfm.inference.arguments import check_predict_arguments
 from rsfm.inference.checks import (
     check_outputs,
     check_value_range,
@@ -85,7 +86,7 @@ from rsfm.inference.vectorize import (
     write_boxes,
     write_instances,
 )
-from rsfm.io import FileSet, atomic_write_named
+from rsfm.io import FileSet, atomic_write_named, disk_full_error
 from rsfm.saved import SavedConfig
 from rsfm.spec import ClassInfo, InputSpec, class_values
 
@@ -167,8 +168,11 @@ class PredictOptions:
             raise ConfigError(f"score_threshold must be in [0, 1], got {self.score_threshold}.")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}.")
-        if self.min_object_size < 0 or self.max_hole_size < 0:
-            raise ConfigError("min_object_size and max_hole_size must be >= 0 pixels.")
+        for name, flag, value in (("min_object_size", "--min-object-size", self.min_object_size),
+                                  ("max_hole_size", "--fill-holes", self.max_hole_size)):
+            if value < 0:
+                raise ConfigError(f"{name} ({flag}) must be >= 0 pixels (0 turns it off), got "
+                                  f"{value}.", key=name)
 
     def tiling(self, spec: InputSpec) -> tuple[int, int]:
         """``(tile, overlap)`` for a model with ``spec`` (overlap even, so margins split evenly).
@@ -595,6 +599,11 @@ class _Engine:
             result.style = write_class_style(out, state["classes"], counts)[1]
             result.probabilities = targets["probs"] if "probs" in final else None
             result.confidence = targets["conf"] if "conf" in final else None
+        except Exception as err:  # GDAL says only that a block failed: was the disk full?
+            full = disk_full_error(err, out, probe=tmpdir)
+            if full is not None:
+                raise full from None
+            raise
         finally:
             for ds in files.values():
                 if not ds.closed:
@@ -762,7 +771,13 @@ def _run(model: Callable[..., Any], scene: _Scene, task: str, options: PredictOp
             result = engine.run_segmentation(scene.out)
             if scene.vectors is not None:
                 result.vectors = scene.vectors
-                result.summary = vectorize_raster(result.classes, scene.vectors)
+                try:
+                    result.summary = vectorize_raster(result.classes, scene.vectors)
+                except Exception as err:
+                    full = disk_full_error(err, scene.vectors)
+                    if full is not None:
+                        raise full from None
+                    raise
     result.seconds = time.perf_counter() - t0
     mpix = reader.info.width * reader.info.height / 1e6
     result.megapixels_per_second = mpix / max(result.seconds, 1e-9)
@@ -969,6 +984,7 @@ def predict(
         BandError: A scene lacks bands the model needs (before any compute).
         DataError: Missing or unreadable inputs.
     """
+    check_predict_arguments(inputs, file_bands)
     options = _options(options, kwargs)
     net, spec, task, trained = _resolve(model, spec, task, file_bands, options)
     files = _expand_inputs(inputs)

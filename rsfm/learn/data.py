@@ -24,6 +24,7 @@ split)::
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import tempfile
 import warnings
@@ -287,12 +288,16 @@ def prepare_data(
     Raises:
         DataError: A folder that matches no layout (names it and lists the expected layouts),
             missing or unreadable files.
-        ConfigError: Arguments that do not fit the data (e.g. a task the labels cannot give).
+        ConfigError: Arguments that do not fit the data (e.g. a task the labels cannot give),
+            or bad values (``val_split`` outside [0, 1), ``augment`` not a bool or mapping),
+            named as the argument, before any file is read.
     """
     if chip_size is not None and (not isinstance(chip_size, int) or isinstance(chip_size, bool)
                                   or chip_size < 8):
         raise ConfigError(f"prepare_data: chip_size must be an integer >= 8 pixels (the tile "
                           f"side), got {chip_size!r}.")
+    _check_val_split(val_split)
+    _check_augment(augment)
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"prepare_data: '{root}' does not exist. Expected a folder in one of "
@@ -341,6 +346,25 @@ def prepare_data(
     for note in found.notes:
         log.info("prepare_data: %s", note)
     return data
+
+
+def _check_val_split(val_split: Any) -> None:
+    """Raises ConfigError unless ``val_split`` is a share in [0, 1) (named as the argument,
+    not as the recipe's ``data.val_fraction`` it becomes)."""
+    number = isinstance(val_split, numbers.Real) and not isinstance(val_split, bool)
+    if not number or not 0 <= val_split < 1:
+        raise ConfigError(f"prepare_data: val_split must be a number in [0, 1) (the share of "
+                          f"the training samples held out for validation, e.g. 0.2; 0: none), "
+                          f"got {val_split!r}.", key="val_split")
+
+
+def _check_augment(augment: Any) -> None:
+    """Raises ConfigError unless ``augment`` is True, False, None or a mapping."""
+    if augment is None or isinstance(augment, (bool, Mapping)):
+        return
+    raise ConfigError(f"prepare_data: augment must be True (flips and 90-degree rotations), "
+                      f"False (none) or a data.augment mapping such as {DEFAULT_AUGMENT}, got "
+                      f"{augment!r}.", key="augment")
 
 
 # ------------------------------------------------------------------------------ the layouts

@@ -130,6 +130,29 @@ def _lora(lora: bool | LoraSettings | Mapping[str, Any] | None) -> dict[str, Any
     return dump(lora) if isinstance(lora, LoraSettings) else dict(lora)
 
 
+
+def _learning_rate(lr: Any) -> float | None:
+    """``fit(lr=...)`` as a float (None: the ``lr_find`` suggestion).
+
+    Raises:
+        ConfigError: Not a positive finite number nor an :class:`LRFindResult` (names ``lr``).
+    """
+    if lr is None:
+        return None
+    if isinstance(lr, LRFindResult):
+        return float(lr)
+    value: float | None = None
+    if not isinstance(lr, bool):
+        try:
+            value = float(lr)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"fit: lr must be a positive number (the learning rate, e.g. 1e-3), "
+                          f"an lr_find() result, or None to use the lr_find suggestion; got "
+                          f"{lr!r}.", key="lr")
+    return value
+
 class Learner:
     """A model built from :class:`~rsfm.learn.Data`, trained and used from a notebook.
 
@@ -462,7 +485,12 @@ class Learner:
 
         Returns:
             The :class:`~rsfm.train.state.TrainResult`.
+
+        Raises:
+            ConfigError: ``lr`` is not a positive number (names ``lr`` and the value), before
+                any compute.
         """
+        lr = _learning_rate(lr)  # before lr_find or any epoch runs
         state = self._state()
         tc = self.recipe.train
         if state is None:

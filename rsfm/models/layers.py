@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from rsfm.errors import ConfigError
 from rsfm.models.blocks import DropPath, Mlp
 
 __all__ = [
@@ -64,9 +65,10 @@ WINDOW_MODES: tuple[str, ...] = get_args(WindowMode)
 
 
 def check_window_mode(mode: str) -> None:
-    """Raise a ValueError naming the modes when ``mode`` is not one."""
+    """Raise a ConfigError naming the modes when ``mode`` is not one."""
     if mode not in WINDOW_MODES:
-        raise ValueError(f"window_mode must be one of {list(WINDOW_MODES)}, got {mode!r}")
+        raise ConfigError(f"window_mode={mode!r}: must be one of {list(WINDOW_MODES)}.",
+                          key="window_mode")
 
 
 def window_partition(x: Tensor, grid: Grid, ws: int) -> Tensor:
@@ -137,7 +139,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+            raise ConfigError(f"embed_dim={dim} must be divisible by num_heads={num_heads}.")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
@@ -297,7 +299,7 @@ def sincos_3d_grid(embed_dim: int, grid: Grid) -> Tensor:
     Channels are concat(w: 6/16 D, h: 6/16 D, t: 4/16 D), computed in float64.
     """
     if embed_dim % 16:
-        raise ValueError(f"3-D sin-cos embedding needs embed_dim divisible by 16, got {embed_dim}")
+        raise ConfigError(f"embed_dim={embed_dim}: the 3-D sin-cos embedding needs a multiple of 16.")
     T, H, W = grid
     d_wh, d_t = embed_dim // 16 * 6, embed_dim // 16 * 4
     f64 = torch.float64

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from rsfm.errors import ConfigError
+
 __all__ = ["ResNetBackbone"]
 
 _LAYERS = {
@@ -56,14 +58,14 @@ class ResNetBackbone(ResNet):
         stem: bool = False,
     ) -> None:
         if depth not in _LAYERS:
-            raise ValueError(f"ResNet depth must be one of {sorted(_LAYERS)}, got {depth}")
+            raise ConfigError(f"depth={depth!r}: a ResNet depth is one of {sorted(_LAYERS)}.", key="depth")
         if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+            raise ConfigError(f"output_stride={output_stride!r}: must be 8, 16 or 32.", key="output_stride")
         dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
         block, layers = _LAYERS[depth]
         if output_stride != 32 and block is BasicBlock:
             # torchvision's BasicBlock has no dilation support (ResNet-18/34).
-            raise ValueError(
+            raise ConfigError(
                 f"output_stride={output_stride} needs a dilated ResNet; ResNet-{depth} (BasicBlock) only "
                 f"supports output_stride=32. Use ResNet-50/101 for DeepLab at stride 8/16."
             )
@@ -86,7 +88,7 @@ class ResNetBackbone(ResNet):
             strides.append(s)
         indices = (0, 1, 2, 3) if out_indices is None else tuple(out_indices)
         if not indices or any(i not in range(4) for i in indices):
-            raise ValueError(f"out_indices for a ResNet name stages 0..3, got {list(indices)}")
+            raise ConfigError(f"out_indices={list(indices)}: a ResNet has stages 0..3.", key="out_indices")
         self.out_indices = tuple(sorted(set(indices)))
         self.stem = bool(stem)
         self.out_channels = [64] * self.stem + [widths[i] * expansion for i in self.out_indices]

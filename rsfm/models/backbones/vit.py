@@ -8,9 +8,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from rsfm.errors import ConfigError
 from rsfm.models.layers import Block, Grid, WindowMode, check_window_mode, default_global_blocks
 
 __all__ = ["ViTBackbone"]
+
+
+def _check_window_size(window_size: int) -> None:
+    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 0:
+        raise ConfigError(f"window_size={window_size!r}: must be an integer >= 0 tokens per window "
+                          "side (0 or None: global attention).", key="window_size")
 
 
 class ViTBackbone(nn.Module):
@@ -57,12 +64,13 @@ class ViTBackbone(nn.Module):
         self.depth = depth
         self.patch_size = patch_size
         self.num_frames = num_frames
+        self.out_indices = self._check_out_indices(out_indices)  # before building any block
+        _check_window_size(window_size or 0)
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_eps=norm_eps, drop_path=rates[i])
             for i in range(depth)
         )
-        self.out_indices = self._check_out_indices(out_indices)
         self.out_channels = [embed_dim * num_frames] * len(self.out_indices)
         self.out_strides = [patch_size] * len(self.out_indices)
         self.grad_checkpointing = False
@@ -75,11 +83,14 @@ class ViTBackbone(nn.Module):
     def _check_out_indices(self, out_indices: Sequence[int] | None) -> tuple[int, ...]:
         if out_indices is None:
             return (self.depth - 1,)
-        idx = tuple(i + self.depth if i < 0 else i for i in out_indices)
-        bad = [i for i in idx if not 0 <= i < self.depth]
-        if bad or not idx:
-            raise ValueError(f"out_indices={list(out_indices)} must name blocks in 0..{self.depth - 1} (or -1..-{self.depth}).")
-        return tuple(sorted(set(idx)))
+        values = list(out_indices)
+        bad = [i for i in values if not -self.depth <= i < self.depth]
+        if bad or not values:
+            what = f"{bad} outside" if bad else "names no block of"
+            raise ConfigError(f"out_indices={values}: {what} the blocks 0..{self.depth - 1} "
+                              f"(or -1..-{self.depth}) of this {self.depth}-block ViT.",
+                              key="out_indices")
+        return tuple(sorted({i + self.depth if i < 0 else i for i in values}))
 
     def set_window_attention(self, window_size: int, global_blocks: Sequence[int] | None = None, *,
                              window_mode: WindowMode | None = None) -> None:
@@ -92,12 +103,12 @@ class ViTBackbone(nn.Module):
         if window_mode is not None:
             check_window_mode(window_mode)
             self.window_mode = window_mode
-        if window_size < 0:
-            raise ValueError(f"window_size must be >= 0 tokens, got {window_size}")
+        _check_window_size(window_size)
         glob = default_global_blocks(self.depth) if global_blocks is None else tuple(global_blocks)
         bad = [i for i in glob if not 0 <= i < self.depth]
         if bad:
-            raise ValueError(f"global_blocks {bad} are outside 0..{self.depth - 1}")
+            raise ConfigError(f"global_blocks={list(glob)}: {bad} outside the blocks "
+                              f"0..{self.depth - 1}.", key="global_blocks")
         self.window_size = window_size
         self.global_blocks = glob if window_size else tuple(range(self.depth))
         for i, blk in enumerate(self.blocks):

@@ -8,15 +8,20 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rsfm.errors import ConfigError
+from rsfm.config import HEAD_OPTIONS
+from rsfm.modelcheck import check_head_kwargs
 
 __all__ = ["check_kwargs"]
 
 
 def check_kwargs(cls: type, head: str, kwargs: Mapping[str, Any], skip: Iterable[str] = ()) -> None:
-    """Raise a ConfigError naming unknown head options and the allowed ones."""
-    params = inspect.signature(cls.__init__).parameters
-    allowed = sorted(set(params) - {"self", *skip})
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(f"head={head!r} got unknown option(s) {unknown}; allowed head options: {allowed}.")
+    """Raise a ConfigError naming unknown head options and the allowed ones.
+
+    The options are :data:`rsfm.config.HEAD_OPTIONS` (torch-free, so ``rsfm check`` reads the
+    same table); ``cls`` is the head class, whose keyword arguments the table must list.
+    """
+    params = set(inspect.signature(cls.__init__).parameters) - {"self", *skip}
+    if params != set(HEAD_OPTIONS[head]):
+        raise RuntimeError(f"rsfm.config.HEAD_OPTIONS[{head!r}] {list(HEAD_OPTIONS[head])} is out "
+                           f"of date: {cls.__name__} takes {sorted(params)}.")
+    check_head_kwargs(head, kwargs)

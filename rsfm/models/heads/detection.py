@@ -19,7 +19,6 @@ Conventions:
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from rsfm.errors import ConfigError
+from rsfm.modelcheck import check_head_kwargs
 
 __all__ = ["DETECTION_HEADS", "FeatureSource", "NoResizeTransform", "build_detector", "default_anchor_sizes"]
 
@@ -40,9 +40,6 @@ DETECTION_HEADS: dict[str, type[nn.Module]] = {
     "fcos": FCOS,
     "mask_rcnn": MaskRCNN,
 }
-# Options we set ourselves (not passable through head_kwargs).
-_RESERVED = {"self", "backbone", "num_classes", "min_size", "max_size", "image_mean", "image_std",
-             "rpn_anchor_generator", "anchor_generator", "box_roi_pool", "mask_roi_pool", "kwargs"}
 # Remote-sensing tiles often hold hundreds of objects (trees, cars); torchvision keeps 100.
 _DETECTIONS_PER_IMG = 300
 
@@ -142,13 +139,7 @@ def build_detector(
         The detector, whose ``backbone`` is a :class:`FeatureSource` waiting for its owner.
     """
     cls = DETECTION_HEADS[kind]
-    allowed = sorted(set(inspect.signature(cls.__init__).parameters) - _RESERVED)
-    unknown = sorted(set(detector_kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"head={kind!r} got unknown option(s) {unknown}. Allowed: anchor_sizes, aspect_ratios, "
-            f"min_size, max_size, size_divisible, and torchvision's {cls.__name__} options {allowed}."
-        )
+    check_head_kwargs(kind, detector_kwargs)
     if len(set(in_channels)) != 1:
         raise ConfigError(
             f"Detection needs pyramid levels of equal width, got {list(in_channels)}; use neck='auto' "
