@@ -58,6 +58,7 @@ from rsfm.data.scenes import SceneDataset
 from rsfm.datasets import base_dataset, build_split, check_split, label_rules
 from rsfm.devices import check_device
 from rsfm.errors import ConfigError, DataError, RsfmError
+from rsfm.inference.postprocess import InstanceMask
 from rsfm.inference.predict import PredictOptions, ScenePredictor
 from rsfm.io import (
     FileSet,
@@ -281,12 +282,13 @@ class _SceneTargets:
         self.invalid += count.invalid
         return mask
 
-    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Detection boxes of the whole scene (pixel xyxy) and their class ids."""
+    def instances(self, masks: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Detection boxes of the whole scene (pixel xyxy), their class ids and, with
+        ``masks``, one ``(H, W)`` mask per box (Mask R-CNN)."""
         if self.vectors is None:
             raise ConfigError("Scene detection needs vector labels.")
-        return self.vectors.boxes(self.info.transform, (self.info.height, self.info.width),
-                                  min_visible=self.ds.min_visible)
+        return self.vectors.instances(self.info.transform, (self.info.height, self.info.width),
+                                      min_visible=self.ds.min_visible, masks=masks)
 
 
 def _region(windows: Sequence[tuple[int, int]], tile: int, row: int, n: int,
@@ -365,25 +367,58 @@ def _classification(predictor: ScenePredictor, base: Any, items: Sequence[_Item]
     return total.compute(), rows
 
 
+_MASK_BYTES = 1 << 30  # full-image instance masks held at once for one image's mask mAP
+
+
+def _full_masks(masks: Sequence[InstanceMask], shape: tuple[int, int]) -> np.ndarray:
+    """``(N, H, W)`` bool masks of one image from the predictor's cropped instance masks."""
+    out = np.zeros((len(masks), *shape), dtype=bool)
+    for i, m in enumerate(masks):
+        if not m.empty:
+            out[i, m.row : m.row + m.height, m.col : m.col + m.width] = m.array()
+    return out
+
+
 def _detection(predictor: ScenePredictor, base: Any, items: Sequence[_Item],
                readers: Sequence[ImageReader], bar: Any,
                max_detections: int) -> tuple[dict[str, Any], list]:
-    metric = DetectionMetrics(predictor.spec.class_names, max_detections=max_detections)
+    # mask mAP (segm_*) when the model predicts masks (Mask R-CNN) and the labels have outlines
+    with_masks = bool(getattr(base, "instance_masks", False))
+    metric = DetectionMetrics(predictor.spec.class_names, max_detections=max_detections,
+                              masks=with_masks or None)
     rows = []
     for item, reader in zip(items, readers):
         pred = predictor.predict(item.paths, reader=reader)
         boxes, scores, labels = pred.boxes, pred.scores, pred.labels
+        p_masks = pred.masks
+        t_masks: np.ndarray | None = None
         if item.scene >= 0:
-            t_boxes, t_labels = _SceneTargets(base, item, reader).boxes()
+            t_boxes, t_labels, t_masks = _SceneTargets(base, item, reader).instances(with_masks)
             keep = _in_region(t_boxes, item.windows, base.tile_size)
             t_boxes, t_labels = t_boxes[keep], t_labels[keep]
+            t_masks = None if t_masks is None else t_masks[keep]
             keep = _in_region(boxes, item.windows, base.tile_size)  # type: ignore[arg-type]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]  # type: ignore[index]
+            p_masks = None if p_masks is None else [m for m, k in zip(p_masks, keep) if k]
         else:
             target = base.read_target(item.index)
-            t_boxes, t_labels = target["boxes"], target["labels"]
-        metric.update([{"boxes": boxes, "scores": scores, "labels": labels}],
-                      [{"boxes": t_boxes, "labels": t_labels}])
+            t_boxes, t_labels, t_masks = target["boxes"], target["labels"], target.get("masks")
+        pred_dict: dict[str, Any] = {"boxes": boxes, "scores": scores, "labels": labels}
+        target_dict: dict[str, Any] = {"boxes": t_boxes, "labels": t_labels}
+        if metric.masks:
+            info = reader.plan(item.paths[0]).info
+            shape = (info.height, info.width)
+            n = len(boxes) + len(t_boxes)  # type: ignore[arg-type]
+            if p_masks is None or t_masks is None or n * shape[0] * shape[1] > _MASK_BYTES:
+                why = ("the model predicts no masks" if p_masks is None else
+                       "the labels have no outlines" if t_masks is None else
+                       f"'{item.name}' needs {n} full-size masks of {shape[0]}x{shape[1]}")
+                log.warning("Mask mAP is not computed (%s); box mAP only.", why)
+                metric.drop_masks()
+            else:
+                pred_dict["masks"] = _full_masks(p_masks, shape)
+                target_dict["masks"] = np.asarray(t_masks, dtype=bool)
+        metric.update([pred_dict], [target_dict])
         rows.append({"image": item.name, "targets": len(t_boxes),
                      "predictions": len(boxes)})  # type: ignore[arg-type]
         bar.update(1)

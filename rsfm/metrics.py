@@ -321,6 +321,12 @@ class DetectionMetrics:
             self.preds.append(p)
             self.targets.append(t)
 
+    def drop_masks(self) -> None:
+        """Box metrics only from here on (masks already added are dropped too)."""
+        self.masks = False
+        for d in (*self.preds, *self.targets):
+            d.pop("masks", None)
+
     def compute(self) -> dict[str, Any]:
         """The metrics (see the module docstring) and ``images``."""
         if self.backend == "rsfm":

@@ -93,6 +93,12 @@ def test_mask_rcnn_trains_on_polygons_and_reports_mask_map(tmp_path):
     row = result.history[-1]
     assert 0.0 <= row["val_map_50"] <= 1.0
     assert "val_segm_map_50" in row and 0.0 <= row["val_segm_map_50"] <= 1.0
+    # rsfm evaluate scores the predicted outlines too, through predict's tiling
+    from rsfm.evaluation import evaluate
+
+    scored = evaluate(tmp_path / "run", split="val", write=False, progress=False)
+    assert 0.0 <= scored.metrics["map_50"] <= 1.0
+    assert 0.0 <= scored.metrics["segm_map_50"] <= 1.0
 
 
 def test_rsfm_check_refuses_mask_rcnn_on_chip_labels():
