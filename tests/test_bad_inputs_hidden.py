@@ -41,10 +41,12 @@ from test_bad_inputs import (  # noqa: F401 - trained/detector are fixtures used
     SCENE,
     TERRATORCH,
     TREES,
+    Case,
     Ctx,
     changed,
     det_recipe,
     detector,
+    run_case,
     run_cli,
     seg_recipe,
     snapshot,
@@ -64,25 +66,15 @@ def xfail(reason: str) -> Any:
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    build: Callable[[Ctx], Any]
-    names: tuple[str, ...] = ()
-    code: int = 2
-    new_files: bool = False
-    subprocess: bool = False
-    may_change: tuple[str, ...] = ()
-
-
 CASES: list[Any] = []
 
 
 def case(id: str, *names: str, code: int = 2, marks: Any = (), new_files: bool = False,
          subprocess: bool = False, may_change: tuple[str, ...] = ()) -> Callable:
     def deco(fn: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
-        CASES.append(pytest.param(Case(id, fn, names, code, new_files or code == 0, subprocess,
-                                       may_change), id=id, marks=marks))
+        CASES.append(pytest.param(Case(id, fn, names, code, new_files=new_files or code == 0,
+                                       subprocess=subprocess, may_change=may_change),
+                                  id=id, marks=marks))
         return fn
     return deco
 
@@ -94,42 +86,7 @@ def _show(c_id: str, code: int, text: str) -> None:
 
 @pytest.mark.parametrize("c", CASES)
 def test_hidden_bad_input(c: Case, tmp_path, request, capsys, caplog, monkeypatch):
-    tracebacks = tmp_path / "tracebacks"
-    work = tmp_path / "case"
-    work.mkdir()
-    monkeypatch.setenv("RSFM_TRACEBACK_DIR", str(tracebacks))
-    monkeypatch.chdir(work)
-    ctx = Ctx(work, request)
-    built = c.build(ctx)
-    argv, extra = (built if isinstance(built, tuple) else (built, ()))
-    argv = [str(a) for a in argv]
-    watched = [work, DATA, *ctx.extra_watch]
-    before = snapshot(watched)
-    outcome = run_cli(argv, capsys, caplog, {"RSFM_TRACEBACK_DIR": str(tracebacks)},
-                      in_subprocess=c.subprocess)
-    after = snapshot(watched)
-    shown = f"rsfm {' '.join(argv)}\n--- stderr:\n{outcome.err}\n--- log:\n{outcome.log[-3000:]}"
-    warned = "".join(line + "\n" for line in outcome.log.splitlines() if "WARNING" in line)
-    _show(c.id, outcome.code, outcome.err + warned)
-    assert outcome.code == c.code, shown
-    assert "Traceback" not in outcome.err and "Traceback" not in outcome.out, shown
-    assert not tracebacks.exists() or not any(tracebacks.iterdir()), shown
-    if c.code == 2:
-        assert "error:" in outcome.err and len(outcome.err) < 3000, shown
-    where = outcome.err if c.code == 2 else outcome.text
-    bare = where.replace(str(tmp_path), "<tmp>")  # the case's folder is named after its id
-    for name in (*c.names, *extra):
-        if "{tmp}" in str(name):
-            assert str(name).replace("{tmp}", str(work)) in where, f"{name!r} not named\n{shown}"
-        else:
-            assert str(name) in bare, f"{name!r} not named\n{shown}"
-    free = tuple(str(work / m) for m in c.may_change)
-    changed_files = sorted(p for p in before if after.get(p) != before[p]
-                           and not p.startswith(free))
-    assert not changed_files, f"files changed or removed: {changed_files}\n{shown}"
-    if not c.new_files:
-        added = sorted(set(after) - set(before))
-        assert not added, f"a failed command wrote {added}\n{shown}"
+    run_case(c, tmp_path, request, capsys, caplog, monkeypatch)
 
 
 # -------------------------------------------------------------------------------- API cases
