@@ -291,4 +291,6 @@ class LoraSettings:
     def __post_init__(self) -> None:
         freeze_sequences(self, "target_modules")
         check(self.r >= 1, "r", f"must be >= 1 (got {self.r})")
+        check(self.alpha > 0, "alpha", f"must be > 0 (got {self.alpha}); the LoRA update is "
+                                       "scaled by alpha / r (peft's lora_alpha)")
         check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1) (got {self.dropout})")

@@ -8,6 +8,8 @@ source (chips, scenes, ArcGIS exports).
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from torch.utils.data import Dataset, Subset
 
 from rsfm.data.arcgis_datasets import arcgis_dataset
+from rsfm.data.base import LabelSample
 from rsfm.data.chips import ChipDataset
 from rsfm.data.class_folders import ClassFolderDataset
 from rsfm.data.labels import LabelRules
@@ -22,7 +25,7 @@ from rsfm.data.rasters import list_images
 from rsfm.data.scenes import SceneDataset
 from rsfm.data.splits import block_split, random_split
 from rsfm.data.transforms import build_transforms
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, DataError
 from rsfm.schema import DataConfig, DataSource, Recipe
 from rsfm.spec import InputSpec
 
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ def _dataset(recipe: Recipe, spec: InputSpec, src: DataSource, augment: bool) ->
         if d.kind != "class_folders" or not isinstance(src.images, str):
             raise ConfigError("data: classification recipes use kind: class_folders with "
                               "images: <folder> holding one sub-folder per class name.")
-        return ClassFolderDataset(src.images, spec, transforms=transforms)
+        return ClassFolderDataset(src.images, spec, transforms=transforms,
+                                  every_class=src is d.train)
     if d.kind == "class_folders":
         raise ConfigError(f"data.kind: class_folders is for classification, not "
                           f"{recipe.model.task}; use kind: chips or scenes.")
@@ -144,6 +149,17 @@ def build_datasets(recipe: Recipe, spec: InputSpec) -> Datasets:
     if d.val_fraction <= 0:
         return Datasets(train, None, test)
     keep, held = _held_out(recipe, train)
+    if not keep:
+        blocks = f" in blocks of data.val_block_size {d.val_block_size}" if d.val_block_size else ""
+        raise ConfigError(
+            f"data.val_fraction {d.val_fraction} holds out {len(held)} of the {len(train)} "  # type: ignore[arg-type]
+            f"training samples{blocks} for validation and leaves 0 to train on. Use a smaller "
+            "data.val_fraction (or 0), give more training files, or set data.val to its own "
+            "files.", key="data.val_fraction")
+    if not held:
+        log.warning("data.val_fraction %s holds out none of the %d training samples: there is "
+                    "no validation. Use a larger data.val_fraction, or set data.val.",
+                    d.val_fraction, len(keep))
     val = _dataset(recipe, spec, d.train, augment=False)  # same files, no augmentation
     return Datasets(Subset(train, keep), Subset(val, held), test)
 
@@ -204,6 +220,39 @@ def _splits(datasets: Datasets) -> list[tuple[str, Dataset]]:
                                         ("test", datasets.test)) if ds is not None]
 
 
+def _label_folder(files: tuple[str, ...]) -> str:
+    """The folder holding ``files`` (label files; their common folder when there are several)."""
+    try:
+        return os.path.commonpath([str(Path(f).parent) for f in files])
+    except ValueError:  # different drives
+        return str(Path(files[0]).parent)
+
+
+def _check_labelled(base: Any, split: str, sample: LabelSample) -> None:
+    """Fail when no label pixel of the sample has a class; warn (training split) for each
+    class without a pixel in it."""
+    folder = _label_folder(sample.files)
+    if not sample.labelled:
+        rules = base.label_rules
+        ignored = [base.spec.ignore_index, *(v for v in rules.ignore_values
+                                             if v != base.spec.ignore_index)]
+        raise DataError(
+            f"No label pixel of the first {sample.targets} {split} sample(s) has a class: every "
+            f"pixel of the labels in '{folder}' (e.g. '{sample.files[0]}') is 'no label' "
+            f"(values {ignored}: ignore_index and data.label_ignore_values, NaN or nodata), so "
+            "there is nothing to learn from. Check the label files, data.label_ignore_values and "
+            "data.label_map.")
+    if split != "train":
+        return
+    names = base.spec.class_names
+    missing = [n for i, n in enumerate(names) if i not in sample.classes_seen]
+    if missing:
+        log.warning("Class(es) %s have no pixel in the labels of the first %d training "
+                    "sample(s) ('%s'): the model sees no example of them there. Check "
+                    "data.classes and data.label_map, or add labelled samples.",
+                    ", ".join(repr(m) for m in missing), sample.targets, folder)
+
+
 def check_datasets(datasets: Datasets, n_tiles: int = 8) -> list[str]:
     """Read the labels of the first ``n_tiles`` samples of every split and fail when most of a
     label file's pixels fall outside the classes; returns one line per split (what was read,
@@ -222,9 +271,14 @@ def check_datasets(datasets: Datasets, n_tiles: int = 8) -> list[str]:
             continue
         if hasattr(base, "check_labels_sample"):
             sample = base.check_labels_sample(n_tiles)
+            if sample.targets and not sample.labelled and len(base) > n_tiles:
+                sample = base.check_labels_sample(min(len(base), 8 * n_tiles))  # look further
             if sample.targets:
+                _check_labelled(base, name, sample)
                 text += (f"; labels of {sample.targets} target(s): {sample.labelled:,} pixels "
                          f"with a class, {sample.invalid:,} outside the classes")
+        if hasattr(base, "check_sizes"):
+            base.check_sizes(base.spec.tile_size)
         skipped = getattr(getattr(base, "report", None), "skipped_nodata", 0)
         if skipped:
             text += f"; {skipped} all-nodata tile(s) skipped"

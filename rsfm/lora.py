@@ -8,7 +8,6 @@ everything else is frozen. The adapter is saved in peft's own format (``adapter_
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from torch import nn
 from rsfm.cards import get_card
 from rsfm.errors import ConfigError
 from rsfm.io import save_safetensors
+from rsfm.modelcheck import lora_target_problem
 
 __all__ = [
     "apply_lora",
@@ -81,12 +81,9 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
     name = getattr(model, "config", None)
     targets = list(target_modules) if target_modules else default_targets(
         name.backbone if name is not None else backbone.card_name)
-    names = [n for n, _ in backbone.named_modules()]
-    if not any(n == t or n.endswith("." + t) for n in names for t in targets):
-        leaf = sorted({n.split(".", 2)[-1] for n in names if n.count(".") >= 2})
-        close = sorted({c for t in targets for c in difflib.get_close_matches(t, leaf, n=3)})
-        raise ConfigError(f"lora.target_modules {targets} match no module of the backbone."
-                          + (f" Close: {close}." if close else ""))
+    problem = lora_target_problem([n for n, _ in backbone.named_modules()], targets)
+    if problem:
+        raise ConfigError(problem, key="lora.target_modules")
     cfg = _peft_config(r, alpha, dropout, targets, bias)
     model.backbone = get_peft_model(backbone, cfg)  # freezes the base weights
     for mod in (getattr(model, "neck", None), getattr(model, "head", None)):

@@ -19,26 +19,34 @@ from typing import Any
 
 from rsfm.bands import SPECTRAL_INDICES, Band
 from rsfm.cards import EXTRA_ARGS, MULTI_FRAME, SHAPE_SAFE, VIT_FAMILIES, AdapterCard, get_card
-from rsfm.config import HEAD_OPTIONS, ModelConfig
+from rsfm.config import HEAD_OPTIONS, LoraSettings, ModelConfig
 from rsfm.errors import ConfigError, UnknownNameError
+from rsfm.schema import FreezeConfig
 from rsfm.spec import InputSpec
 
 __all__ = [
+    "COORDS_ENCODINGS",
     "NECK_KINDS",
+    "backbone_module_names",
     "check_architecture",
     "check_head_kwargs",
     "check_model_config",
+    "check_module_names",
     "check_overrides",
     "check_training_tiles",
     "check_weights_source",
     "dofa_wavelengths",
+    "lora_target_problem",
     "model_arch",
     "model_card",
     "resolve_neck_kind",
+    "unfreeze_spec_problem",
     "uses_basic_blocks",
 ]
 
 NECK_KINDS = ("auto", "simple_feature_pyramid", "stages", "fpn", "none")
+# What a Prithvi backbone's ``coords_encoding`` may list (its metadata encoders).
+COORDS_ENCODINGS = ("time", "location")
 
 
 def model_card(name: str) -> AdapterCard:
@@ -86,6 +94,8 @@ def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bo
             f"{what} got unexpected argument(s) {unknown}. Architecture "
             f"overrides allowed for the {card.family} family: {sorted(allowed)}."
         )
+    if "coords_encoding" in overrides:
+        _check_coords_encoding(overrides["coords_encoding"], what)
     if loading:
         unsafe = sorted(k for k, v in overrides.items() if k not in SHAPE_SAFE and v != card.arch.get(k))
         if unsafe:
@@ -93,6 +103,22 @@ def check_overrides(card: AdapterCard, overrides: Mapping[str, Any], loading: bo
                 f"{what}: overrides {unsafe} change the architecture of {card.name!r}, so its "
                 f"pretrained weights cannot load. Use pretrained=False for a randomly initialised variant."
             )
+
+
+def _check_coords_encoding(value: Any, what: str) -> None:
+    """``coords_encoding``: a list of ``'time'`` and/or ``'location'`` (Prithvi's encoders)."""
+    where = f"{what}: coords_encoding {value!r}"
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        example = [value] if value in COORDS_ENCODINGS else list(COORDS_ENCODINGS)
+        raise ConfigError(f"{where} must be a list of {list(COORDS_ENCODINGS)}, e.g. {example} "
+                          "(a string would be read letter by letter).", key="coords_encoding")
+    bad = [v for v in value if v not in COORDS_ENCODINGS]
+    if bad:
+        close = sorted({c for v in bad if isinstance(v, str)
+                        for c in difflib.get_close_matches(v, COORDS_ENCODINGS, n=1)})
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"{where}: {bad} not one of {list(COORDS_ENCODINGS)}.{hint}",
+                          key="coords_encoding")
 
 
 def check_head_kwargs(head: str, kwargs: Mapping[str, Any], what: str | None = None) -> None:
@@ -217,6 +243,11 @@ def check_architecture(config: ModelConfig, card: AdapterCard, spec: InputSpec) 
     if spec.num_frames != config.num_frames:
         raise ConfigError(f"The input spec has num_frames {spec.num_frames} but model.num_frames is "
                           f"{config.num_frames}; state the frames once.", key="num_frames")
+    if config.task == "classification" and config.num_classes < 2:
+        raise ConfigError(f"model.num_classes {config.num_classes} (data.classes "
+                          f"{spec.class_names}): a classifier needs at least 2 classes to choose "
+                          "between; add the other class(es) to data.classes, with one image "
+                          "folder each.", key="num_classes")
     if spec.classes and spec.num_classes != config.num_classes:
         raise ConfigError(f"The input spec has {spec.num_classes} classes {spec.class_names} but "
                           f"model.num_classes is {config.num_classes}.", key="num_classes")
@@ -365,3 +396,127 @@ def check_training_tiles(config: ModelConfig, card: AdapterCard, tile: int | Non
             raise ConfigError(
                 f"{key} {tile} is a single {patch}-pixel patch of {config.backbone}: its token "
                 f"grid is 1x1 and {why}. Use {key} >= {2 * patch}.", key=key)
+
+
+# ------------------------------------------------------------------ backbone module names
+_RESNET_BLOCKS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3)),
+                  101: (True, (3, 4, 23, 3)), 152: (True, (3, 8, 36, 3))}
+_VIT_BLOCK = ("norm1", "attn", "attn.qkv", "attn.proj", "norm2", "mlp", "mlp.fc1", "mlp.act",
+              "mlp.drop1", "mlp.fc2", "mlp.drop2", "drop_path")
+_DOFA_PATCH_EMBED = tuple(f"patch_embed{s}" for s in (
+    "", ".weight_generator", ".weight_generator.transformer_encoder",
+    ".weight_generator.transformer_encoder.layers")) + tuple(
+    f"patch_embed.weight_generator.transformer_encoder.layers.0{s}" for s in (
+        "", ".self_attn", ".self_attn.out_proj", ".linear1", ".dropout", ".linear2", ".norm1",
+        ".norm2", ".dropout1", ".dropout2")) + (
+    "patch_embed.weight_generator.fc_weight", "patch_embed.weight_generator.fc_bias",
+    "patch_embed.fclayer", "patch_embed.fclayer.w1", "patch_embed.fclayer.w2")
+
+
+def backbone_module_names(card: AdapterCard, arch: Mapping[str, Any]) -> list[str] | None:
+    """The names of the backbone's modules (``named_modules()`` without the root) that
+    ``card``'s family builds for ``arch`` (:func:`model_arch`), without building it; None for a
+    family whose layout is not known here (nothing can be checked then).
+
+    These are what LoRA targets and unfreeze specs are matched against at ``rsfm check``;
+    ``tests/test_modelcheck_names.py`` compares them with the built backbones.
+    """
+    if card.family in VIT_FAMILIES:
+        names = ["blocks"]
+        for i in range(int(arch["depth"])):
+            names += [f"blocks.{i}"] + [f"blocks.{i}.{n}" for n in _VIT_BLOCK]
+        if card.family == "dofa":
+            return names + list(_DOFA_PATCH_EMBED)
+        coords = arch.get("coords_encoding") or ()
+        return (names + ["patch_embed", "patch_embed.proj"]
+                + ["temporal_embed_enc"] * ("time" in coords)
+                + ["location_embed_enc"] * ("location" in coords) + ["norm"])
+    if card.family == "resnet":
+        bottleneck, layers = _RESNET_BLOCKS.get(int(arch.get("depth", 50)), (None, ()))
+        if bottleneck is None:
+            return None
+        convs = ("conv1", "bn1", "conv2", "bn2") + (("conv3", "bn3") if bottleneck else ())
+        names = ["conv1", "bn1", "relu", "maxpool"]
+        for stage, n in enumerate(layers, start=1):
+            names.append(f"layer{stage}")
+            for i in range(n):
+                block = f"layer{stage}.{i}"
+                names += [block, *(f"{block}.{c}" for c in (*convs, "relu"))]
+                if i == 0 and (bottleneck or stage > 1):
+                    names += [f"{block}.downsample", f"{block}.downsample.0",
+                              f"{block}.downsample.1"]
+        return names
+    return None
+
+
+def lora_target_problem(names: Sequence[str], targets: Sequence[str]) -> str | None:
+    """Why LoRA ``targets`` (peft's ``target_modules``: a module name or a suffix after a dot)
+    fit no module of ``names`` (a backbone's module names), with close matches; None when one
+    of them matches. The rule of :func:`rsfm.lora.apply_lora` and of ``rsfm check``."""
+    if any(n == t or n.endswith("." + t) for n in names for t in targets):
+        return None
+    leaf = sorted({n.split(".", 2)[-1] for n in names if n.count(".") >= 2})
+    close = sorted({c for t in targets for c in difflib.get_close_matches(t, leaf, n=3)})
+    return (f"lora.target_modules {list(targets)} match no module of the backbone."
+            + (f" Close: {close}." if close else ""))
+
+
+def unfreeze_spec_problem(spec: str, backbone: Sequence[str],
+                          others: Sequence[str] = ("neck", "head")) -> str | None:
+    """Why an unfreeze spec (``train.freeze.unfreeze[].modules``) names no module, with close
+    matches; None when it does (or when it reaches into ``others``, whose layout is not known
+    without building the model). ``backbone``: the backbone's module names
+    (:func:`backbone_module_names`). The module-path rule of
+    :func:`rsfm.train.unfreeze.resolve_modules`, without torch."""
+    spec = spec.strip()
+    if spec == "all":
+        return None
+    if spec.startswith(("last_blocks:", "last_stages:")):
+        n = spec.split(":", 1)[1].strip()
+        return None if n.isdigit() else f"Unfreeze spec {spec!r}: {n!r} is not a count."
+    top = spec.split(".", 1)[0]
+    if top in others:
+        return None
+    if "-" in spec.rsplit(".", 1)[-1]:
+        prefix, rng = spec.rsplit(".", 1)
+        lo, _, hi = rng.partition("-")
+        if not (lo.isdigit() and hi.isdigit()):
+            return f"Unfreeze spec {spec!r}: {rng!r} is not a range of block numbers (e.g. 8-11)."
+        for i in range(int(lo), int(hi) + 1):
+            problem = unfreeze_spec_problem(f"{prefix}.{i}", backbone, others)
+            if problem:
+                return problem
+        return None
+    model = ["backbone", *(f"backbone.{n}" for n in backbone)]
+    if spec in model or spec in backbone:
+        return None
+    shown = [n for n in (*others, *model) if n.count(".") <= 2]
+    close = difflib.get_close_matches(spec, shown, n=3)
+    return (f"Unfreeze spec {spec!r} names no module of the model."
+            + (f" Did you mean {close}?" if close else ""))
+
+
+def check_module_names(config: ModelConfig, lora: LoraSettings | None,
+                       freeze: FreezeConfig) -> None:
+    """``lora.target_modules`` and ``train.freeze.unfreeze[].modules`` name modules of the
+    backbone the config builds (from its card, without building it).
+
+    Raises:
+        ConfigError: A LoRA target list that matches no module, or an unfreeze spec that names
+            none, with close matches.
+    """
+    card = model_card(config.backbone)
+    names = backbone_module_names(card, model_arch(config, card))
+    if names is None:
+        return
+    if lora is not None:
+        targets = list(lora.target_modules or card.lora_targets)
+        problem = lora_target_problem(names, targets)
+        if problem:
+            raise ConfigError(problem, key="lora.target_modules")
+    for i, step in enumerate(freeze.unfreeze):
+        for spec in step.modules:
+            problem = unfreeze_spec_problem(spec, names)
+            if problem:
+                raise ConfigError(f"train.freeze.unfreeze[{i}].modules: {problem}",
+                                  key="train.freeze.unfreeze")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from rsfm.spec import InputSpec, resolve_input_spec
 
 __all__ = ["TRACKERS", "check_output_dir", "check_trackers", "check_writable_dir", "preflight"]
 
+_GLOB = set("*?[")
 # accelerate's trackers: name -> (modules any of which makes it available, how to install it)
 TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
     "tensorboard": (("tensorboard", "tensorboardX"), "pip install 'rsfm[trackers]'"),
@@ -80,17 +82,46 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+def _data_folders(recipe: Recipe) -> list[tuple[str, Path]]:
+    """``(key, folder)`` of every ``data.<split>.images`` / ``labels`` entry that is a folder
+    (a glob's folder part counts; a single file does not)."""
+    out = []
+    for split in ("train", "val", "test"):
+        source = getattr(recipe.data, split, None)
+        for what in ("images", "labels"):
+            value = getattr(source, what, None) if source is not None else None
+            for entry in (value,) if isinstance(value, str) else value or ():
+                parts = Path(str(entry)).expanduser().parts
+                fixed = [q for q in itertools.takewhile(lambda q: not _GLOB.intersection(q), parts)]
+                folder = Path(*fixed) if fixed else None
+                if folder is not None and folder.is_dir():
+                    out.append((f"data.{split}.{what}", folder))
+    return out
+
+
 def check_output_dir(recipe: Recipe) -> None:
-    """Fail on an empty ``output.dir``: it would train into the working folder, next to (and
-    over) whatever is there.
+    """Fail on an empty ``output.dir`` (it would train into the working folder, next to and over
+    whatever is there), and on one that is, or lies inside, a ``data.*.images`` / ``labels``
+    folder (the run would write among the files it reads).
 
     Raises:
-        ConfigError: ``output.dir`` is empty or blank.
+        ConfigError: ``output.dir`` is empty or blank, or is (inside) a data folder.
     """
     if not str(recipe.output.dir).strip():
         raise ConfigError(f"output.dir is empty, which would write the run into the working "
                           f"folder '{Path.cwd()}'. Give the run its own folder, e.g. "
                           "output.dir=runs/{name} (the default).", key="output.dir")
+    out = recipe.output_dir().expanduser().absolute()
+    real = out.resolve()
+    for key, folder in _data_folders(recipe):
+        data = folder.resolve()
+        if real == data or data in real.parents:
+            where = "is" if real == data else "lies inside"
+            raise ConfigError(
+                f"output.dir '{out}' {where} the {key} folder '{folder}': the run would write "
+                "its checkpoints, weights and recipe among the files it reads. Give the run a "
+                "folder outside the data, e.g. output.dir=runs/{name} (the default).",
+                key="output.dir")
 
 
 def preflight(recipe: Recipe) -> InputSpec:
@@ -102,8 +133,8 @@ def preflight(recipe: Recipe) -> InputSpec:
     Raises:
         ConfigError: Bands/classes stated twice and differently, statistics that do not fit,
             impossible model options, a tile size the backbone cannot take, an empty
-            ``output.dir`` or an output folder that cannot be written, a tracker that is not
-            installed.
+            ``output.dir``, one inside a data folder or one that cannot be written, a tracker
+            that is not installed.
     """
     spec = resolve_input_spec(recipe.model, model_card(recipe.model.backbone), recipe.data)
     check_model_config(recipe.model, spec)

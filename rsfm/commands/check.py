@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rsfm.modelcheck import check_module_names
 from rsfm.preflight import preflight
 from rsfm.recipe import load_recipe, recipe_to_yaml
 from rsfm.spec import InputSpec
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate; print the resolved recipe (and dataset facts with ``--data``)."""
     recipe = load_recipe(args.recipe, args.overrides)
     spec = preflight(recipe)
+    check_module_names(recipe.model, recipe.lora, recipe.train.freeze)
     if not args.quiet:
         sys.stdout.write(recipe_to_yaml(recipe))
     sys.stdout.write(describe_spec(spec))

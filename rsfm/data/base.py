@@ -77,12 +77,16 @@ class LabelSample:
         labelled: Label pixels that got a class id.
         invalid: Label pixels outside the classes (values or unknown colours).
         nan: Float label pixels that are NaN (read as "no label").
+        files: The label files read.
+        classes_seen: The class ids that have at least one pixel.
     """
 
     targets: int = 0
     labelled: int = 0
     invalid: int = 0
     nan: int = 0
+    files: tuple[str, ...] = ()
+    classes_seen: tuple[int, ...] = ()
 
 
 class GeoDataset(Dataset):
@@ -425,7 +429,8 @@ class GeoDataset(Dataset):
                 f"to their class with {key}{example}, or list 'no label' values in "
                 "label_ignore_values."
             )
-        return LabelSample(len(log_), labelled, invalid, nan)
+        return LabelSample(len(log_), labelled, invalid, nan, files=tuple(per_file),
+                           classes_seen=tuple(sorted(int(c) for c in self._classes_seen)))
 
     def check_boxes(self, limit: int = 2000) -> BoxCount:
         """Read the boxes of the first ``limit`` samples (annotations only, no image pixels);

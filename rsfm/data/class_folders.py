@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from rsfm.data.rasters import list_images
 from rsfm.data.reader import ImageReader
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, DataError
 from rsfm.spec import InputSpec
 
 __all__ = ["ClassFolderDataset"]
@@ -34,7 +34,8 @@ class ClassFolderDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, spec: InputSpec, *,
-                 transforms: Callable[[dict], dict] | None = None) -> None:
+                 transforms: Callable[[dict], dict] | None = None,
+                 every_class: bool = False) -> None:
         root_path = Path(root)
         if not root_path.is_dir():
             raise ConfigError(f"data: class folder root '{root}' does not exist.")
@@ -47,6 +48,15 @@ class ClassFolderDataset(Dataset):
         self.items = [(p, classes.index(c)) for c in found for p in list_images(root_path / c)]
         if not self.items:
             raise ConfigError(f"data: no images under '{root}/<class>/'.")
+        if every_class:
+            have = {label for _, label in self.items}
+            empty = [c for i, c in enumerate(classes) if i not in have]
+            if empty:
+                raise ConfigError(
+                    f"data: class(es) {empty} of data.classes {classes} have no images in "
+                    f"'{root}': expected " + ", ".join(f"'{root_path / c}/'" for c in empty)
+                    + ". Add a folder of images per class, or remove the class from "
+                    "data.classes (and model.num_classes).")
         self.spec = spec
         self.reader = ImageReader(spec)
         self.transforms = transforms
@@ -60,6 +70,28 @@ class ClassFolderDataset(Dataset):
     def bands(self) -> list[str]:
         """Names of the image channels (the spec's bands, then its spectral indices)."""
         return self.spec.channel_names
+
+    def check_sizes(self, tile: int | None) -> None:
+        """Fail when an image is smaller than ``tile`` pixels a side (``data.tile_size``): reads
+        the file headers only (what ``rsfm check --data`` and the start of training run).
+
+        Raises:
+            DataError: Names the first such file, its size and the tile size.
+        """
+        if not tile:
+            return
+        small = []
+        for path, _ in self.items:
+            info = self.reader.plan(path).info
+            if min(info.width, info.height) < tile:
+                small.append((path, info.width, info.height))
+        if small:
+            path, w, h = small[0]
+            more = f" (and {len(small) - 1} other image(s))" if len(small) > 1 else ""
+            raise DataError(
+                f"Image '{path}' is {w}x{h} pixels{more}, smaller than data.tile_size {tile}. "
+                "Every image of a class folder must be at least one tile; remove or replace "
+                "it, or lower data.tile_size.")
 
     def __len__(self) -> int:
         return len(self.items)

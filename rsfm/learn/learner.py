@@ -41,7 +41,7 @@ from rsfm.hub import (
 from rsfm.hub.push import push
 from rsfm.inference.predict import PredictionResult, predict
 from rsfm.inference.show import show_results as _show_results
-from rsfm.io import atomic_write_text
+from rsfm.io import atomic_write_text, check_output_path
 from rsfm.learn.data import Data
 from rsfm.learn.lr_find import LRFindResult, lr_range_test, plot_lr_find, suggest_lr
 from rsfm.learn.picture import Picture
@@ -49,7 +49,7 @@ from rsfm.metrics import classification_metrics, segmentation_metrics
 from rsfm.preflight import preflight
 from rsfm.recipe import load_recipe, recipe_to_dict, recipe_to_yaml, validate_recipe
 from rsfm.saved import read_saved_config
-from rsfm.schema import Recipe, parse_duration
+from rsfm.schema import Recipe, TrainConfig, parse_duration
 from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
 from rsfm.train.data import build_loaders
@@ -57,10 +57,11 @@ from rsfm.train.engine import Callback
 from rsfm.train.loop import train
 from rsfm.train.optim import build_optimizer
 from rsfm.train.plots import plot_history
+from rsfm.train.run_dir import RECIPE_HEADER
 from rsfm.train.setup import build_model, make_trainable
 from rsfm.train.state import TrainResult, TrainState
 from rsfm.train.tasks import build_task
-from rsfm.validation import dump
+from rsfm.validation import dump, validate
 
 __all__ = [
     "FCN",
@@ -79,6 +80,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EPOCHS = 10
 MAX_EPOCHS = 1000  # the epoch cap of a fit limited by max_time only
 _PATH_KEYS = ("images", "labels", "manifest", "split_file")
+# how the YAML files ``to_recipe`` writes start (an existing one may be replaced)
+_TO_RECIPE_HEADER = "# Written by rsfm.learn ("
 
 
 @contextlib.contextmanager
@@ -152,6 +155,21 @@ def _learning_rate(lr: Any) -> float | None:
                           f"an lr_find() result, or None to use the lr_find suggestion; got "
                           f"{lr!r}.", key="lr")
     return value
+
+def _budget(epochs: Any, max_steps: Any,
+            max_time: Any) -> tuple[int | None, int | None, str | float | None]:
+    """``fit``'s ``epochs``, ``max_steps`` and ``max_time``, checked by the rule of the recipe's
+    ``train.epochs``, ``train.max_steps`` and ``train.max_time`` (None: not given).
+
+    Raises:
+        ConfigError: A value the recipe would refuse (names the argument and the value).
+    """
+    section: dict[str, Any] = {"max_steps": max_steps, "max_time": max_time}
+    if epochs is not None:
+        section["epochs"] = epochs
+    checked = validate(TrainConfig, section, "fit() arguments")
+    return (None if epochs is None else checked.epochs), checked.max_steps, checked.max_time
+
 
 class Learner:
     """A model built from :class:`~rsfm.learn.Data`, trained and used from a notebook.
@@ -487,19 +505,24 @@ class Learner:
             The :class:`~rsfm.train.state.TrainResult`.
 
         Raises:
-            ConfigError: ``lr`` is not a positive number (names ``lr`` and the value), before
-                any compute.
+            ConfigError: ``lr`` is not a positive number, or ``epochs``, ``max_time`` or
+                ``max_steps`` is not what ``train.epochs``, ``train.max_time`` or
+                ``train.max_steps`` of a recipe may be (names the argument and the value),
+                before any compute (the ``lr_find`` test included).
         """
         lr = _learning_rate(lr)  # before lr_find or any epoch runs
+        epochs, max_steps, max_time = _budget(epochs, max_steps, max_time)
         state = self._state()
         tc = self.recipe.train
         if state is None:
+            add = self._epochs(epochs, max_steps, max_time)
+            train_cfg = replace(tc, epochs=add, max_steps=max_steps, max_time=max_time)
+            # the whole recipe is checked before lr_find spends any compute
+            _canonical(replace(self.recipe, train=train_cfg))
             if lr is None:
                 found = self.lr_found or self.lr_find(verbose=verbose)
                 lr = found.suggestion
-            add = self._epochs(epochs, max_steps, max_time)
-            train_cfg = replace(tc, epochs=add, max_steps=max_steps, max_time=max_time,
-                                optimizer=replace(tc.optimizer, lr=float(lr)))
+            train_cfg = replace(train_cfg, optimizer=replace(tc.optimizer, lr=float(lr)))
         else:
             if lr is not None and not math.isclose(float(lr), tc.optimizer.lr):
                 warnings.warn(
@@ -623,19 +646,19 @@ class Learner:
         ``rsfm.from_pretrained(path)`` and ``rsfm predict path ...``."""
         self._require_trained("save")
         dest = Path(path)
-        if dest.resolve() == self.run_dir.resolve():
-            raise ConfigError(f"save: '{dest}' is the run folder itself; choose another path.")
-        if (dest / CONFIG_NAME).exists():
-            raise ConfigError(f"save: '{dest}' already holds a model; choose another path or "
-                              "remove it.")
-        dest.mkdir(parents=True, exist_ok=True)
+        _check_save_folder(dest, self.run_dir)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"save: cannot create the folder '{dest}' ({err.strerror or err}); "
+                              "choose another path.") from None
         for name in (CONFIG_NAME, WEIGHTS_NAME, LAST_WEIGHTS_NAME, "metrics.jsonl", "metrics.csv"):
             if (self.run_dir / name).is_file():
                 shutil.copyfile(self.run_dir / name, dest / name)
         for name in ("plots", ADAPTER_DIR):
             if (self.run_dir / name).is_dir():
                 shutil.copytree(self.run_dir / name, dest / name, dirs_exist_ok=True)
-        atomic_write_text(dest / "recipe.yaml", recipe_to_yaml(self.recipe))
+        atomic_write_text(dest / "recipe.yaml", RECIPE_HEADER + recipe_to_yaml(self.recipe))
         config = read_saved_config(dest)
         model_card(config, str(dest), description=self.recipe.description).save(
             str(dest / "README.md"))
@@ -649,27 +672,127 @@ class Learner:
         self._require_trained("push_to_hub")
         return push(self.run_dir, repo_id, private=private, token=token, **kwargs)
 
-    def to_recipe(self, path: str | os.PathLike[str] | None = None) -> Recipe:
+    def to_recipe(self, path: str | os.PathLike[str] | None = None, *,
+                  overwrite: bool = False) -> Recipe:
         """The equivalent recipe; with ``path``, also written as YAML (data paths relative to
         the file when they are close to it), so ``rsfm train path`` reproduces the run.
 
         After several ``fit`` calls the recipe holds the total epochs; one ``rsfm train`` of it
         runs them under one learning-rate schedule.
+
+        Args:
+            path: The YAML file to write (None: only return the recipe).
+            overwrite: Replace an existing file rsfm did not write (a recipe rsfm wrote, by an
+                earlier ``to_recipe`` or a run, is replaced without it).
+
+        Raises:
+            ConfigError: ``path`` is a folder, a file the learner reads (its recipe, data
+                files, a file of its run folder), or an existing file rsfm did not write
+                without ``overwrite=True`` (names the path; nothing is written).
         """
         if path is None:
             return self.recipe
         target = Path(path)
+        self._check_recipe_target(target, overwrite)
         data = recipe_to_dict(self.recipe)
         data.pop("source", None)
         _relative_paths(data, target.parent.absolute())
-        header = (f"# Written by rsfm.learn ({type(self).__name__}.to_recipe). Reproduce the run "
+        header = (f"{_TO_RECIPE_HEADER}{type(self).__name__}.to_recipe). Reproduce the run "
                   f"with:\n#   rsfm train {target.name} output.dir=<new folder>\n# (output.dir "
                   "below holds the notebook's run: rsfm train never overwrites a run.)\n")
         import yaml
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, text)
+        except OSError as err:
+            raise ConfigError(f"to_recipe: cannot write '{target}' ({err.strerror or err}); "
+                              "choose another path.") from None
         return self.recipe
+
+    def _check_recipe_target(self, target: Path, overwrite: bool) -> None:
+        """Fail unless ``to_recipe`` may write ``target`` (see :meth:`to_recipe`)."""
+        if target.is_dir():
+            raise ConfigError(f"to_recipe: '{target}' is a folder; give a YAML file name such as "
+                              f"'{target / 'recipe.yaml'}'.")
+        blocker = _file_in_the_way(target.parent)
+        if blocker is not None:
+            raise ConfigError(f"to_recipe: cannot write '{target}': '{blocker}' is a file, not a "
+                              "folder; choose another path.")
+        d = self.recipe.data
+        reads = [self.recipe.source] + [
+            v for split in (d.train, d.val, d.test) if split is not None
+            for key in _PATH_KEYS for v in _strings(getattr(split, key, None))]
+        check_output_path(target, inputs=[p for p in reads if p], model_dir=self.run_dir,
+                          what="to_recipe: path", hint="choose another path")
+        if os.path.lexists(target) and not overwrite and not _recipe_by_rsfm(target):
+            raise ConfigError(f"to_recipe: '{target}' exists and rsfm did not write it; pass "
+                              "overwrite=True to replace it, or choose another path.")
+
+
+def _strings(value: Any) -> list[str]:
+    """A path or a list of paths as a list (anything else: none)."""
+    if isinstance(value, (str, os.PathLike)):
+        return [str(value)]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if isinstance(v, (str, os.PathLike))]
+    return []
+
+
+def _recipe_by_rsfm(path: Path) -> bool:
+    """Whether ``path`` is a recipe rsfm wrote (``to_recipe``'s header, or a run's
+    :data:`~rsfm.train.run_dir.RECIPE_HEADER`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(len(RECIPE_HEADER))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith((_TO_RECIPE_HEADER, RECIPE_HEADER))
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The existing file (not folder) among ``folder`` and its parents, if any: creating
+    ``folder`` would fail on it."""
+    for p in (folder, *folder.parents):
+        if os.path.lexists(p):
+            return None if p.is_dir() else p
+    return None
+
+
+def _check_save_folder(dest: Path, run_dir: Path) -> None:
+    """Fail unless ``Learner.save`` may write into ``dest``: a new or empty folder, or an rsfm
+    run folder that holds no model yet (its README.md, recipe.yaml... are rsfm's).
+
+    Raises:
+        ConfigError: ``dest`` is a file, the run folder, a folder holding a model, or a
+            non-empty folder that is not an rsfm run (names the folder).
+    """
+    if os.path.lexists(dest) and not dest.is_dir():
+        raise ConfigError(f"save: '{dest}' is a file, not a folder; give the path of a new "
+                          "folder for the model.")
+    blocker = _file_in_the_way(dest.parent)
+    if blocker is not None:
+        raise ConfigError(f"save: cannot create the folder '{dest}': '{blocker}' is a file; "
+                          "choose another path.")
+    if dest.resolve() == run_dir.resolve():
+        raise ConfigError(f"save: '{dest}' is the run folder itself; choose another path.")
+    if not dest.is_dir():
+        return
+    if (dest / CONFIG_NAME).exists():
+        raise ConfigError(f"save: '{dest}' already holds a model; choose another path or "
+                          "remove it.")
+    try:
+        held = sorted(p.name for p in dest.iterdir())
+    except OSError as err:
+        raise ConfigError(f"save: cannot read the folder '{dest}' ({err.strerror or err}); "
+                          "choose another path.") from None
+    recipe = dest / "recipe.yaml"
+    if held and not (recipe.is_file() and _recipe_by_rsfm(recipe)):
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise ConfigError(f"save: '{dest}' is not empty ({shown}) and is not an rsfm model or "
+                          "run folder; saving would replace its files. Choose a new or empty "
+                          "folder.")
 
 
 def _relative_paths(data: dict[str, Any], base: Path) -> None:

@@ -35,6 +35,7 @@ from rsfm.lora import count_parameters
 from rsfm.preflight import preflight
 from rsfm.recipe import load_recipe
 from rsfm.schema import Recipe
+from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
 from rsfm.train.budget import Budget, format_duration
 from rsfm.train.data import Loaders, build_loaders
@@ -77,17 +78,26 @@ def train(
 
     Raises:
         ConfigError: Invalid recipe, impossible model options, an output folder that cannot be
-            written, a run in the way, or a resume that does not match the run (all before any
-            compute).
+            written or that another training is writing, a run in the way, a resume that does
+            not match the run or of a run that is finished (all before any compute).
         NonFiniteLossError: The loss became NaN/inf (names the step and the last checkpoint).
     """
-    from accelerate.utils import set_seed
-
     t_call = time.perf_counter()
     recipe = load_recipe(recipe, overrides)
-    tc = recipe.train
     spec = preflight(recipe)  # the InputSpec, resolved once; nothing is built or read yet
     run = RunDir(recipe.output_dir())
+    try:
+        return _train(recipe, spec, run, resume, callbacks, t_call)
+    finally:
+        run.unlock()  # the run folder's lock (taken by the main process): free for a resume
+
+
+def _train(recipe: Recipe, spec: InputSpec, run: RunDir, resume: bool | str | None,
+           callbacks: Sequence[Callback], t_call: float) -> TrainResult:
+    """:func:`train` once the recipe is read and checked (``run`` is unlocked afterwards)."""
+    from accelerate.utils import set_seed
+
+    tc = recipe.train
     accelerator = make_accelerator(recipe, run.path)
     main = run.main = accelerator.is_main_process
     set_seed(tc.seed, deterministic=tc.deterministic)
@@ -97,7 +107,7 @@ def train(
         datasets = build_datasets(recipe, spec)
         data_lines = check_datasets(datasets)  # labels that do not fit the classes: stop now
     loaders = build_loaders(datasets, recipe.data, tc.seed, accelerator.num_processes)
-    model = make_trainable(build_model(recipe, spec), recipe)
+    model = make_trainable(build_model(recipe, spec), recipe)  # checks the unfreeze modules too
     # Only now, with data and model built, is the run folder written (or cleared on
     # output.overwrite): a failure above leaves the user's previous run untouched.
     accelerator.wait_for_everyone()

@@ -22,7 +22,14 @@ normalisation equal the checkpoint's (else a :class:`~rsfm.errors.ConfigError` l
 that differ), and a damaged latest checkpoint falls back to the newest intact one. A fresh start
 never replaces a ``recipe.yaml`` rsfm did not write: not the recipe being trained (``output.dir``
 is the recipe's own folder) and not any other hand-written one. The ``recipe*.yaml`` files rsfm
-writes start with :data:`RECIPE_HEADER`.
+writes start with :data:`RECIPE_HEADER`. An explicit resume of a run that already reached its
+``train.epochs`` / ``max_steps`` / ``max_time`` (or stopped early) is an error, not a silent
+no-op.
+
+While a run trains, its main process holds an exclusive ``flock`` on the run folder itself (no
+lock file is written; released when the training ends or its process dies, so a crash leaves
+nothing stale): a second training into the same ``output.dir`` is refused, naming the folder
+and, where ``/proc/locks`` tells it, the process that holds it.
 """
 
 from __future__ import annotations
@@ -40,10 +47,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rsfm.config import LoraSettings
 from rsfm.errors import ConfigError
 from rsfm.hub.save import LAST_WEIGHTS_NAME, WEIGHTS_NAME, save_pretrained, saved_config_of
 from rsfm.io import atomic_write_text, same_file
-from rsfm.lora import is_lora
+from rsfm.lora import default_targets, is_lora
 from rsfm.preflight import check_output_dir, check_writable_dir
 from rsfm.recipe import recipe_to_yaml
 from rsfm.saved import CONFIG_NAME, SavedConfig, architecture, read_saved_config, write_saved_config
@@ -51,6 +59,11 @@ from rsfm.schema import Recipe
 from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
 from rsfm.validation import dump
+
+try:  # POSIX; elsewhere the run folder is not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["RECIPE_HEADER", "RunDir", "resume_differences"]
 
@@ -95,13 +108,69 @@ def _comparable(model: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def resume_differences(saved: SavedConfig, model: Any, spec: InputSpec) -> list[str]:
+def _lora_comparable(lora: LoraSettings | None, backbone: str) -> dict[str, Any] | None:
+    """The LoRA settings that shape the adapter's weights or their meaning (not ``dropout``);
+    ``target_modules`` None is the backbone card's default targets."""
+    if lora is None:
+        return None
+    targets = lora.target_modules
+    if not targets:
+        try:
+            targets = tuple(default_targets(backbone))
+        except Exception:  # noqa: BLE001 - an unknown backbone is reported as model.backbone
+            targets = None
+    return {"r": lora.r, "alpha": float(lora.alpha),
+            "target_modules": sorted(targets) if targets else None, "bias": lora.bias}
+
+
+def _lora_differences(saved: SavedConfig, lora: LoraSettings | None, backbone: str) -> list[str]:
+    run = _lora_comparable(saved.lora, saved.model.backbone)
+    new = _lora_comparable(lora, backbone)
+    if run is None and new is None:
+        return []
+    if run is None or new is None:
+        was = _fmt(run) if run else "without LoRA"
+        return [f"lora: run {was}, recipe {_fmt(new) if new else 'without LoRA'}"]
+    return [f"lora.{k}: run {_fmt(run[k])}, recipe {_fmt(new[k])}"
+            for k in run if run[k] != new[k]]
+
+
+def resume_differences(saved: SavedConfig, model: Any, spec: InputSpec,
+                       lora: LoraSettings | bool | None = False) -> list[str]:
     """``"model.head: run 'fcn', recipe 'upernet'"`` lines for every key a resume may not change
-    (architecture, bands, classes, normalisation, indices, frames)."""
+    (architecture, bands, classes, normalisation, indices, frames, and the LoRA adapter: its
+    presence, ``r``, ``alpha``, ``target_modules`` and ``bias``).
+
+    ``lora``: the recipe's ``lora:`` section (None: no LoRA); ``False`` (the default) does not
+    compare LoRA settings.
+    """
     run = _comparable(dump(saved.model), dump(saved.input))
     new = _comparable(dump(architecture(model)), dump(spec))
-    return [f"{k}: run {_fmt(run.get(k))}, recipe {_fmt(new.get(k))}"
-            for k in sorted(set(run) | set(new)) if run.get(k) != new.get(k)]
+    lines = [f"{k}: run {_fmt(run.get(k))}, recipe {_fmt(new.get(k))}"
+             for k in sorted(set(run) | set(new)) if run.get(k) != new.get(k)]
+    if lora is not False:
+        lines += _lora_differences(saved, lora if isinstance(lora, LoraSettings) else None,
+                                   architecture(model).backbone)
+    return lines
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The process holding a ``flock`` on ``path``, from ``/proc/locks`` (Linux), else None."""
+    try:
+        st = path.stat()
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (a waiting lock has "->" after "1:")
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == where:
+            try:
+                return int(parts[4])
+            except ValueError:
+                return None
+    return None
 
 
 class RunDir:
@@ -116,6 +185,43 @@ class RunDir:
         self.path = Path(path).absolute()
         self.main = main
         self._plotted: float | None = None
+        self._lock_fd: int | None = None
+
+    # ------------------------------------------------------------------ one training at a time
+    def lock(self) -> None:
+        """Hold an exclusive lock on the run folder (main process only; nothing is written): a
+        lock held by a process that has ended is gone with it, so a crashed run resumes.
+
+        Raises:
+            ConfigError: Another training holds the folder (names it and the process).
+        """
+        if not self.main or self._lock_fd is not None or fcntl is None or not self.path.is_dir():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = _lock_holder(self.path)
+            by = f" (process {pid})" if pid else ""
+            raise ConfigError(
+                f"output.dir '{self.path}' is in use by another training{by}: two trainings "
+                "cannot write into one run folder. Wait for it to end (or stop it), or choose "
+                "another output.dir; nothing was written.", key="output.dir") from None
+        except OSError as err:  # a file system without flock: train unlocked
+            os.close(fd)
+            log.debug("Run folder '%s' not locked: %s", self.path, err)
+            return
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release :meth:`lock` (the end of the training)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ before any write
     def prepare(self, recipe: Recipe, resume: bool | str, spec: InputSpec) -> Path | None:
@@ -135,15 +241,19 @@ class RunDir:
                 the checkpoint (lists the keys), a fresh start over an existing run without
                 ``output.overwrite``, a fresh start that would replace the recipe being trained
                 or another ``recipe.yaml`` rsfm did not write, an empty ``output.dir``, an output
-                folder that cannot be created or written.
+                folder that cannot be created or written, ``--resume`` of a run that is
+                finished, a run folder another training is writing.
         """
         check_output_dir(recipe)
         check_writable_dir(self.path, "output.dir")
+        self.lock()
         ckpt = self._resumable() if resume else None
         if resume is True and ckpt is None:
             raise ConfigError(f"--resume: no complete checkpoint in '{self.path / 'checkpoints'}'.")
         if ckpt is not None:
             self._check_compatible(ckpt, recipe, spec)
+            if resume is True:
+                self._check_unfinished(ckpt, recipe)
             return ckpt
         leftovers = [p for p in _RUN_OUTPUTS if (self.path / p).exists()]
         if leftovers and not recipe.output.overwrite:
@@ -193,7 +303,7 @@ class RunDir:
             log.warning("No %s with checkpoint '%s' or in the run: the recipe's compatibility "
                         "with the checkpoint is not checked.", CONFIG_NAME, ckpt)
             return
-        diffs = resume_differences(read_saved_config(source), recipe.model, spec)
+        diffs = resume_differences(read_saved_config(source), recipe.model, spec, recipe.lora)
         if diffs:
             raise ConfigError(
                 f"--resume: the recipe does not match the run in '{self.path}' (checkpoint "
@@ -202,15 +312,46 @@ class RunDir:
                 "overrides), or start a new run in another output.dir."
             )
 
+    def _check_unfinished(self, ckpt: Path, recipe: Recipe) -> None:
+        """``--resume`` of a run that already reached its budget would train nothing: say so."""
+        try:
+            state = ck.read_state(ckpt)
+            epochs, steps = int(state.get("epoch", -1)) + 1, int(state.get("global_step", 0))
+            elapsed = float(state.get("elapsed", 0.0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return  # a damaged trainer state is reported when it is loaded
+        tc = recipe.train
+        done = []
+        if epochs >= tc.epochs:
+            done.append(f"{epochs}/{tc.epochs} epochs (raise train.epochs, e.g. "
+                        f"train.epochs={epochs + max(1, tc.epochs)})")
+        if tc.max_steps is not None and steps >= tc.max_steps:
+            done.append(f"{steps}/{tc.max_steps} steps (raise train.max_steps)")
+        if recipe.max_seconds is not None and elapsed >= recipe.max_seconds:
+            done.append(f"{elapsed:.0f}s of train.max_time {tc.max_time} (raise train.max_time)")
+        if state.get("stopped_early"):
+            done.append(f"early stopping ended it after epoch {epochs} (train.early_stopping)")
+        if done:
+            raise ConfigError(
+                f"--resume: the run in '{self.path}' is finished ({ckpt.name}): "
+                + "; ".join(done) + ". Nothing to train, and nothing was written: raise the "
+                "limit to continue it, or start a new run in another output.dir.")
+
     # ------------------------------------------------------------------ writing
     def start(self, recipe: Recipe, resumed: bool) -> None:
-        """Create the folder (cleared first on ``output.overwrite``) and record the recipe:
-        ``recipe.yaml`` on a fresh start, ``recipe.resumed-N.yaml`` on the N-th resume."""
+        """Create the folder (cleared first on ``output.overwrite``), lock it (:meth:`lock`)
+        and record the recipe: ``recipe.yaml`` on a fresh start, ``recipe.resumed-N.yaml`` on
+        the N-th resume.
+
+        Raises:
+            ConfigError: Another training took the folder meanwhile (nothing is written).
+        """
         if not self.main:
             return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
         if not resumed and recipe.output.overwrite:
             self.clear()
-        self.path.mkdir(parents=True, exist_ok=True)
         name = "recipe.yaml"
         if resumed:
             n = 1

@@ -26,6 +26,7 @@ from rsfm.spec import InputSpec, resolve_input_spec
 from rsfm.train.data import Loaders, collate
 from rsfm.train.engine import to_device
 from rsfm.train.tasks import Task
+from rsfm.train.unfreeze import UnfreezeScheduler
 
 __all__ = [
     "build_model",
@@ -107,12 +108,18 @@ def build_model(recipe: Recipe, spec: InputSpec | None = None) -> nn.Module:
 
 
 def make_trainable(model: nn.Module, recipe: Recipe) -> nn.Module:
-    """Freeze the backbone and wrap it with LoRA as the recipe's ``train.freeze``/``lora`` say."""
+    """Freeze the backbone and wrap it with LoRA as the recipe's ``train.freeze``/``lora`` say.
+
+    Raises:
+        ConfigError: LoRA targets or ``train.freeze.unfreeze`` modules that name no module of
+            the model (found here, before the first epoch, not at the unfreeze epoch).
+    """
     if recipe.train.freeze.backbone:
         model.freeze_backbone()
     if recipe.lora is not None:
         lc = recipe.lora
         apply_lora(model, lc.r, lc.alpha, lc.dropout, lc.target_modules, lc.bias)
+    UnfreezeScheduler.check(model, recipe.train.freeze.unfreeze)
     return model
 
 

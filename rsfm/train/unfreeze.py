@@ -100,6 +100,28 @@ class UnfreezeScheduler:
         self.steps = sorted(steps, key=lambda s: s.epoch)  # type: ignore[attr-defined]
         self.lora = lora
 
+    @staticmethod
+    def check(model: nn.Module, steps: Sequence[object]) -> None:
+        """Resolve every step's module names now, before the first epoch is trained.
+
+        Raises:
+            ConfigError: A name matches no module (names ``train.freeze.unfreeze[i].modules``,
+                the name and close matches).
+        """
+        for i, step in enumerate(steps):
+            for spec in step.modules:  # type: ignore[attr-defined]
+                try:
+                    resolve_modules(model, spec)
+                except ConfigError as err:
+                    raise ConfigError(f"train.freeze.unfreeze[{i}].modules (epoch: "
+                                      f"{step.epoch}): {err}",  # type: ignore[attr-defined]
+                                      key="train.freeze.unfreeze") from None
+                except ValueError:  # "blocks.8-x", "last_blocks:x"
+                    raise ConfigError(f"train.freeze.unfreeze[{i}].modules: {spec!r} is not a "
+                                      "module name, a block range (blocks.8-11) or "
+                                      "last_blocks:N / last_stages:N.",
+                                      key="train.freeze.unfreeze") from None
+
     def apply(self, model: nn.Module, epoch: int, upto: bool = False) -> list[str]:
         """Unfreeze the steps of ``epoch`` (or of every epoch <= ``epoch`` when ``upto``)."""
         done = []
