@@ -605,7 +605,7 @@ def evaluate(
         BandError: An image lacks a band the model needs.
     """
     t0 = time.perf_counter()
-    check_device(device)  # before the model and the data are loaded
+    check_device(device, "device=")  # before the model and the data are loaded
     overrides = _check_overrides(overrides)
     folders = images is not None or labels is not None
     if labels is not None and images is None:

@@ -8,6 +8,7 @@ not after minutes of loading (STYLE.md: check before you spend). Nothing here im
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import importlib.util
 import itertools
 import os
@@ -82,21 +83,34 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
-def _data_folders(recipe: Recipe) -> list[tuple[str, Path]]:
-    """``(key, folder)`` of every ``data.<split>.images`` / ``labels`` entry that is a folder
-    (a glob's folder part counts; a single file does not)."""
+def _data_folders(recipe: Recipe) -> list[tuple[str, Path, bool]]:
+    """``(key, folder or pattern, is_pattern)`` of every ``data.<split>.images`` / ``labels``
+    entry that is a folder or a wildcard pattern (a single file is neither)."""
     out = []
     for split in ("train", "val", "test"):
         source = getattr(recipe.data, split, None)
         for what in ("images", "labels"):
             value = getattr(source, what, None) if source is not None else None
             for entry in (value,) if isinstance(value, str) else value or ():
-                parts = Path(str(entry)).expanduser().parts
-                fixed = [q for q in itertools.takewhile(lambda q: not _GLOB.intersection(q), parts)]
-                folder = Path(*fixed) if fixed else None
-                if folder is not None and folder.is_dir():
-                    out.append((f"data.{split}.{what}", folder))
+                path = Path(str(entry)).expanduser()
+                if any(_GLOB.intersection(q) for q in path.parts):
+                    out.append((f"data.{split}.{what}", path.absolute(), True))
+                elif path.is_dir():
+                    out.append((f"data.{split}.{what}", path, False))
     return out
+
+
+def _inside_pattern(path: Path, pattern: Path) -> Path | None:
+    """The folder among ``path`` and its parents that ``pattern`` matches (part by part, so
+    ``*`` never crosses a ``/``); a ``**`` pattern counts from its fixed leading folders."""
+    if "**" in pattern.parts:
+        fixed = Path(*itertools.takewhile(lambda q: not _GLOB.intersection(q), pattern.parts))
+        return fixed if fixed == path or fixed in path.parents else None
+    for folder in (path, *path.parents):
+        if len(folder.parts) == len(pattern.parts) and all(
+                fnmatch.fnmatchcase(a, b) for a, b in zip(folder.parts, pattern.parts)):
+            return folder
+    return None
 
 
 def check_output_dir(recipe: Recipe) -> None:
@@ -113,10 +127,11 @@ def check_output_dir(recipe: Recipe) -> None:
                           "output.dir=runs/{name} (the default).", key="output.dir")
     out = recipe.output_dir().expanduser().absolute()
     real = out.resolve()
-    for key, folder in _data_folders(recipe):
-        data = folder.resolve()
-        if real == data or data in real.parents:
+    for key, folder, is_pattern in _data_folders(recipe):
+        data = _inside_pattern(real, folder) if is_pattern else folder.resolve()
+        if data is not None and (real == data or data in real.parents):
             where = "is" if real == data else "lies inside"
+            folder = data
             raise ConfigError(
                 f"output.dir '{out}' {where} the {key} folder '{folder}': the run would write "
                 "its checkpoints, weights and recipe among the files it reads. Give the run a "

@@ -483,10 +483,11 @@ class Recipe:
     def __post_init__(self) -> None:
         m, d = self.model, self.data
         name = self.name
-        check(bool(name.strip()) and not any(c in name for c in "/\\")
-              and ".." not in name and name.strip() != ".", "name",
-              f"{name!r} names the run's folder (output.dir {self.output.dir!r}); use a plain "
-              "name without '/', '\\' or '..' (put the folder in output.dir)")
+        if "{name}" in str(self.output.dir):  # the name becomes a folder: one plain path part
+            check(bool(name.strip()) and not any(c in name for c in "/\\")
+                  and name.strip() not in (".", ".."), "name",
+                  f"{name!r} names the run's folder (output.dir {self.output.dir!r}); use a "
+                  "plain name without '/' or '\\' (put the folder in output.dir)")
         classes = d.classes if d.classes is not None else m.classes
         if classes is not None:
             where = "data.classes" if d.classes is not None else "model.classes"

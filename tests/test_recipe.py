@@ -204,3 +204,26 @@ def test_trackers_are_checked_before_training(monkeypatch, capsys):
     assert main(["check", recipe, "--quiet", "output.trackers=[wandb]"]) == 2
     assert "pip install 'rsfm[wandb]'" in capsys.readouterr().err
     assert main(["check", recipe, "--quiet", "output.trackers=[tensorboard]"]) == 0
+
+
+def test_run_names_and_output_folders_next_to_data_stay_allowed(tmp_path):
+    """Regression: the checks on ``name`` and on an ``output.dir`` inside the data refused
+    ordinary recipes (a dotted version name, a run folder beside the folders a glob matches)."""
+    from rsfm.preflight import check_output_dir
+
+    demo = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+    for name in ("v1..2", "buildings / s2"):
+        assert load_recipe(demo, [f"name={name}", "output.dir=runs/x"]).name == name
+    assert load_recipe(demo, ["name=v1..2", "output.dir=runs/{name}"]).name == "v1..2"
+    with pytest.raises(ConfigError, match="name"):
+        load_recipe(demo, ["name=a/b", "output.dir=runs/{name}"])
+    for sub in ("a/S1Hand", "b/S1Hand", "proj"):
+        (tmp_path / sub).mkdir(parents=True)
+    beside = {f"data.train.images={tmp_path}/*/S1Hand": f"{tmp_path}/runs/x",
+              f"data.train.images={tmp_path}/proj/*.tif": f"{tmp_path}/proj/runs/a"}
+    for images, out in beside.items():
+        check_output_dir(load_recipe(demo, [images, f"output.dir={out}"]))
+    inside = load_recipe(demo, [f"data.train.images={tmp_path}/*/S1Hand",
+                                f"output.dir={tmp_path}/a/S1Hand/run"])
+    with pytest.raises(ConfigError, match="lies inside the data.train.images folder"):
+        check_output_dir(inside)

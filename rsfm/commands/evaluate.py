@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rsfm.devices import check_device
 from rsfm.errors import ConfigError
 from rsfm.evaluation import evaluate
 from rsfm.inference.precision import PRECISIONS
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None and (args.images or args.labels):
         raise ConfigError("--split picks a split of the recipe; --images/--labels evaluate "
                           "folders instead. Give one or the other.")
+    check_device(args.device)  # named as the command line spells it
     result = evaluate(
         args.model, args.recipe, split=args.split or "test", images=args.images,
         labels=args.labels, out=args.out, overrides=args.overrides, tile_size=args.tile_size,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rsfm.inference.precision import PRECISIONS, check_device
+from rsfm.devices import check_device
+from rsfm.inference.precision import PRECISIONS
 from rsfm.inference.predict import PredictOptions, predict
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, RsfmError
 from rsfm.io import disk_full_reason
 from rsfm.recipe import load_recipe
 from rsfm.train.launch import relaunch_if_single
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(args.recipe, args.overrides, resume=resume)
     except Exception as err:
-        full = disk_full_reason(err)
-        if full is None:
+        full = None if isinstance(err, RsfmError) else disk_full_reason(err)
+        if full is None:  # an RsfmError already names its file
             raise
         # the writers (accelerate, safetensors) do not name the file: name the run directory
         run_dir = load_recipe(args.recipe, args.overrides).output_dir().absolute()

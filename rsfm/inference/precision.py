@@ -22,7 +22,6 @@ from typing import Literal
 
 import torch
 
-from rsfm.devices import check_device
 from rsfm.errors import ConfigError
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "Precision",
     "PrecisionReport",
     "autocast",
-    "check_device",
     "cpu_flags",
     "device_supports",
     "parity_report",
