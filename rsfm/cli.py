@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rsfm import __version__
 from rsfm.errors import RsfmError
-from rsfm.io import disk_full_reason
+from rsfm.io import disk_full_message, disk_full_reason
 
 __all__ = ["COMMANDS", "build_parser", "main", "run_guarded", "setup_logging"]
 
@@ -96,10 +96,8 @@ def run_guarded(command: str, fn: Callable[[], int | None],
     except Exception as err:  # noqa: BLE001 - the point: no raw traceback for users
         full = disk_full_reason(err)
         if full is not None and not debugging():  # a full disk no rsfm writer has named
-            where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
-            print(f"error: cannot write{where}: disk full / file size limit reached ({full}). "
-                  "Free some space (or raise the file size limit, ulimit -f), or write to "
-                  "another disk.", file=sys.stderr)
+            where = f"'{err.filename}'" if getattr(err, "filename", None) else "a file"
+            print(f"error: {disk_full_message(where, full)}", file=sys.stderr)
             return 2
         if not isinstance(err, OSError) or err.filename is None or debugging():
             return _unexpected(command, err, debugging())

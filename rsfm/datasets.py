@@ -229,37 +229,44 @@ def _label_folder(files: tuple[str, ...]) -> str:
 
 
 def _check_labelled(base: Any, split: str, sample: LabelSample) -> None:
-    """Fail when no label pixel of the sample has a class; warn (training split) for each
-    class without a pixel in it."""
+    """Fail when no label pixel of the whole dataset has a class; warn when none of a sample of
+    it has one (labels may cover a part of the scenes that the sample missed), and (training
+    split) for each class without a pixel in the sample."""
     folder = _label_folder(sample.files)
+    where = (f"all {sample.targets} {split} samples" if sample.complete
+             else f"{sample.targets} of the {len(base)} {split} samples (spread evenly)")
     if not sample.labelled:
         rules = base.label_rules
         ignored = [base.spec.ignore_index, *(v for v in rules.ignore_values
                                              if v != base.spec.ignore_index)]
-        raise DataError(
-            f"No label pixel of the first {sample.targets} {split} sample(s) has a class: every "
-            f"pixel of the labels in '{folder}' (e.g. '{sample.files[0]}') is 'no label' "
-            f"(values {ignored}: ignore_index and data.label_ignore_values, NaN or nodata), so "
-            "there is nothing to learn from. Check the label files, data.label_ignore_values and "
-            "data.label_map.")
+        text = (f"No label pixel of {where} has a class: every pixel of the "
+                f"labels in '{folder}' (e.g. '{sample.files[0]}') is 'no label' (values "
+                f"{ignored}: ignore_index and data.label_ignore_values, NaN or nodata)")
+        fix = "Check the label files, data.label_ignore_values and data.label_map."
+        if sample.complete:
+            raise DataError(f"{text}, so there is nothing to learn from. {fix}")
+        log.warning("%s. Training learns only from labelled pixels elsewhere, if any. %s",
+                    text, fix)
+        return
     if split != "train":
         return
     names = base.spec.class_names
     missing = [n for i, n in enumerate(names) if i not in sample.classes_seen]
     if missing:
-        log.warning("Class(es) %s have no pixel in the labels of the first %d training "
-                    "sample(s) ('%s'): the model sees no example of them there. Check "
+        log.warning("Class(es) %s have no pixel in the labels of %s "
+                    "('%s'): the model sees no example of them there. Check "
                     "data.classes and data.label_map, or add labelled samples.",
-                    ", ".join(repr(m) for m in missing), sample.targets, folder)
+                    ", ".join(repr(m) for m in missing), where, folder)
 
 
 def check_datasets(datasets: Datasets, n_tiles: int = 8) -> list[str]:
-    """Read the labels of the first ``n_tiles`` samples of every split and fail when most of a
-    label file's pixels fall outside the classes; returns one line per split (what was read,
-    all-nodata tiles skipped).
+    """Read the labels of ``n_tiles`` samples spread over every split (8 times more when they
+    have no labelled pixel) and fail when most of a label file's pixels fall outside the classes;
+    returns one line per split (what was read, all-nodata tiles skipped).
 
     Raises:
-        DataError: Labels that do not fit the classes (names the files, values and the fix).
+        DataError: Labels that do not fit the classes (names the files, values and the fix), or
+            no labelled pixel in a split read whole.
     """
     lines = []
     held_out = isinstance(datasets.train, Subset) and isinstance(datasets.val, Subset)

@@ -39,11 +39,49 @@ __all__ = [
     "check_free_space",
     "check_output_path",
     "disk_full_error",
+    "disk_full_message",
     "disk_full_reason",
+    "read_text",
     "same_file",
     "save_figure",
     "save_safetensors",
 ]
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def read_text(path: str | os.PathLike[str], what: str, *,
+              error: type[RsfmError] = ConfigError, errors: str = "strict") -> str:
+    """The text of a file rsfm reads (a recipe, an ArcGIS export's JSON and map.txt): UTF-8
+    with or without a byte-order mark, or UTF-16 with one (what Windows Notepad saves as
+    "Unicode"; a BOM cannot start UTF-8 text, so the two never mix up).
+
+    Args:
+        path: The file.
+        what: What the file is, starting the messages (``"Recipe file"``).
+        error: The error to raise (:class:`~rsfm.errors.DataError` for data files).
+        errors: ``"replace"`` for a file whose stray bytes matter little (a legacy code page
+            in the paths of ArcGIS's map.txt, which is only cross-checked).
+
+    Raises:
+        ConfigError: (or ``error``) The file cannot be read, is binary (a TIFF named as a
+            recipe) or is not text in those encodings; names the file.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise error(f"{what} '{path}' cannot be read: {err.strerror or err}.") from None
+    utf16 = data.startswith(_UTF16_BOMS)
+    if b"\0" in data[:4096] and not utf16:
+        kind = " (a TIFF image?)" if data[:4] in _TIFF_MAGIC else ""
+        raise error(f"{what} '{path}' is a binary file{kind}, not text.")
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig", errors=errors)
+    except UnicodeDecodeError as err:
+        raise error(f"{what} '{path}' is not UTF-8 or UTF-16 text ({err.reason} at byte "
+                    f"{err.start}); save it as UTF-8.") from None
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> Path:
@@ -116,6 +154,9 @@ def atomic_write_named(path: str | os.PathLike[str], writer: Callable[[Path], No
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 # what libraries that wrap the OS error in their own (safetensors, GDAL/libtiff) say
 _FULL_TEXTS = ("no space left on device", "file too large", "disk quota exceeded")
+# the writers whose errors say so only in their text; not any error that quotes it (a Hub
+# upload refused as "file too large" is an OSError without errno, and no full disk)
+_TEXT_WRITERS = ("safetensors", "rasterio")
 _PROBE_BYTES = 1 << 20
 
 
@@ -134,14 +175,29 @@ def _probe_full(folder: Path) -> str | None:
 
 
 def disk_full_reason(err: BaseException) -> str | None:
-    """What ``err`` says when it comes from a full disk or the file size limit (``ENOSPC``,
-    ``EFBIG``, ``EDQUOT``, or a library's message such as safetensors' ``File too large``);
-    None otherwise."""
+    """What ``err`` says when it comes from a full disk or the file size limit; None otherwise.
+
+    That is an ``OSError`` with errno ``ENOSPC``, ``EFBIG`` or ``EDQUOT``, or an error of a
+    writer that wraps that OS error in its own text (safetensors' ``File too large``, GDAL's
+    ``No space left on device``; torch raises a plain ``RuntimeError``/``OSError``). The text
+    is trusted from those only: other libraries' errors (network, Hub) may quote such words.
+    """
     if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
         return err.strerror or os.strerror(err.errno or 0)
-    if any(t in str(err).lower() for t in _FULL_TEXTS):
+    writer = (type(err) in (OSError, RuntimeError)
+              or type(err).__module__.split(".")[0] in _TEXT_WRITERS)
+    if writer and any(t in str(err).lower() for t in _FULL_TEXTS):
         return str(err).strip().splitlines()[0][:200]
     return None
+
+
+def disk_full_message(where: str, reason: str, *,
+                      fix: str = "write to another disk") -> str:
+    """The one wording of a write that failed for lack of space: ``where`` is what could not
+    be written (``"'out.tif'"``, ``"the run directory '...'"``), ``reason`` what the system
+    said or what was missing, ``fix`` the way out besides freeing space."""
+    return (f"Cannot write {where}: disk full / file size limit reached ({reason}). Free some "
+            f"space (or raise the file size limit, ulimit -f), or {fix}.")
 
 
 def disk_full_error(err: BaseException, path: str | os.PathLike[str], *,
@@ -149,10 +205,9 @@ def disk_full_error(err: BaseException, path: str | os.PathLike[str], *,
     """The error to raise instead of ``err``, raised while writing ``path``, when the disk is full
     or the file size limit is reached; None when ``err`` is something else.
 
-    ``err`` says so itself (``ENOSPC``, ``EFBIG``, ``EDQUOT``, or a library's message such as
-    safetensors' ``File too large``), or, since some libraries only say that a write or a read
-    back failed (GDAL's ``IReadBlock failed``), a 1 MiB test write into ``probe`` (default:
-    ``path``'s folder) fails with one of those errors.
+    ``err`` says so itself (:func:`disk_full_reason`), or, since some libraries only say that a
+    write or a read back failed (GDAL's ``IReadBlock failed``), a 1 MiB test write into
+    ``probe`` (default: ``path``'s folder) fails with one of those errors.
     """
     if isinstance(err, RsfmError):  # already says what is wrong (a nested write's own error)
         return None
@@ -165,9 +220,7 @@ def disk_full_error(err: BaseException, path: str | os.PathLike[str], *,
         reason = _probe_full(folder) if folder.is_dir() else None
     if reason is None:
         return None
-    return ConfigError(f"Cannot write '{path}': disk full / file size limit reached ({reason}). "
-                       "Free some space (or raise the file size limit, ulimit -f), or choose an "
-                       "output on another disk.")
+    return ConfigError(disk_full_message(f"'{path}'", reason))
 
 
 def _file_size_limit() -> int | None:
@@ -192,9 +245,9 @@ def check_free_space(path: str | os.PathLike[str], nbytes: int, what: str = "Out
     need = f"about {nbytes / 1e6:.1f} MB"
     limit = _file_size_limit()
     if limit is not None and nbytes > limit:
-        raise ConfigError(f"{what} '{path}' needs {need} but the file size limit (ulimit -f) is "
-                          f"{limit} bytes: disk full / file size limit. Raise the limit, or "
-                          "choose a smaller model.")
+        raise ConfigError(disk_full_message(
+            f"{what.lower()} '{path}'", f"it needs {need}, the file size limit is {limit} bytes",
+            fix="choose a smaller model"))
     folder = path.parent
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent
@@ -203,9 +256,9 @@ def check_free_space(path: str | os.PathLike[str], nbytes: int, what: str = "Out
     except OSError:
         return
     if nbytes > free:
-        raise ConfigError(f"{what} '{path}' needs {need} but '{folder}' has only "
-                          f"{free / 1e6:.1f} MB free: disk full / file size limit. Free some "
-                          "space, or choose an output on another disk.")
+        raise ConfigError(disk_full_message(
+            f"{what.lower()} '{path}'", f"it needs {need}, '{folder}' has {free / 1e6:.1f} MB "
+            "free", fix="choose an output on another disk"))
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 from rsfm.cards import get_card
 from rsfm.data import arcgis
 from rsfm.errors import ConfigError, RsfmError
+from rsfm.io import read_text
 from rsfm.modelcheck import check_training_tiles
 from rsfm.schema import Recipe
 from rsfm.validation import dump, validate
@@ -76,25 +77,15 @@ def _check_unique_keys(node: Any) -> None:
 
 
 def read_text_file(path: Path, what: str = "Recipe file") -> str:
-    """The UTF-8 text of a YAML file, or a ConfigError naming the file and what is wrong."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found: '{path}'.") from None
-    except IsADirectoryError:
+    """The text of a YAML file (:func:`rsfm.io.read_text`), or a ConfigError naming the file and
+    what is wrong."""
+    if path.is_dir():
         hint = (f" (a run folder: its recipe is '{path / 'recipe.yaml'}')"
                 if (path / "recipe.yaml").is_file() else "")
-        raise ConfigError(f"'{path}' is a folder, not a YAML file{hint}.") from None
-    except OSError as err:
-        raise ConfigError(f"Cannot read YAML '{path}': {err}") from None
-    if b"\0" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        kind = " (a TIFF image?)" if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") else ""
-        raise ConfigError(f"'{path}' is a binary file{kind}, not a YAML {what.lower()}.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}); save "
-                          "it with the UTF-8 encoding (not UTF-16).") from None
+        raise ConfigError(f"'{path}' is a folder, not a YAML file{hint}.")
+    if not path.exists():
+        raise ConfigError(f"{what} not found: '{path}'.")
+    return read_text(path, what)
 
 
 def _read_yaml(path: Path, what: str = "Recipe file") -> Any:

@@ -476,8 +476,8 @@ def _(ctx):
     return ["check", ctx.recipe(), "train.epochs=many"]
 
 
-@case("recipe-utf16", "{tmp}/recipe.yaml", "UTF-8")
-def _(ctx):  # Windows Notepad's "Unicode"
+@case("recipe-utf16", code=0)
+def _(ctx):  # Windows Notepad's "Unicode" (with its byte-order mark) is read
     path = ctx.tmp / "recipe.yaml"
     path.write_bytes(yaml.safe_dump(seg_recipe(ctx.tmp / "run")).encode("utf-16"))
     return ["check", path]

@@ -225,5 +225,5 @@ def test_run_names_and_output_folders_next_to_data_stay_allowed(tmp_path):
         check_output_dir(load_recipe(demo, [images, f"output.dir={out}"]))
     inside = load_recipe(demo, [f"data.train.images={tmp_path}/*/S1Hand",
                                 f"output.dir={tmp_path}/a/S1Hand/run"])
-    with pytest.raises(ConfigError, match="lies inside the data.train.images folder"):
+    with pytest.raises(ConfigError, match=r"lies inside the data\.train\.images folder"):
         check_output_dir(inside)

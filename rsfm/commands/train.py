@@ -13,7 +13,7 @@ import os
 import sys
 
 from rsfm.errors import ConfigError, RsfmError
-from rsfm.io import disk_full_reason
+from rsfm.io import disk_full_message, disk_full_reason
 from rsfm.recipe import load_recipe
 from rsfm.train.launch import relaunch_if_single
 from rsfm.train.loop import train
@@ -67,11 +67,10 @@ def run(args: argparse.Namespace) -> int:
             raise
         # the writers (accelerate, safetensors) do not name the file: name the run directory
         run_dir = load_recipe(args.recipe, args.overrides).output_dir().absolute()
-        raise ConfigError(f"Cannot write the run directory '{run_dir}': disk full / file size "
-                          f"limit reached ({full}). Free some space (or raise the file size "
-                          "limit, ulimit -f) and run again (--resume continues from the last "
-                          "saved checkpoint, if any), or set output.dir on another disk."
-                          ) from None
+        raise ConfigError(disk_full_message(
+            f"the run directory '{run_dir}'", full,
+            fix="set output.dir on another disk; --resume continues from the last saved "
+                "checkpoint, if any")) from None
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     test = ""
     if result.test_metrics:

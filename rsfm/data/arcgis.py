@@ -105,6 +105,7 @@ from typing import Any
 from rsfm.bands import Band, declared_band, get_band, list_sensors, match_bands
 from rsfm.cards import AdapterCard
 from rsfm.errors import BandError, ConfigError, DataError
+from rsfm.io import read_text
 from rsfm.spec import resolve_bands_stated
 
 __all__ = [
@@ -533,13 +534,7 @@ def _read_cached(root: Path, signature: tuple) -> ArcGISExport:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-        # Windows tools may write a BOM, or UTF-16 (Notepad's "Unicode")
-        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
-        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"Cannot read '{path}': {err}. Expected {EXPECTED_LAYOUT}.") from None
+    text = read_text(path, "ArcGIS export file", error=DataError)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
@@ -770,16 +765,16 @@ def _chip_size(emd: Mapping, stats: Mapping, chips: Sequence[ArcGISChip] | Seque
     if variable and stated is not None:
         return stated  # type: ignore[return-value]
     try:
-        found = _first_chip_size(chips)
+        header = _first_chip_header(chips)
     except DataError:
         if stated is None:
             raise
         return stated  # type: ignore[return-value]  # the dataset names the unreadable chip
-    if stated is not None and found is not None and found != stated:
-        first = chips[0].image if isinstance(chips[0], ArcGISChip) else chips[0]
+    found = None if header is None else (header.height, header.width)
+    if stated is not None and header is not None and found != stated:
         notes.append(f"the {source} says chips of {stated[0]}x{stated[1]} px but they are "
-                     f"{found[0]}x{found[1]} (e.g. '{first.name}'); using {found[0]}x{found[1]} "
-                     "(height x width).")
+                     f"{header.height}x{header.width} (e.g. '{header.path.name}'); using "
+                     f"{header.height}x{header.width} (height x width).")
     return found or stated  # type: ignore[return-value]
 
 
@@ -790,22 +785,16 @@ def _check_chip_bands(chips: Sequence[ArcGISChip] | Sequence[Path], count: int,
     with one band more whose last band is alpha (RGBA PNG) gets an ``Alpha`` band (dropped from
     the bands read); any other difference: the chip's count wins, names and statistics are not
     used (bands read by position)."""
-    if not chips:
-        return count, names, stats
-    import rasterio  # one header
-
-    first = chips[0]
-    path = first.image if isinstance(first, ArcGISChip) else first
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PNG/JPEG chips without georeferencing
-            with rasterio.open(path) as ds:
-                found, interp = int(ds.count), ds.colorinterp
-    except rasterio.errors.RasterioIOError:
+        header = _first_chip_header(chips)
+    except DataError:
         return count, names, stats  # the dataset names the unreadable chip
+    if header is None:
+        return count, names, stats
+    path, found = header.path, header.count
     if found == count:
         return count, names, stats
-    if found == count + 1 and interp[-1] == rasterio.enums.ColorInterp.alpha:
+    if found == count + 1 and header.colorinterp[-1] == "alpha":
         notes.append(f"chip '{path.name}' has an alpha band after the export's {count} bands; "
                      "it is not read.")
         return found, (*names, "Alpha") if names else (*[""] * count, "Alpha"), stats
@@ -815,10 +804,27 @@ def _check_chip_bands(chips: Sequence[ArcGISChip] | Sequence[Path], count: int,
     return found, (), ()
 
 
-def _first_chip_size(chips: Sequence[ArcGISChip] | Sequence[Path]) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class _ChipHeader:
+    """What the first chip's header says (it stands for all chips of an export)."""
+
+    path: Path
+    count: int
+    colorinterp: tuple[str, ...]  # rasterio ColorInterp names: "red", "alpha"...
+    height: int
+    width: int
+    dtype: str
+
+
+def _first_chip_header(chips: Sequence[ArcGISChip] | Sequence[Path]) -> _ChipHeader | None:
+    """The first chip's header (None without chips).
+
+    Raises:
+        DataError: The chip cannot be opened (names it).
+    """
     if not chips:
         return None
-    import rasterio  # one header: the size the chips really have
+    import rasterio  # one header
 
     first = chips[0]
     path = first.image if isinstance(first, ArcGISChip) else first
@@ -826,7 +832,8 @@ def _first_chip_size(chips: Sequence[ArcGISChip] | Sequence[Path]) -> tuple[int,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PNG/JPEG chips without georeferencing
             with rasterio.open(path) as ds:
-                return int(ds.height), int(ds.width)
+                return _ChipHeader(path, int(ds.count), tuple(c.name for c in ds.colorinterp),
+                                   int(ds.height), int(ds.width), str(ds.dtypes[0]))
     except rasterio.errors.RasterioIOError as err:
         raise DataError(f"Cannot read chip '{path}': {err}") from None
 
@@ -843,12 +850,7 @@ def _read_map(path: Path, notes: list[str]) -> list[tuple[str, str | None]]:
     if not path.is_file():
         notes.append(f"'{path}' is missing: chips are paired by file name only.")
         return []
-    try:
-        raw = path.read_bytes()
-        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")  # as _read_json
-        text = raw.decode("utf-16" if utf16 else "utf-8-sig", errors="replace")
-    except OSError as err:
-        raise DataError(f"Cannot read '{path}': {err}") from None
+    text = read_text(path, "ArcGIS map file", error=DataError, errors="replace")
     rows: list[tuple[str, str | None]] = []
     for line in text.splitlines():
         line = line.replace("\\", "/").strip()
@@ -1079,14 +1081,11 @@ def _rgb_hint(export: ArcGISExport) -> bool:
     rgba = names == ("", "", "", "Alpha")  # an unnamed RGB export with an alpha band
     if not export.chips or (not rgba and (export.num_bands not in (None, 3) or any(names))):
         return False
-    import rasterio  # only for exports that do not name their bands
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PNG/JPEG chips without georeferencing
-            with rasterio.open(export.chips[0].image) as ds:
-                return ds.count == (4 if rgba else 3) and ds.dtypes[0] == "uint8"
-    except rasterio.errors.RasterioIOError:
+        header = _first_chip_header(export.chips)
+        return header is not None and header.count == (4 if rgba else 3) and (
+            header.dtype == "uint8")
+    except DataError:
         stats = export.band_stats
         return bool(stats) and all(s.minimum is not None and s.minimum >= 0 and
                                    s.maximum is not None and s.maximum <= 255 for s in stats)

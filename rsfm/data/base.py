@@ -21,6 +21,7 @@ from rsfm.data.rasters import (
     read_window,
 )
 from rsfm.data.reader import ImageReader
+from rsfm.data.splits import spread_indices
 from rsfm.errors import ConfigError, DataError
 from rsfm.spec import InputSpec
 
@@ -79,6 +80,7 @@ class LabelSample:
         nan: Float label pixels that are NaN (read as "no label").
         files: The label files read.
         classes_seen: The class ids that have at least one pixel.
+        complete: Every sample of the dataset was read (not a sample of them).
     """
 
     targets: int = 0
@@ -87,6 +89,7 @@ class LabelSample:
     nan: int = 0
     files: tuple[str, ...] = ()
     classes_seen: tuple[int, ...] = ()
+    complete: bool = False
 
 
 class GeoDataset(Dataset):
@@ -338,7 +341,8 @@ class GeoDataset(Dataset):
         return self.stats
 
     def check_labels_sample(self, n_tiles: int = 8, max_invalid: float = 0.5) -> LabelSample:
-        """Read the targets of the first ``n_tiles`` samples and fail when labels do not fit.
+        """Read the targets of ``n_tiles`` samples spread evenly over the dataset (all of them
+        when there are fewer) and fail when labels do not fit.
 
         A label file whose pixels (among those not ignored on purpose) fall outside the classes,
         or have colours missing from the colour map, for more than ``max_invalid`` of them is a
@@ -348,7 +352,8 @@ class GeoDataset(Dataset):
         tile while it reads. Other tasks than segmentation are not checked.
 
         Args:
-            n_tiles: Number of samples (chips or tiles) whose targets are read.
+            n_tiles: Number of samples (chips or tiles) whose targets are read; see
+                :func:`~rsfm.data.splits.spread_indices`.
             max_invalid: Largest share of invalid pixels per label file that passes.
 
         Returns:
@@ -365,8 +370,11 @@ class GeoDataset(Dataset):
             return LabelSample()
         self._label_log = []
         self._classes_seen = set()
+        read = spread_indices(len(self), n_tiles)
+        where = (f"all {len(self)} samples" if len(read) == len(self)
+                 else f"{len(read)} samples spread over the {len(self)}")
         try:
-            for i in range(min(n_tiles, len(self))):
+            for i in read:
                 self.read_target(i)
             log_ = self._label_log
         finally:
@@ -400,16 +408,15 @@ class GeoDataset(Dataset):
                     hint += (" A 3-band label looks like a colour mask: give color_map "
                              "(colour -> class id).")
             raise DataError(
-                f"Labels outside the classes ({classes}) for most pixels of the first "
-                f"{min(n_tiles, len(self))} samples:\n  " + "\n  ".join(lines) + f"\n{hint}"
+                f"Labels outside the classes ({classes}) for most pixels of {where}:\n  " + "\n  ".join(lines) + f"\n{hint}"
             )
         labelled = sum(c.labelled for c in per_file.values())
         invalid = sum(c.invalid for c in per_file.values())
         nan = sum(c.nan for c in per_file.values())
         if nan:
-            log.info("%s label pixel(s) of the first %d samples are NaN (e.g. '%s'); they are "
+            log.info("%s label pixel(s) of %s are NaN (e.g. '%s'); they are "
                      "read as 'no label' (ignore_index %d).", f"{nan:,}",
-                     min(n_tiles, len(self)), next(p for p, c in per_file.items() if c.nan),
+                     where, next(p for p, c in per_file.items() if c.nan),
                      self.ignore_index)
         missing = [i for i in range(self.spec.num_classes) if i not in self._classes_seen]
         if missing and invalid and invalid >= 0.01 * (labelled + invalid):
@@ -422,15 +429,15 @@ class GeoDataset(Dataset):
             example = (f" (e.g. label_map: {{{found[0]!r}: {missing[0]}}})"
                        if key == "label_map" and len(missing) == 1 and len(found) == 1 else "")
             raise DataError(
-                f"Class(es) {', '.join(names)} never appear in the labels of the first "
-                f"{min(n_tiles, len(self))} samples, while {invalid:,} pixels "
+                f"Class(es) {', '.join(names)} never appear in the labels of {where}, while {invalid:,} pixels "
                 f"({100 * invalid / (labelled + invalid):.1f}%) have {what} {found} that are no "
                 f"class (e.g. '{next(p for p, c in per_file.items() if c.invalid)}'). Map them "
                 f"to their class with {key}{example}, or list 'no label' values in "
                 "label_ignore_values."
             )
         return LabelSample(len(log_), labelled, invalid, nan, files=tuple(per_file),
-                           classes_seen=tuple(sorted(int(c) for c in self._classes_seen)))
+                           classes_seen=tuple(sorted(int(c) for c in self._classes_seen)),
+                           complete=len(read) == len(self))
 
     def check_boxes(self, limit: int = 2000) -> BoxCount:
         """Read the boxes of the first ``limit`` samples (annotations only, no image pixels);

@@ -28,6 +28,7 @@ __all__ = [
     "format_balance",
     "random_split",
     "split_dataset",
+    "spread_indices",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,15 @@ class SplitResult:
     def sizes(self) -> dict[str, int]:
         """Number of samples per split."""
         return {k: len(v) for k, v in self.indices.items()}
+
+
+def spread_indices(total: int, n: int) -> list[int]:
+    """Up to ``n`` indexes evenly spaced over ``range(total)``, first and last included: a check
+    that reads a sample sees every part of a dataset whose tiles or files come in order (a scene
+    labelled only in its lower half, one class folder after another)."""
+    if total <= n:
+        return list(range(total))
+    return sorted({int(i) for i in np.linspace(0, total - 1, n).round()})
 
 
 def _check_fractions(fractions: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
