@@ -58,7 +58,7 @@ _RCNN = (
 )
 # The options of each head (model.head_kwargs; torch-free, so `rsfm check` reads the same table
 # as the builders). Segmentation and classification: the keyword arguments of rsfm's head classes
-# (rsfm.models.heads.check_kwargs keeps both equal). Detection: rsfm's anchors and batch padding,
+# (a test keeps both equal). Detection: rsfm's anchors and batch padding,
 # then torchvision's detector options (less those rsfm sets: backbone, num_classes, image_mean,
 # image_std, the anchor generators and the RoI pools).
 HEAD_OPTIONS: dict[str, tuple[str, ...]] = {

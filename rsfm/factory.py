@@ -38,13 +38,13 @@ from rsfm.config import TASKS, ModelConfig, NeckConfig
 from rsfm.errors import ConfigError
 from rsfm.modelcheck import (
     check_architecture,
+    check_head_kwargs,
     check_model_config,
     model_arch,
     model_card,
     resolve_neck_kind,
     uses_basic_blocks,
 )
-from rsfm.models.heads import check_kwargs
 from rsfm.models.heads.classification import ClassificationHead
 from rsfm.models.heads.detection import build_detector
 from rsfm.models.heads.segmentation import build_segmentation_head
@@ -118,7 +118,7 @@ def build_model(config: ModelConfig, spec: InputSpec, *,
         head = build_segmentation_head(config.head, neck.out_channels, neck.out_strides,
                                        config.num_classes, **head_kwargs)
     elif config.task == "classification":
-        check_kwargs(ClassificationHead, config.head, head_kwargs, skip=("in_channels", "num_classes"))
+        check_head_kwargs(config.head, head_kwargs)
         head = ClassificationHead(neck.out_channels, config.num_classes, **head_kwargs)
     else:
         patch = getattr(backbone, "patch_size", None)

@@ -22,12 +22,11 @@ from torch import nn
 from rsfm.cards import get_card
 from rsfm.errors import ConfigError
 from rsfm.io import save_safetensors
-from rsfm.modelcheck import lora_target_problem
+from rsfm.modelcheck import lora_target_problem, lora_targets
 
 __all__ = [
     "apply_lora",
     "count_parameters",
-    "default_targets",
     "is_lora",
     "load_adapter",
     "merge_lora",
@@ -36,11 +35,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 ADAPTER_NAME = "default"
-
-
-def default_targets(backbone_name: str) -> list[str]:
-    """LoRA target modules of a backbone family (the card's ``lora_targets``)."""
-    return list(get_card(backbone_name).lora_targets)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -79,8 +73,8 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
 
     backbone = model.backbone
     name = getattr(model, "config", None)
-    targets = list(target_modules) if target_modules else default_targets(
-        name.backbone if name is not None else backbone.card_name)
+    card = get_card(name.backbone if name is not None else backbone.card_name)
+    targets = list(lora_targets(target_modules, card))
     problem = lora_target_problem([n for n, _ in backbone.named_modules()], targets)
     if problem:
         raise ConfigError(problem, key="lora.target_modules")

@@ -13,9 +13,10 @@ It sits below :mod:`rsfm.models` in the import layers, so the builders share the
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rsfm.bands import SPECTRAL_INDICES, Band
 from rsfm.cards import EXTRA_ARGS, MULTI_FRAME, SHAPE_SAFE, VIT_FAMILIES, AdapterCard, get_card
@@ -27,6 +28,7 @@ from rsfm.spec import InputSpec
 __all__ = [
     "COORDS_ENCODINGS",
     "NECK_KINDS",
+    "UnfreezeSpec",
     "backbone_module_names",
     "check_architecture",
     "check_head_kwargs",
@@ -37,10 +39,13 @@ __all__ = [
     "check_weights_source",
     "dofa_wavelengths",
     "lora_target_problem",
+    "lora_targets",
     "model_arch",
     "model_card",
+    "parse_unfreeze_spec",
     "resolve_neck_kind",
     "unfreeze_spec_problem",
+    "unknown_module_message",
     "uses_basic_blocks",
 ]
 
@@ -461,39 +466,85 @@ def lora_target_problem(names: Sequence[str], targets: Sequence[str]) -> str | N
             + (f" Close: {close}." if close else ""))
 
 
-def unfreeze_spec_problem(spec: str, backbone: Sequence[str],
-                          others: Sequence[str] = ("neck", "head")) -> str | None:
-    """Why an unfreeze spec (``train.freeze.unfreeze[].modules``) names no module, with close
-    matches; None when it does (or when it reaches into ``others``, whose layout is not known
-    without building the model). ``backbone``: the backbone's module names
-    (:func:`backbone_module_names`). The module-path rule of
-    :func:`rsfm.train.unfreeze.resolve_modules`, without torch."""
+@dataclass(frozen=True)
+class UnfreezeSpec:
+    """One ``train.freeze.unfreeze[].modules`` entry, parsed (:func:`parse_unfreeze_spec`).
+
+    Attributes:
+        kind: ``all`` (the whole model), ``last`` (the backbone's last ``count`` ViT blocks or
+            ResNet stages: ``last_blocks:N`` / ``last_stages:N``) or ``modules`` (``paths``).
+        paths: Module paths relative to the model (a block range ``blocks.8-11`` is expanded);
+            a path that is not the model's is looked up in the backbone.
+        count: How many blocks/stages ``last`` takes.
+    """
+
+    kind: Literal["all", "last", "modules"]
+    paths: tuple[str, ...] = ()
+    count: int = 0
+
+
+def parse_unfreeze_spec(spec: str) -> UnfreezeSpec:
+    """Read an unfreeze spec: ``all``, ``last_blocks:N`` / ``last_stages:N``, a block range
+    ``blocks.8-11`` (inclusive) or a module path. The grammar of ``rsfm check`` and of
+    :func:`rsfm.train.unfreeze.resolve_modules`.
+
+    Raises:
+        ConfigError: A count or range that is not one (``last_blocks:x``, ``blocks.8-x``,
+            ``blocks.11-8``).
+    """
     spec = spec.strip()
     if spec == "all":
-        return None
+        return UnfreezeSpec("all")
     if spec.startswith(("last_blocks:", "last_stages:")):
         n = spec.split(":", 1)[1].strip()
-        return None if n.isdigit() else f"Unfreeze spec {spec!r}: {n!r} is not a count."
-    top = spec.split(".", 1)[0]
-    if top in others:
-        return None
-    if "-" in spec.rsplit(".", 1)[-1]:
-        prefix, rng = spec.rsplit(".", 1)
-        lo, _, hi = rng.partition("-")
-        if not (lo.isdigit() and hi.isdigit()):
-            return f"Unfreeze spec {spec!r}: {rng!r} is not a range of block numbers (e.g. 8-11)."
-        for i in range(int(lo), int(hi) + 1):
-            problem = unfreeze_spec_problem(f"{prefix}.{i}", backbone, others)
-            if problem:
-                return problem
-        return None
-    model = ["backbone", *(f"backbone.{n}" for n in backbone)]
-    if spec in model or spec in backbone:
-        return None
-    shown = [n for n in (*others, *model) if n.count(".") <= 2]
-    close = difflib.get_close_matches(spec, shown, n=3)
-    return (f"Unfreeze spec {spec!r} names no module of the model."
+        if not n.isdigit():
+            raise ConfigError(f"Unfreeze spec {spec!r}: {n!r} is not a count.")
+        return UnfreezeSpec("last", count=int(n))
+    prefix, _, last = spec.rpartition(".")
+    if "-" not in last:  # module names hold no "-": any "-" is a block range
+        return UnfreezeSpec("modules", paths=(spec,))
+    lo, _, hi = last.partition("-")
+    if not (prefix and lo.isdigit() and hi.isdigit()):
+        raise ConfigError(f"Unfreeze spec {spec!r}: {last!r} is not a range of block numbers "
+                          "(e.g. blocks.8-11).")
+    if int(lo) > int(hi):
+        raise ConfigError(f"Unfreeze spec {spec!r}: the range {last!r} is reversed (it would "
+                          f"unfreeze nothing); write {prefix}.{hi}-{lo}.")
+    blocks = range(int(lo), int(hi) + 1)
+    return UnfreezeSpec("modules", paths=tuple(f"{prefix}.{i}" for i in blocks))
+
+
+def unknown_module_message(path: str, names: Iterable[str]) -> str:
+    """The error of an unfreeze spec's module ``path`` that is none of ``names`` (the model's
+    module names), with close matches among the shallow ones."""
+    shown = [n for n in names if n and n.count(".") <= 2]
+    close = difflib.get_close_matches(path, shown, n=3)
+    return (f"Unfreeze spec {path!r} names no module of the model."
             + (f" Did you mean {close}?" if close else ""))
+
+
+def unfreeze_spec_problem(spec: str, backbone: Sequence[str],
+                          others: Sequence[str] = ("neck", "head")) -> str | None:
+    """Why an unfreeze spec (``train.freeze.unfreeze[].modules``) is malformed or names no
+    module, with close matches; None when it does (or when it reaches into ``others``, whose
+    layout is not known without building the model). ``backbone``: the backbone's module names
+    (:func:`backbone_module_names`). :func:`rsfm.train.unfreeze.resolve_modules` without torch."""
+    try:
+        parsed = parse_unfreeze_spec(spec)
+    except ConfigError as err:
+        return str(err)
+    model = ["backbone", *(f"backbone.{n}" for n in backbone)]
+    for path in parsed.paths:
+        if path.split(".", 1)[0] in others or path in model or path in backbone:
+            continue
+        return unknown_module_message(path, (*others, *model))
+    return None
+
+
+def lora_targets(target_modules: Sequence[str] | None, card: AdapterCard) -> tuple[str, ...]:
+    """The LoRA targets a run uses: the recipe's ``lora.target_modules``, else (None or empty)
+    the backbone card's ``lora_targets``."""
+    return tuple(target_modules) if target_modules else tuple(card.lora_targets)
 
 
 def check_module_names(config: ModelConfig, lora: LoraSettings | None,
@@ -510,8 +561,7 @@ def check_module_names(config: ModelConfig, lora: LoraSettings | None,
     if names is None:
         return
     if lora is not None:
-        targets = list(lora.target_modules or card.lora_targets)
-        problem = lora_target_problem(names, targets)
+        problem = lora_target_problem(names, lora_targets(lora.target_modules, card))
         if problem:
             raise ConfigError(problem, key="lora.target_modules")
     for i, step in enumerate(freeze.unfreeze):

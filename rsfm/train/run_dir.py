@@ -23,17 +23,20 @@ that differ), and a damaged latest checkpoint falls back to the newest intact on
 never replaces a ``recipe.yaml`` rsfm did not write: not the recipe being trained (``output.dir``
 is the recipe's own folder) and not any other hand-written one. The ``recipe*.yaml`` files rsfm
 writes start with :data:`RECIPE_HEADER`. An explicit resume of a run that already reached its
-``train.epochs`` / ``max_steps`` / ``max_time`` (or stopped early) is an error, not a silent
-no-op.
+``train.epochs`` / ``max_steps`` / ``max_time`` (or that early stopping ended) is an error, not a
+silent no-op.
 
 While a run trains, its main process holds an exclusive ``flock`` on the run folder itself (no
 lock file is written; released when the training ends or its process dies, so a crash leaves
 nothing stale): a second training into the same ``output.dir`` is refused, naming the folder
-and, where ``/proc/locks`` tells it, the process that holds it.
+and, where ``/proc/locks`` tells it, the process that holds it. Forked children (DataLoader
+workers) close their copy of the lock, so a worker that outlives the training does not keep the
+folder locked, and a lock that ``/proc/locks`` gives to this very process never refuses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -43,21 +46,24 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from rsfm.cards import get_card
 from rsfm.config import LoraSettings
-from rsfm.errors import ConfigError
+from rsfm.errors import ConfigError, UnknownNameError
 from rsfm.hub.save import LAST_WEIGHTS_NAME, WEIGHTS_NAME, save_pretrained, saved_config_of
 from rsfm.io import atomic_write_text, same_file
-from rsfm.lora import default_targets, is_lora
+from rsfm.lora import is_lora
+from rsfm.modelcheck import lora_targets
 from rsfm.preflight import check_output_dir, check_writable_dir
 from rsfm.recipe import recipe_to_yaml
 from rsfm.saved import CONFIG_NAME, SavedConfig, architecture, read_saved_config, write_saved_config
 from rsfm.schema import Recipe
 from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
+from rsfm.train.state import TrainState
 from rsfm.validation import dump
 
 try:  # POSIX; elsewhere the run folder is not locked
@@ -108,19 +114,16 @@ def _comparable(model: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def _lora_comparable(lora: LoraSettings | None, backbone: str) -> dict[str, Any] | None:
-    """The LoRA settings that shape the adapter's weights or their meaning (not ``dropout``);
-    ``target_modules`` None is the backbone card's default targets."""
+def _lora_comparable(lora: LoraSettings | None, backbone: str) -> LoraSettings | None:
+    """``lora`` as a resume compares it: the settings that shape the adapter's weights or their
+    meaning (``dropout`` does not: set to 0), ``target_modules`` resolved and sorted."""
     if lora is None:
         return None
-    targets = lora.target_modules
-    if not targets:
-        try:
-            targets = tuple(default_targets(backbone))
-        except Exception:  # noqa: BLE001 - an unknown backbone is reported as model.backbone
-            targets = None
-    return {"r": lora.r, "alpha": float(lora.alpha),
-            "target_modules": sorted(targets) if targets else None, "bias": lora.bias}
+    try:
+        targets = lora_targets(lora.target_modules, get_card(backbone))
+    except UnknownNameError:  # an unknown backbone is reported as model.backbone
+        targets = lora.target_modules or ()
+    return replace(lora, dropout=0.0, target_modules=tuple(sorted(targets)) or None)
 
 
 def _lora_differences(saved: SavedConfig, lora: LoraSettings | None, backbone: str) -> list[str]:
@@ -129,29 +132,45 @@ def _lora_differences(saved: SavedConfig, lora: LoraSettings | None, backbone: s
     if run is None and new is None:
         return []
     if run is None or new is None:
-        was = _fmt(run) if run else "without LoRA"
-        return [f"lora: run {was}, recipe {_fmt(new) if new else 'without LoRA'}"]
-    return [f"lora.{k}: run {_fmt(run[k])}, recipe {_fmt(new[k])}"
-            for k in run if run[k] != new[k]]
+        was, now = (f"with LoRA r={x.r}" if x else "without LoRA" for x in (run, new))
+        return [f"lora: run {was}, recipe {now}"]
+    pairs = ((f.name, getattr(run, f.name), getattr(new, f.name)) for f in fields(LoraSettings))
+    return [f"lora.{k}: run {_fmt(a)}, recipe {_fmt(b)}" for k, a, b in pairs if a != b]
 
 
 def resume_differences(saved: SavedConfig, model: Any, spec: InputSpec,
-                       lora: LoraSettings | bool | None = False) -> list[str]:
+                       lora: LoraSettings | None = None, *, check_lora: bool = True) -> list[str]:
     """``"model.head: run 'fcn', recipe 'upernet'"`` lines for every key a resume may not change
     (architecture, bands, classes, normalisation, indices, frames, and the LoRA adapter: its
     presence, ``r``, ``alpha``, ``target_modules`` and ``bias``).
 
-    ``lora``: the recipe's ``lora:`` section (None: no LoRA); ``False`` (the default) does not
-    compare LoRA settings.
+    ``lora``: the recipe's ``lora:`` section (None: no LoRA); ``check_lora=False`` leaves the
+    LoRA settings out.
     """
     run = _comparable(dump(saved.model), dump(saved.input))
     new = _comparable(dump(architecture(model)), dump(spec))
     lines = [f"{k}: run {_fmt(run.get(k))}, recipe {_fmt(new.get(k))}"
              for k in sorted(set(run) | set(new)) if run.get(k) != new.get(k)]
-    if lora is not False:
-        lines += _lora_differences(saved, lora if isinstance(lora, LoraSettings) else None,
-                                   architecture(model).backbone)
+    if check_lora:
+        lines += _lora_differences(saved, lora, architecture(model).backbone)
     return lines
+
+
+# The run-folder locks this process holds. A forked child (a DataLoader worker) shares the
+# locked open file with its copy of the fd, and a flock lasts until every copy is closed: a
+# worker that outlives the training would keep the folder locked, so children close theirs.
+_LOCK_FDS: set[int] = set()
+
+
+def _close_lock_fds() -> None:
+    for fd in _LOCK_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _LOCK_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_lock_fds)
 
 
 def _lock_holder(path: Path) -> int | None:
@@ -206,6 +225,10 @@ class RunDir:
         except BlockingIOError:
             os.close(fd)
             pid = _lock_holder(self.path)
+            if pid == os.getpid():  # an earlier training of this process (e.g. a notebook's)
+                log.debug("Run folder '%s' is locked by this process: not locked again.",
+                          self.path)
+                return
             by = f" (process {pid})" if pid else ""
             raise ConfigError(
                 f"output.dir '{self.path}' is in use by another training{by}: two trainings "
@@ -216,12 +239,14 @@ class RunDir:
             log.debug("Run folder '%s' not locked: %s", self.path, err)
             return
         self._lock_fd = fd
+        _LOCK_FDS.add(fd)
 
     def unlock(self) -> None:
         """Release :meth:`lock` (the end of the training)."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        fd, self._lock_fd = self._lock_fd, None
+        if fd in _LOCK_FDS:  # (a forked child closed its copy already)
+            _LOCK_FDS.discard(fd)
+            os.close(fd)
 
     # ------------------------------------------------------------------ before any write
     def prepare(self, recipe: Recipe, resume: bool | str, spec: InputSpec) -> Path | None:
@@ -313,13 +338,21 @@ class RunDir:
             )
 
     def _check_unfinished(self, ckpt: Path, recipe: Recipe) -> None:
-        """``--resume`` of a run that already reached its budget would train nothing: say so."""
+        """``--resume`` of a run that already reached its budget, or that early stopping
+        ended, would train nothing: say so, and what to do instead."""
         try:
-            state = ck.read_state(ckpt)
-            epochs, steps = int(state.get("epoch", -1)) + 1, int(state.get("global_step", 0))
-            elapsed = float(state.get("elapsed", 0.0))
+            state = TrainState.from_json(ck.read_state(ckpt))
+            epochs, steps = int(state.epoch) + 1, int(state.global_step)
+            elapsed = float(state.elapsed)
         except (OSError, ValueError, TypeError, AttributeError):
             return  # a damaged trainer state is reported when it is loaded
+        if state.stopped_early:  # no limit to raise: the run decided to stop
+            raise ConfigError(
+                f"--resume: early stopping (train.early_stopping) ended the run in "
+                f"'{self.path}' after epoch {epochs} ({ckpt.name}); a run that stopped early "
+                "does not continue, and nothing was written. Start a new run in another "
+                "output.dir, or set output.overwrite=true to train this one again from the "
+                "start.", key="train.early_stopping")
         tc = recipe.train
         done = []
         if epochs >= tc.epochs:
@@ -329,8 +362,6 @@ class RunDir:
             done.append(f"{steps}/{tc.max_steps} steps (raise train.max_steps)")
         if recipe.max_seconds is not None and elapsed >= recipe.max_seconds:
             done.append(f"{elapsed:.0f}s of train.max_time {tc.max_time} (raise train.max_time)")
-        if state.get("stopped_early"):
-            done.append(f"early stopping ended it after epoch {epochs} (train.early_stopping)")
         if done:
             raise ConfigError(
                 f"--resume: the run in '{self.path}' is finished ({ckpt.name}): "

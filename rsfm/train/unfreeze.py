@@ -1,8 +1,9 @@
 """Backbone freezing and progressive unfreezing by epoch and by stage/block.
 
-Module specs (relative to the model): ``backbone``, ``neck``, ``head``, ``all``, a module path
-(``backbone.layer4``; ``layer4`` and ``blocks.3`` are looked up in the backbone too), a block range
-``blocks.8-11``, or ``last_blocks:N`` / ``last_stages:N`` (ViT blocks / ResNet ``layer1..4``).
+Module specs (relative to the model; parsed by :func:`rsfm.modelcheck.parse_unfreeze_spec`):
+``backbone``, ``neck``, ``head``, ``all``, a module path (``backbone.layer4``; ``layer4`` and
+``blocks.3`` are looked up in the backbone too), a block range ``blocks.8-11``, or
+``last_blocks:N`` / ``last_stages:N`` (ViT blocks / ResNet ``layer1..4``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from torch import nn
 
 from rsfm.errors import ConfigError
+from rsfm.modelcheck import parse_unfreeze_spec, unknown_module_message
+from rsfm.schema import UnfreezeStep
 
 __all__ = ["UnfreezeScheduler", "freeze_backbone", "resolve_modules", "set_trainable"]
 
@@ -40,31 +43,30 @@ def _units(backbone: nn.Module) -> tuple[list[nn.Module], str]:
 
 
 def resolve_modules(model: nn.Module, spec: str) -> list[nn.Module]:
-    """The modules one spec names (see the module docstring)."""
-    spec = spec.strip()
-    if spec == "all":
+    """The modules one spec names (the grammar: :func:`rsfm.modelcheck.parse_unfreeze_spec`).
+
+    Raises:
+        ConfigError: A malformed spec, or a module path the model does not have (with close
+            matches).
+    """
+    parsed = parse_unfreeze_spec(spec)
+    if parsed.kind == "all":
         return [model]
-    if spec.startswith(("last_blocks:", "last_stages:")):
-        n = int(spec.split(":", 1)[1])
+    if parsed.kind == "last":
         units, _kind = _units(_backbone(model))
-        return units[-n:] if n > 0 else []
-    if "-" in spec.rsplit(".", 1)[-1]:
-        prefix, rng = spec.rsplit(".", 1)
-        lo, hi = (int(x) for x in rng.split("-"))
-        return [m for i in range(lo, hi + 1) for m in resolve_modules(model, f"{prefix}.{i}")]
-    found = _get(model, spec)
+        return units[-parsed.count:] if parsed.count > 0 else []
+    return [_lookup(model, path) for path in parsed.paths]
+
+
+def _lookup(model: nn.Module, path: str) -> nn.Module:
+    """The module at ``path`` in the model, else in its backbone (``blocks.3``, ``layer4``)."""
+    found = _get(model, path)
     if found is None:
         bb = _backbone(model)
-        base = bb.get_base_model() if hasattr(bb, "get_base_model") else bb
-        found = _get(base, spec)
+        found = _get(bb.get_base_model() if hasattr(bb, "get_base_model") else bb, path)
     if found is None:
-        import difflib
-
-        names = [n for n, _ in model.named_modules() if n and n.count(".") <= 2]
-        close = difflib.get_close_matches(spec, names, n=3)
-        raise ConfigError(f"Unfreeze spec {spec!r} names no module of the model."
-                          + (f" Did you mean {close}?" if close else ""))
-    return [found]
+        raise ConfigError(unknown_module_message(path, (n for n, _ in model.named_modules())))
+    return found
 
 
 def set_trainable(modules: Iterable[nn.Module], trainable: bool,
@@ -96,39 +98,33 @@ class UnfreezeScheduler:
     asked for explicitly; the frozen base weights of LoRA-wrapped layers stay frozen.
     """
 
-    def __init__(self, steps: Sequence[object], lora: bool = False) -> None:
-        self.steps = sorted(steps, key=lambda s: s.epoch)  # type: ignore[attr-defined]
+    def __init__(self, steps: Sequence[UnfreezeStep], lora: bool = False) -> None:
+        self.steps = sorted(steps, key=lambda s: s.epoch)
         self.lora = lora
 
     @staticmethod
-    def check(model: nn.Module, steps: Sequence[object]) -> None:
+    def check(model: nn.Module, steps: Sequence[UnfreezeStep]) -> None:
         """Resolve every step's module names now, before the first epoch is trained.
 
         Raises:
-            ConfigError: A name matches no module (names ``train.freeze.unfreeze[i].modules``,
-                the name and close matches).
+            ConfigError: A malformed spec or a name that matches no module (names
+                ``train.freeze.unfreeze[i].modules``, the name and close matches).
         """
         for i, step in enumerate(steps):
-            for spec in step.modules:  # type: ignore[attr-defined]
+            for spec in step.modules:
                 try:
                     resolve_modules(model, spec)
                 except ConfigError as err:
                     raise ConfigError(f"train.freeze.unfreeze[{i}].modules (epoch: "
-                                      f"{step.epoch}): {err}",  # type: ignore[attr-defined]
-                                      key="train.freeze.unfreeze") from None
-                except ValueError:  # "blocks.8-x", "last_blocks:x"
-                    raise ConfigError(f"train.freeze.unfreeze[{i}].modules: {spec!r} is not a "
-                                      "module name, a block range (blocks.8-11) or "
-                                      "last_blocks:N / last_stages:N.",
+                                      f"{step.epoch}): {err}",
                                       key="train.freeze.unfreeze") from None
 
     def apply(self, model: nn.Module, epoch: int, upto: bool = False) -> list[str]:
         """Unfreeze the steps of ``epoch`` (or of every epoch <= ``epoch`` when ``upto``)."""
         done = []
         for step in self.steps:
-            e = step.epoch  # type: ignore[attr-defined]
-            if e == epoch or (upto and e <= epoch):
-                for spec in step.modules:  # type: ignore[attr-defined]
+            if step.epoch == epoch or (upto and step.epoch <= epoch):
+                for spec in step.modules:
                     mods = resolve_modules(model, spec)
                     skip = ("base_layer",) if self.lora else ()
                     n = set_trainable(mods, True, skip=skip)

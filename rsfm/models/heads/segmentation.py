@@ -23,6 +23,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPPooling, DeepLab
 from torchvision.models.segmentation.fcn import FCNHead
 
 from rsfm.errors import ConfigError
+from rsfm.modelcheck import check_head_kwargs
 
 __all__ = [
     "SEGMENTATION_HEADS",
@@ -368,8 +369,7 @@ SEGMENTATION_HEADS: dict[str, type[SegmentationHead]] = {
 def build_segmentation_head(kind: str, in_channels: Sequence[int], in_strides: Sequence[int],
                             num_classes: int, **kwargs: object) -> SegmentationHead:
     """Build a segmentation head by name; unknown options raise a ConfigError listing the allowed ones."""
-    from rsfm.models.heads import check_kwargs
 
     cls = SEGMENTATION_HEADS[kind]
-    check_kwargs(cls, kind, kwargs, skip=("in_channels", "in_strides", "num_classes"))
+    check_head_kwargs(kind, kwargs)
     return cls(in_channels, in_strides, num_classes, **kwargs)  # type: ignore[arg-type]
