@@ -87,16 +87,13 @@ def _data_folders(recipe: Recipe) -> list[tuple[str, Path, bool]]:
     """``(key, folder or pattern, is_pattern)`` of every ``data.<split>.images`` / ``labels``
     entry that is a folder or a wildcard pattern (a single file is neither)."""
     out = []
-    for split in ("train", "val", "test"):
-        source = getattr(recipe.data, split, None)
-        for what in ("images", "labels"):
-            value = getattr(source, what, None) if source is not None else None
-            for entry in (value,) if isinstance(value, str) else value or ():
-                path = Path(str(entry)).expanduser()
-                if any(_GLOB.intersection(q) for q in path.parts):
-                    out.append((f"data.{split}.{what}", path.absolute(), True))
-                elif path.is_dir():
-                    out.append((f"data.{split}.{what}", path, False))
+    for split, source in recipe.data.sources():
+        for what, entry in source.paths(("images", "labels")):
+            path = Path(entry).expanduser()
+            if any(_GLOB.intersection(q) for q in path.parts):
+                out.append((f"data.{split}.{what}", path.absolute(), True))
+            elif path.is_dir():
+                out.append((f"data.{split}.{what}", path, False))
     return out
 
 

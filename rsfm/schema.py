@@ -168,6 +168,17 @@ class DataSource:
     manifest: str | None = None
     split: str | None = None
     split_file: str | None = None
+    # the keys that name files or folders (what a command reads, and relative paths resolve)
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("images", "labels", "manifest", "split_file")
+
+    def paths(self, keys: Sequence[str] = PATH_KEYS) -> list[tuple[str, str]]:
+        """``(key, path)`` of every file, folder or pattern this split names under ``keys``."""
+        out = []
+        for key in keys:
+            value = getattr(self, key)
+            for entry in (value,) if isinstance(value, str) else value or ():
+                out.append((key, entry))
+        return out
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "images", "labels")
@@ -248,6 +259,11 @@ class DataConfig:
     num_workers: int = 0
     skip_nodata: bool = True
     missing_labels: Literal["error", "skip"] = "error"  # chips: images without a label file
+
+    def sources(self) -> list[tuple[str, DataSource]]:
+        """``(split, source)`` of the splits the recipe states (train, then val and test)."""
+        return [(name, src) for name, src in (("train", self.train), ("val", self.val),
+                                              ("test", self.test)) if src is not None]
 
     def __post_init__(self) -> None:
         freeze_sequences(self, "classes", "bands", "indices", "file_bands", "label_ignore_values")

@@ -49,7 +49,7 @@ from rsfm.metrics import classification_metrics, segmentation_metrics
 from rsfm.preflight import preflight
 from rsfm.recipe import load_recipe, recipe_to_dict, recipe_to_yaml, validate_recipe
 from rsfm.saved import read_saved_config
-from rsfm.schema import Recipe, TrainConfig, parse_duration
+from rsfm.schema import DataSource, Recipe, TrainConfig, parse_duration
 from rsfm.spec import InputSpec
 from rsfm.train import checkpoint as ck
 from rsfm.train.data import build_loaders
@@ -79,7 +79,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EPOCHS = 10
 MAX_EPOCHS = 1000  # the epoch cap of a fit limited by max_time only
-_PATH_KEYS = ("images", "labels", "manifest", "split_file")
 # how the YAML files ``to_recipe`` writes start (an existing one may be replaced)
 _TO_RECIPE_HEADER = "# Written by rsfm.learn ("
 
@@ -720,24 +719,13 @@ class Learner:
         if blocker is not None:
             raise ConfigError(f"to_recipe: cannot write '{target}': '{blocker}' is a file, not a "
                               "folder; choose another path.")
-        d = self.recipe.data
         reads = [self.recipe.source] + [
-            v for split in (d.train, d.val, d.test) if split is not None
-            for key in _PATH_KEYS for v in _strings(getattr(split, key, None))]
+            path for _, src in self.recipe.data.sources() for _, path in src.paths()]
         check_output_path(target, inputs=[p for p in reads if p], model_dir=self.run_dir,
                           what="to_recipe: path", hint="choose another path")
         if os.path.lexists(target) and not overwrite and not _recipe_by_rsfm(target):
             raise ConfigError(f"to_recipe: '{target}' exists and rsfm did not write it; pass "
                               "overwrite=True to replace it, or choose another path.")
-
-
-def _strings(value: Any) -> list[str]:
-    """A path or a list of paths as a list (anything else: none)."""
-    if isinstance(value, (str, os.PathLike)):
-        return [str(value)]
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if isinstance(v, (str, os.PathLike))]
-    return []
 
 
 def _recipe_by_rsfm(path: Path) -> bool:
@@ -812,7 +800,7 @@ def _relative_paths(data: dict[str, Any], base: Path) -> None:
     for split in ("train", "val", "test"):
         src = data["data"].get(split)
         if isinstance(src, dict):
-            for key in _PATH_KEYS:
+            for key in DataSource.PATH_KEYS:
                 if src.get(key) is not None:
                     src[key] = rel(src[key])
 
