@@ -444,3 +444,14 @@ def write_section(path: Path | None, title: str, body: str) -> None:
     """Write ``## title`` + ``body`` to ``path`` (used by ``bench/run_all.py``)."""
     if path is not None:
         path.write_text(f"## {title}\n\n{body.rstrip()}\n")
+
+
+def run_logged(cmd: Sequence[str], *, tag: str, log: Path, out: Path, cwd: Path) -> dict[str, Any]:
+    """Run one training run's subprocess (the quality benches) with its output in ``log`` and
+    return the JSON it wrote to ``out``; a failed run raises, naming the log."""
+    with log.open("w") as fh:
+        proc = subprocess.run(list(cmd), stdout=fh, stderr=subprocess.STDOUT, cwd=str(cwd),
+                              check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tag} failed (exit {proc.returncode}); see {log}")
+    return json.loads(out.read_text())

@@ -38,13 +38,14 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from _harness import run_logged
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -111,11 +112,7 @@ def _launch(args: argparse.Namespace, side: str, dataset: str, seed: int, max_st
         cmd += ["--set", s]
     log = results / f"{tag}.log"
     t = time.perf_counter()
-    with log.open("w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=str(work), check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tag} failed (exit {proc.returncode}); see {log}")
-    res = json.loads(out.read_text())
+    res = run_logged(cmd, tag=tag, log=log, out=out, cwd=work)
     print(f"  {tag}: test mIoU {res['test_miou']:.4f}, {res['steps']} steps, "
           f"{res['wall_seconds']:.0f} s wall, {res['cpu_seconds']:.0f} CPU s "
           f"(process {time.perf_counter() - t:.0f} s)", flush=True)

@@ -43,13 +43,14 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+
+from _harness import run_logged
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -363,11 +364,7 @@ def _launch(args: argparse.Namespace, side: str, seed: int, tag: str) -> dict[st
     for s in args.set:
         cmd += ["--set", s]
     log = results / f"{tag}.log"
-    with log.open("w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=str(work), check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tag} failed (exit {proc.returncode}); see {log}")
-    res = json.loads(out.read_text())
+    res = run_logged(cmd, tag=tag, log=log, out=out, cwd=work)
     print(f"  {tag}: test mAP@0.5 {res['test_map_50']:.3f} (mAP {res['test_map']:.3f}), "
           f"{res['steps']} steps, {res['wall_seconds']:.0f} s wall, {_step_wall(res):.2f} s/step, "
           f"{res['mean_dets']:.0f} dets/chip", flush=True)
